@@ -1,0 +1,104 @@
+//! Per-buyer purchase limits of one sale item.
+//!
+//! A `DashMap` from buyer to units held; the check and the increment happen
+//! under one shard lock, so two concurrent orders from the same buyer cannot
+//! both squeeze under the limit. Units come back when an order is cancelled
+//! or expires, so the limit counts live (reserved, paying, paid) orders.
+
+use dashmap::DashMap;
+
+#[derive(Default)]
+pub struct PerUserLimits {
+    held: DashMap<Box<str>, u32>,
+}
+
+/// The buyer would hold more than the limit; `held` is what they hold now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LimitExceeded {
+    pub held: u32,
+}
+
+impl PerUserLimits {
+    /// Adds `quantity` to the buyer's count if the result stays within `limit`.
+    pub fn try_acquire(&self, buyer: &str, quantity: u32, limit: u32) -> Result<(), LimitExceeded> {
+        if let Some(mut held) = self.held.get_mut(buyer) {
+            if *held + quantity > limit {
+                return Err(LimitExceeded { held: *held });
+            }
+            *held += quantity;
+            return Ok(());
+        }
+        if quantity > limit {
+            return Err(LimitExceeded { held: 0 });
+        }
+        let mut held = self.held.entry(buyer.into()).or_insert(0);
+        if *held + quantity > limit {
+            return Err(LimitExceeded { held: *held });
+        }
+        *held += quantity;
+        Ok(())
+    }
+
+    /// Gives back units of a cancelled or expired order.
+    pub fn release(&self, buyer: &str, quantity: u32) {
+        let remove = match self.held.get_mut(buyer) {
+            Some(mut held) => {
+                debug_assert!(*held >= quantity, "released more than was held");
+                *held = held.saturating_sub(quantity);
+                *held == 0
+            }
+            None => {
+                debug_assert!(false, "released units of a buyer who holds none");
+                false
+            }
+        };
+        if remove {
+            self.held.remove_if(buyer, |_, held| *held == 0);
+        }
+    }
+
+    pub fn held(&self, buyer: &str) -> u32 {
+        self.held.get(buyer).map_or(0, |held| *held)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_counts_live_units_and_frees_them_on_release() {
+        let limits = PerUserLimits::default();
+        assert_eq!(limits.try_acquire("alice", 2, 3), Ok(()));
+        assert_eq!(
+            limits.try_acquire("alice", 2, 3),
+            Err(LimitExceeded { held: 2 })
+        );
+        assert_eq!(limits.try_acquire("alice", 1, 3), Ok(()));
+        assert_eq!(
+            limits.try_acquire("bob", 4, 3),
+            Err(LimitExceeded { held: 0 })
+        );
+        limits.release("alice", 3);
+        assert_eq!(limits.held("alice"), 0);
+        assert_eq!(limits.try_acquire("alice", 3, 3), Ok(()));
+    }
+
+    #[test]
+    fn concurrent_orders_of_one_buyer_never_pass_the_limit() {
+        let limits = std::sync::Arc::new(PerUserLimits::default());
+        let threads: Vec<_> = (0..8)
+            .map(|_| {
+                let limits = limits.clone();
+                std::thread::spawn(move || {
+                    (0..100)
+                        .filter(|_| limits.try_acquire("carol", 1, 5).is_ok())
+                        .count()
+                })
+            })
+            .collect();
+        let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
+        assert_eq!(granted, 5);
+        assert_eq!(limits.held("carol"), 5);
+    }
+}

@@ -1,0 +1,126 @@
+//! Inventory: how many units of an item are left, who holds how many, and
+//! which idempotency keys have already made an order.
+//!
+//! Everything here is lock-free or striped: the stock lives in atomic shards
+//! ([`shards`]), per-buyer counts and idempotency keys in `DashMap`s whose
+//! shard locks are held for a few instructions. Nothing on the order path
+//! takes a lock shared by all requests.
+
+pub mod idempotency;
+pub mod limits;
+pub mod shards;
+
+pub use idempotency::{IdempotencyKeys, KeyClaim, OrderRequest};
+pub use limits::{LimitExceeded, PerUserLimits};
+pub use shards::{Cell, Shards, Shortage};
+
+use std::sync::atomic::{AtomicI64, Ordering};
+
+/// The stock of one sale item and the counters its stats are made of.
+///
+/// Only the shards change on a reservation; `reserved` is derived
+/// (`stock - remaining - paid`) so the hot path touches no shared counter.
+/// Invariant: `remaining + reserved + paid == stock`, and none is negative.
+pub struct ItemStock {
+    shards: Shards,
+    stock_total: AtomicI64,
+    paid_total: AtomicI64,
+    released_total: AtomicI64,
+}
+
+/// A point-in-time view of an item's stock, exact when no request is in flight.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct StockCounts {
+    pub stock: i64,
+    pub reserved: i64,
+    pub paid: i64,
+    pub released: i64,
+    pub remaining: i64,
+}
+
+impl ItemStock {
+    pub fn new(shard_count: usize, stock: i64) -> Self {
+        ItemStock {
+            shards: Shards::new(shard_count, stock),
+            stock_total: AtomicI64::new(stock),
+            paid_total: AtomicI64::new(0),
+            released_total: AtomicI64::new(0),
+        }
+    }
+
+    pub fn reserve(&self, quantity: i64, hint: usize) -> Result<(), Shortage> {
+        self.shards.reserve(quantity, hint)
+    }
+
+    /// Returns the units of an expired or cancelled hold.
+    pub fn release(&self, quantity: i64, hint: usize) {
+        self.shards.release(quantity, hint);
+        self.released_total.fetch_add(quantity, Ordering::Relaxed);
+    }
+
+    pub fn restock(&self, quantity: i64) {
+        // Count the stock before it becomes reservable so `reserved` is
+        // never observed negative.
+        self.stock_total.fetch_add(quantity, Ordering::SeqCst);
+        self.shards.restock(quantity);
+    }
+
+    /// A held unit becomes paid: it stays out of the shards for good.
+    pub fn mark_paid(&self, quantity: i64) {
+        self.paid_total.fetch_add(quantity, Ordering::SeqCst);
+    }
+
+    pub fn remaining(&self) -> i64 {
+        self.shards.remaining()
+    }
+
+    pub fn is_sold_out(&self) -> bool {
+        self.shards.is_sold_out_flagged()
+    }
+
+    pub fn counts(&self) -> StockCounts {
+        let stock = self.stock_total.load(Ordering::SeqCst);
+        let paid = self.paid_total.load(Ordering::SeqCst);
+        let remaining = self.shards.remaining();
+        let reserved = (stock - remaining - paid).max(0);
+        let counts = StockCounts {
+            stock,
+            reserved,
+            paid,
+            released: self.released_total.load(Ordering::Relaxed),
+            remaining,
+        };
+        debug_assert!(counts.remaining >= 0 && counts.paid >= 0);
+        counts
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_conserve_stock_through_reserve_release_restock_and_pay() {
+        let item = ItemStock::new(4, 10);
+        item.reserve(3, 0).unwrap();
+        item.reserve(2, 1).unwrap();
+        item.release(2, 1);
+        item.mark_paid(3);
+        item.restock(5);
+        let counts = item.counts();
+        assert_eq!(
+            counts,
+            StockCounts {
+                stock: 15,
+                reserved: 0,
+                paid: 3,
+                released: 2,
+                remaining: 12
+            }
+        );
+        assert_eq!(
+            counts.remaining + counts.reserved + counts.paid,
+            counts.stock
+        );
+    }
+}

@@ -1,0 +1,8 @@
+//! flashgate: an order gateway for livestream flash sales on WeChat.
+//!
+//! The module tree follows docs/ARCHITECTURE.md. The order path, top to
+//! bottom: [`http`] (parse, authenticate, admit) → [`sale`] (the engine:
+//! sale life cycle, order state machine, holds) → [`inventory`] (lock-free
+//! stock shards, per-buyer limits, idempotency keys).
+
+pub mod inventory;
