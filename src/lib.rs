@@ -5,4 +5,13 @@
 //! sale life cycle, order state machine, holds) → [`inventory`] (lock-free
 //! stock shards, per-buyer limits, idempotency keys).
 
+pub mod app;
+pub mod clock;
+pub mod config;
+pub mod http;
+pub mod ids;
 pub mod inventory;
+pub mod metrics;
+pub mod money;
+pub mod sale;
+pub mod shutdown;

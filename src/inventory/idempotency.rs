@@ -32,7 +32,7 @@ pub struct IdempotencyKeys {
 /// The outcome of claiming a key.
 #[derive(Debug, PartialEq, Eq)]
 pub enum KeyClaim {
-    /// The key is new: go on and make the order, then `complete` or `abandon`.
+    /// The key is new: go on and make the order, then `bind` it to the order or `abandon` it.
     Claimed,
     /// The same key and body already made this order.
     Replay { order_id: String },
@@ -67,16 +67,9 @@ impl IdempotencyKeys {
         }
     }
 
-    /// Binds a claimed key to the order it made.
-    pub fn complete(&self, buyer: &str, key: &str, order_id: &str) {
-        if let Some(mut claim) = self.claims.get_mut(&(buyer.into(), key.into())) {
-            debug_assert!(claim.order_id.is_none());
-            claim.order_id = Some(order_id.to_owned());
-        }
-    }
-
-    /// Restores a key with its order, as replay after a restart does.
-    pub fn restore(&self, buyer: &str, key: &str, request: OrderRequest, order_id: &str) {
+    /// Binds a key to the order it made: completes a live claim, or
+    /// restores the key when an event is replayed.
+    pub fn bind(&self, buyer: &str, key: &str, request: OrderRequest, order_id: &str) {
         self.claims.insert(
             (buyer.into(), key.into()),
             Claim {
@@ -120,7 +113,7 @@ mod tests {
         let keys = IdempotencyKeys::default();
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::InProgress);
-        keys.complete("alice", "k", "order-1");
+        keys.bind("alice", "k", request(1), "order-1");
         assert_eq!(
             keys.claim("alice", "k", &request(1)),
             KeyClaim::Replay {
@@ -141,7 +134,7 @@ mod tests {
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
         keys.abandon("alice", "k");
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
-        keys.complete("alice", "k", "order-1");
+        keys.bind("alice", "k", request(1), "order-1");
         keys.abandon("alice", "k");
         assert_eq!(keys.len(), 1);
     }

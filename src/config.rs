@@ -1,0 +1,439 @@
+//! Configuration: one typed struct with defaults and validation.
+//!
+//! Sources, later ones winning: the built-in defaults, the TOML file given by
+//! `--config`, then environment variables `FLASHGATE__<SECTION>__<KEY>`.
+//! An environment value takes the type of the key it overrides (a list key
+//! takes a comma list). Every key is documented in `config/flashgate.toml`.
+//! A bad value stops start-up with an error that names the key.
+
+use serde::{Deserialize, Serialize};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+pub const ENV_PREFIX: &str = "FLASHGATE__";
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub auth: AuthConfig,
+    pub inventory: InventoryConfig,
+    pub sale: SaleConfig,
+    pub storage: StorageConfig,
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ServerConfig {
+    pub listen: String,
+    pub requests_in_flight_max: usize,
+    pub connections_max: usize,
+    pub body_bytes_max: usize,
+    pub retry_after_seconds: u32,
+    pub shutdown_grace_seconds: u64,
+    pub sse_streams_max: usize,
+    pub workers: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AuthConfig {
+    pub session_secret: String,
+    pub admin_tokens: Vec<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct InventoryConfig {
+    pub shards: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct SaleConfig {
+    pub sales_max: usize,
+    pub items_per_sale_max: usize,
+    pub stock_per_item_max: i64,
+    pub hold_tick_ms: u64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StorageConfig {
+    pub data_dir: PathBuf,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct LogConfig {
+    pub level: String,
+}
+
+/// The development credentials of the defaults; start-up warns when in use.
+pub const DEV_SESSION_SECRET: &str = "flashgate-dev-session-secret-change-me";
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            listen: "127.0.0.1:8080".into(),
+            requests_in_flight_max: 4096,
+            connections_max: 16384,
+            body_bytes_max: 16 * 1024,
+            retry_after_seconds: 1,
+            shutdown_grace_seconds: 10,
+            sse_streams_max: 1024,
+            workers: 0,
+        }
+    }
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_secret: DEV_SESSION_SECRET.into(),
+            admin_tokens: vec![
+                "admin:dev-admin-token".into(),
+                "host:dev-host-token".into(),
+                "ops:dev-ops-token".into(),
+            ],
+        }
+    }
+}
+
+impl Default for InventoryConfig {
+    fn default() -> Self {
+        InventoryConfig { shards: 16 }
+    }
+}
+
+impl Default for SaleConfig {
+    fn default() -> Self {
+        SaleConfig {
+            sales_max: 1024,
+            items_per_sale_max: 100,
+            stock_per_item_max: 10_000_000,
+            hold_tick_ms: 200,
+        }
+    }
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        StorageConfig {
+            data_dir: PathBuf::from("data"),
+        }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path} is not valid TOML: {message}")]
+    Syntax { path: PathBuf, message: String },
+    #[error("config key `{key}`: {message}")]
+    Key { key: String, message: String },
+    #[error("environment variable {var}: {message}")]
+    Env { var: String, message: String },
+}
+
+fn key_error(key: &str, message: impl Into<String>) -> ConfigError {
+    ConfigError::Key {
+        key: key.into(),
+        message: message.into(),
+    }
+}
+
+impl Config {
+    /// Defaults, then `path` if given, then the process environment.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        Config::load_from(path, std::env::vars())
+    }
+
+    pub fn load_from(
+        path: Option<&Path>,
+        env: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let mut merged = toml::Value::try_from(Config::default())
+            .map_err(|error| key_error("(defaults)", error.to_string()))?;
+        if let Some(path) = path {
+            let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                path: path.to_owned(),
+                source,
+            })?;
+            let file: toml::Value = toml::from_str(&text).map_err(|error| ConfigError::Syntax {
+                path: path.to_owned(),
+                message: error.message().to_owned(),
+            })?;
+            merge_file(&mut merged, file, "")?;
+        }
+        for (var, value) in env {
+            if let Some(rest) = var.strip_prefix(ENV_PREFIX) {
+                apply_env(&mut merged, &var, rest, &value)?;
+            }
+        }
+        let config: Config = serde_path_to_error::deserialize(merged)
+            .map_err(|error| key_error(&error.path().to_string(), error.inner().to_string()))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn listen_addr(&self) -> SocketAddr {
+        // validate() has parsed it already.
+        self.server.listen.parse().expect("server.listen validated")
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.server.listen.parse::<SocketAddr>().is_err() {
+            return Err(key_error(
+                "server.listen",
+                "expected an address like 127.0.0.1:8080",
+            ));
+        }
+        positive(
+            "server.requests_in_flight_max",
+            self.server.requests_in_flight_max,
+        )?;
+        positive("server.connections_max", self.server.connections_max)?;
+        positive("server.sse_streams_max", self.server.sse_streams_max)?;
+        if !(1024..=1024 * 1024).contains(&self.server.body_bytes_max) {
+            return Err(key_error(
+                "server.body_bytes_max",
+                "must be within 1024..=1048576",
+            ));
+        }
+        if !(1..=3600).contains(&self.server.retry_after_seconds) {
+            return Err(key_error(
+                "server.retry_after_seconds",
+                "must be within 1..=3600",
+            ));
+        }
+        if self.auth.session_secret.len() < 32 {
+            return Err(key_error(
+                "auth.session_secret",
+                "must be at least 32 bytes",
+            ));
+        }
+        crate::http::auth::AdminTokens::parse(&self.auth.admin_tokens)
+            .map_err(|message| key_error("auth.admin_tokens", message))?;
+        if !(1..=256).contains(&self.inventory.shards) {
+            return Err(key_error("inventory.shards", "must be within 1..=256"));
+        }
+        positive("sale.sales_max", self.sale.sales_max)?;
+        positive("sale.items_per_sale_max", self.sale.items_per_sale_max)?;
+        if self.sale.stock_per_item_max < 1 {
+            return Err(key_error("sale.stock_per_item_max", "must be at least 1"));
+        }
+        if !(10..=5000).contains(&self.sale.hold_tick_ms) {
+            return Err(key_error("sale.hold_tick_ms", "must be within 10..=5000"));
+        }
+        if self.storage.data_dir.as_os_str().is_empty() {
+            return Err(key_error("storage.data_dir", "must not be empty"));
+        }
+        self.log
+            .level
+            .parse::<tracing_subscriber::filter::Targets>()
+            .map_err(|error| key_error("log.level", error.to_string()))?;
+        Ok(())
+    }
+
+    /// True while the built-in development credentials are in use.
+    pub fn uses_dev_credentials(&self) -> bool {
+        let defaults = AuthConfig::default();
+        self.auth.session_secret == DEV_SESSION_SECRET
+            || self
+                .auth
+                .admin_tokens
+                .iter()
+                .any(|token| defaults.admin_tokens.contains(token))
+    }
+}
+
+fn positive(key: &str, value: usize) -> Result<(), ConfigError> {
+    if value == 0 {
+        return Err(key_error(key, "must be at least 1"));
+    }
+    Ok(())
+}
+
+/// Overlays a parsed file on the defaults, refusing keys the defaults lack.
+fn merge_file(
+    base: &mut toml::Value,
+    overlay: toml::Value,
+    prefix: &str,
+) -> Result<(), ConfigError> {
+    let (toml::Value::Table(base), toml::Value::Table(overlay)) = (base, overlay) else {
+        return Err(key_error(prefix, "expected a table"));
+    };
+    for (key, value) in overlay {
+        let path = if prefix.is_empty() {
+            key.clone()
+        } else {
+            format!("{prefix}.{key}")
+        };
+        match base.get_mut(&key) {
+            None => return Err(key_error(&path, "unknown key")),
+            Some(slot @ toml::Value::Table(_)) => merge_file(slot, value, &path)?,
+            Some(slot) => *slot = value,
+        }
+    }
+    Ok(())
+}
+
+fn apply_env(
+    merged: &mut toml::Value,
+    var: &str,
+    rest: &str,
+    raw: &str,
+) -> Result<(), ConfigError> {
+    let env_error = |message: &str| ConfigError::Env {
+        var: var.into(),
+        message: message.into(),
+    };
+    let mut parts = rest.split("__");
+    let (Some(section), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
+        return Err(env_error("expected FLASHGATE__<SECTION>__<KEY>"));
+    };
+    let (section, key) = (section.to_ascii_lowercase(), key.to_ascii_lowercase());
+    let slot = merged
+        .get_mut(&section)
+        .and_then(|table| table.get_mut(&key))
+        .ok_or_else(|| env_error(&format!("unknown key `{section}.{key}`")))?;
+    let value = match slot {
+        toml::Value::String(_) => toml::Value::String(raw.to_owned()),
+        toml::Value::Integer(_) => toml::Value::Integer(
+            raw.trim()
+                .parse()
+                .map_err(|_| env_error(&format!("`{section}.{key}` expects an integer")))?,
+        ),
+        toml::Value::Boolean(_) => toml::Value::Boolean(
+            raw.trim()
+                .parse()
+                .map_err(|_| env_error(&format!("`{section}.{key}` expects true or false")))?,
+        ),
+        toml::Value::Array(_) => toml::Value::Array(
+            raw.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(|item| toml::Value::String(item.to_owned()))
+                .collect(),
+        ),
+        _ => {
+            return Err(env_error(&format!(
+                "`{section}.{key}` cannot be set from the environment"
+            )))
+        }
+    };
+    *slot = value;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let config = Config::load_from(None, env(&[])).unwrap();
+        assert_eq!(config.server.body_bytes_max, 16384);
+        assert!(config.uses_dev_credentials());
+    }
+
+    #[test]
+    fn the_documented_config_file_matches_the_defaults() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/flashgate.toml");
+        let from_file = Config::load_from(Some(&path), env(&[])).unwrap();
+        let from_file = toml::Value::try_from(from_file).unwrap();
+        assert_eq!(from_file, toml::Value::try_from(Config::default()).unwrap());
+    }
+
+    #[test]
+    fn environment_overrides_every_kind_of_key() {
+        let config = Config::load_from(
+            None,
+            env(&[
+                ("FLASHGATE__SERVER__LISTEN", "0.0.0.0:9000"),
+                ("FLASHGATE__SERVER__REQUESTS_IN_FLIGHT_MAX", "7"),
+                ("FLASHGATE__STORAGE__DATA_DIR", "/tmp/fg"),
+                (
+                    "FLASHGATE__AUTH__SESSION_SECRET",
+                    "0123456789abcdef0123456789abcdef",
+                ),
+                (
+                    "FLASHGATE__AUTH__ADMIN_TOKENS",
+                    "host:host-token-0001, ops:ops-token-00002",
+                ),
+                ("UNRELATED", "x"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(config.server.listen, "0.0.0.0:9000");
+        assert_eq!(config.server.requests_in_flight_max, 7);
+        assert_eq!(config.storage.data_dir, PathBuf::from("/tmp/fg"));
+        assert_eq!(
+            config.auth.admin_tokens,
+            vec!["host:host-token-0001", "ops:ops-token-00002"]
+        );
+        assert!(!config.uses_dev_credentials());
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let error = Config::load_from(None, env(&[("FLASHGATE__SERVER__LISTEN", "nowhere")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.listen"), "{error}");
+        let error = Config::load_from(None, env(&[("FLASHGATE__SERVER__WORKERS", "many")]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("FLASHGATE__SERVER__WORKERS") && error.contains("integer"),
+            "{error}"
+        );
+        let error = Config::load_from(None, env(&[("FLASHGATE__SERVER__NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.nope"), "{error}");
+        let error = Config::load_from(None, env(&[("FLASHGATE__AUTH__ADMIN_TOKENS", "king:x")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("auth.admin_tokens"), "{error}");
+    }
+
+    #[test]
+    fn unknown_and_mistyped_file_keys_name_the_key() {
+        let dir = std::env::temp_dir().join(format!("fg-config-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("bad.toml");
+        std::fs::write(&path, "[server]\nlisten_port = 1\n").unwrap();
+        let error = Config::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("server.listen_port"), "{error}");
+        std::fs::write(&path, "[inventory]\nshards = \"many\"\n").unwrap();
+        let error = Config::load_from(Some(&path), env(&[]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("inventory.shards"), "{error}");
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}

@@ -1,0 +1,271 @@
+//! Authentication: storefront session tokens and admin tokens.
+//!
+//! Storefront: an HS256 JWT from the brand's login service; `sub` is the
+//! buyer's openid, `exp` is checked. The HMAC is ring's and its verification
+//! is constant-time. Admin: bearer tokens with a role, kept only as SHA-256
+//! digests and compared in constant time (`subtle`) against every configured digest.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ring::{digest, hmac};
+use serde::Deserialize;
+use subtle::ConstantTimeEq;
+
+/// What an admin token may do. `admin` ⊇ `host` ⊇ `ops`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Role {
+    Ops,
+    Host,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(name: &str) -> Option<Role> {
+        match name {
+            "ops" => Some(Role::Ops),
+            "host" => Some(Role::Host),
+            "admin" => Some(Role::Admin),
+            _ => None,
+        }
+    }
+
+    pub fn allows(self, required: Role) -> bool {
+        self >= required
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Ops => "ops",
+            Role::Host => "host",
+            Role::Admin => "admin",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token in the Authorization header")]
+    Missing,
+    #[error("malformed session token")]
+    Malformed,
+    #[error("session token signature is invalid")]
+    BadSignature,
+    #[error("session token has expired")]
+    Expired,
+    #[error("unknown admin token")]
+    UnknownAdminToken,
+}
+
+/// Verifies (and, for tools and tests, issues) storefront session tokens.
+pub struct SessionKeys {
+    key: hmac::Key,
+}
+
+#[derive(Deserialize)]
+struct Header {
+    alg: String,
+}
+
+#[derive(Deserialize)]
+struct Claims {
+    sub: String,
+    exp: i64,
+}
+
+const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
+pub const OPENID_BYTES_MAX: usize = 128;
+
+impl SessionKeys {
+    pub fn new(secret: &[u8]) -> SessionKeys {
+        SessionKeys {
+            key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+        }
+    }
+
+    /// Returns the buyer's openid when the token is valid at `now_seconds`.
+    pub fn verify(&self, token: &str, now_seconds: i64) -> Result<String, AuthError> {
+        let mut parts = token.split('.');
+        let (Some(header), Some(payload), Some(signature), None) =
+            (parts.next(), parts.next(), parts.next(), parts.next())
+        else {
+            return Err(AuthError::Malformed);
+        };
+        let signature = URL_SAFE_NO_PAD
+            .decode(signature)
+            .map_err(|_| AuthError::Malformed)?;
+        let signed = &token[..header.len() + 1 + payload.len()];
+        hmac::verify(&self.key, signed.as_bytes(), &signature)
+            .map_err(|_| AuthError::BadSignature)?;
+        let header: Header = decode_part(header)?;
+        if header.alg != "HS256" {
+            return Err(AuthError::Malformed);
+        }
+        let claims: Claims = decode_part(payload)?;
+        let sub_ok = !claims.sub.is_empty()
+            && claims.sub.len() <= OPENID_BYTES_MAX
+            && claims.sub.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
+        if !sub_ok {
+            return Err(AuthError::Malformed);
+        }
+        if claims.exp <= now_seconds {
+            return Err(AuthError::Expired);
+        }
+        Ok(claims.sub)
+    }
+
+    /// Issues a token for `openid` expiring at `exp_seconds` (Unix time).
+    pub fn issue(&self, openid: &str, exp_seconds: i64) -> String {
+        let claims = serde_json::json!({ "sub": openid, "exp": exp_seconds });
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(JWT_HEADER),
+            URL_SAFE_NO_PAD.encode(claims.to_string())
+        );
+        let tag = hmac::sign(&self.key, signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+}
+
+fn decode_part<T: serde::de::DeserializeOwned>(part: &str) -> Result<T, AuthError> {
+    let bytes = URL_SAFE_NO_PAD
+        .decode(part)
+        .map_err(|_| AuthError::Malformed)?;
+    serde_json::from_slice(&bytes).map_err(|_| AuthError::Malformed)
+}
+
+/// Admin tokens as `(role, SHA-256 digest)`.
+pub struct AdminTokens {
+    digests: Vec<(Role, [u8; 32])>,
+}
+
+impl AdminTokens {
+    /// Parses `role:token` or `role:sha256:<64 hex digits>` entries.
+    pub fn parse(entries: &[String]) -> Result<AdminTokens, String> {
+        let mut digests = Vec::with_capacity(entries.len());
+        for (index, entry) in entries.iter().enumerate() {
+            let (role, secret) = entry
+                .split_once(':')
+                .ok_or_else(|| format!("entry {index} must be `role:token`"))?;
+            let role = Role::parse(role).ok_or_else(|| {
+                format!("entry {index} has unknown role `{role}` (use admin, host or ops)")
+            })?;
+            let digest = match secret.strip_prefix("sha256:") {
+                Some(hex) => parse_hex_digest(hex)
+                    .ok_or_else(|| format!("entry {index}: sha256 needs 64 hex digits"))?,
+                None if secret.len() >= 12 => sha256(secret.as_bytes()),
+                None => {
+                    return Err(format!(
+                        "entry {index}: a token needs at least 12 characters"
+                    ))
+                }
+            };
+            digests.push((role, digest));
+        }
+        Ok(AdminTokens { digests })
+    }
+
+    /// The role of `token`. Every digest is compared, in constant time, so
+    /// the time taken says nothing about which token came close.
+    pub fn authenticate(&self, token: &str) -> Result<Role, AuthError> {
+        let presented = sha256(token.as_bytes());
+        let mut found = None;
+        for (role, digest) in &self.digests {
+            if constant_time_eq(&presented, digest) {
+                found = found.max(Some(*role));
+            }
+        }
+        found.ok_or(AuthError::UnknownAdminToken)
+    }
+}
+
+fn sha256(bytes: &[u8]) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest::digest(&digest::SHA256, bytes).as_ref());
+    out
+}
+
+/// Constant-time equality (the `subtle` crate): no early exit on a mismatch.
+fn constant_time_eq(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    bool::from(a.ct_eq(b))
+}
+
+fn parse_hex_digest(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut out = [0u8; 32];
+    for (index, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(index * 2..index * 2 + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// The token of an `Authorization: Bearer <token>` header value.
+pub fn bearer_token(header: Option<&http::HeaderValue>) -> Result<&str, AuthError> {
+    let value = header
+        .and_then(|value| value.to_str().ok())
+        .ok_or(AuthError::Missing)?;
+    let token = value
+        .strip_prefix("Bearer ")
+        .ok_or(AuthError::Missing)?
+        .trim();
+    if token.is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef";
+
+    #[test]
+    fn session_tokens_verify_and_expire() {
+        let keys = SessionKeys::new(SECRET);
+        let token = keys.issue("o_buyer_1", 2_000);
+        assert_eq!(keys.verify(&token, 1_999), Ok("o_buyer_1".into()));
+        assert_eq!(keys.verify(&token, 2_000), Err(AuthError::Expired));
+        let other = SessionKeys::new(b"another-secret-another-secret-xx");
+        assert_eq!(other.verify(&token, 1_000), Err(AuthError::BadSignature));
+        assert_eq!(keys.verify("a.b", 1_000), Err(AuthError::Malformed));
+        let mut tampered = token.clone();
+        tampered.insert(token.find('.').unwrap() + 2, 'x');
+        assert!(keys.verify(&tampered, 1_000).is_err());
+    }
+
+    #[test]
+    fn a_token_signed_with_another_algorithm_is_refused() {
+        let keys = SessionKeys::new(SECRET);
+        let header = URL_SAFE_NO_PAD.encode(r#"{"alg":"none"}"#);
+        let claims = URL_SAFE_NO_PAD.encode(r#"{"sub":"o_x","exp":9999999999}"#);
+        let signed = format!("{header}.{claims}");
+        let tag = hmac::sign(&keys.key, signed.as_bytes());
+        let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
+        assert_eq!(keys.verify(&token, 1), Err(AuthError::Malformed));
+    }
+
+    #[test]
+    fn admin_tokens_map_to_roles_and_accept_digests() {
+        let digest: String = sha256(b"ops-token-123456")
+            .iter()
+            .map(|byte| format!("{byte:02x}"))
+            .collect();
+        let tokens = AdminTokens::parse(&[
+            "host:host-token-123456".into(),
+            format!("ops:sha256:{digest}"),
+        ])
+        .unwrap();
+        assert_eq!(tokens.authenticate("host-token-123456"), Ok(Role::Host));
+        assert_eq!(tokens.authenticate("ops-token-123456"), Ok(Role::Ops));
+        assert_eq!(
+            tokens.authenticate("nope"),
+            Err(AuthError::UnknownAdminToken)
+        );
+        assert!(Role::Admin.allows(Role::Host) && Role::Host.allows(Role::Ops));
+        assert!(!Role::Ops.allows(Role::Host));
+        assert!(AdminTokens::parse(&["king:abcdefghijklmn".into()]).is_err());
+        assert!(AdminTokens::parse(&["host:short".into()]).is_err());
+    }
+}

@@ -1,0 +1,173 @@
+//! Bodies in and out: bounded request reading, strict JSON parsing that names
+//! the offending field, and one response body type for both whole replies
+//! and the SSE stream.
+
+use crate::http::error::ApiError;
+use bytes::Bytes;
+use http::{header, HeaderMap, Response, StatusCode};
+use http_body::{Body, Frame, SizeHint};
+use http_body_util::BodyExt;
+use serde::de::DeserializeOwned;
+use std::convert::Infallible;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::sync::mpsc;
+
+/// A whole body or a stream of chunks fed by a task (SSE).
+pub enum ResponseBody {
+    Full(Option<Bytes>),
+    Stream(mpsc::Receiver<Bytes>),
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        context: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        match self.get_mut() {
+            ResponseBody::Full(bytes) => Poll::Ready(bytes.take().map(|b| Ok(Frame::data(b)))),
+            ResponseBody::Stream(receiver) => receiver
+                .poll_recv(context)
+                .map(|chunk| chunk.map(|b| Ok(Frame::data(b)))),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        matches!(self, ResponseBody::Full(None))
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        match self {
+            ResponseBody::Full(Some(bytes)) => SizeHint::with_exact(bytes.len() as u64),
+            ResponseBody::Full(None) => SizeHint::with_exact(0),
+            ResponseBody::Stream(_) => SizeHint::default(),
+        }
+    }
+}
+
+pub fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
+    match serde_json::to_vec(value) {
+        Ok(bytes) => bytes_response(status, "application/json", bytes.into()),
+        Err(error) => error_response(&ApiError::internal(error.to_string()), ""),
+    }
+}
+
+pub fn bytes_response(
+    status: StatusCode,
+    content_type: &'static str,
+    bytes: Bytes,
+) -> Response<ResponseBody> {
+    let mut response = Response::new(ResponseBody::Full(Some(bytes)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        header::HeaderValue::from_static(content_type),
+    );
+    response
+}
+
+pub fn error_response(error: &ApiError, request_id: &str) -> Response<ResponseBody> {
+    let body = serde_json::json!({
+        "error": { "code": error.code, "message": error.message, "request_id": request_id }
+    });
+    let mut response = bytes_response(error.status, "application/json", body.to_string().into());
+    if let Some(seconds) = error.retry_after_seconds {
+        response
+            .headers_mut()
+            .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
+    }
+    response
+}
+
+/// Reads a request body of at most `limit_bytes`; a larger one is a 413,
+/// told by `Content-Length` before reading when the client sends it.
+pub async fn read_body<B>(
+    headers: &HeaderMap,
+    body: B,
+    limit_bytes: usize,
+) -> Result<Bytes, ApiError>
+where
+    B: Body<Data = Bytes>,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > limit_bytes as u64) {
+        return Err(ApiError::payload_too_large(limit_bytes));
+    }
+    let limited = http_body_util::Limited::new(body, limit_bytes);
+    match limited.collect().await {
+        Ok(collected) => Ok(collected.to_bytes()),
+        Err(error) if error.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::payload_too_large(limit_bytes))
+        }
+        Err(error) => Err(ApiError::invalid(format!(
+            "could not read the request body: {error}"
+        ))),
+    }
+}
+
+/// Parses JSON strictly; the error names the field where parsing failed.
+pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.is_empty() {
+        return Err(ApiError::invalid("request body must be a JSON object"));
+    }
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    let value = serde_path_to_error::deserialize(&mut deserializer).map_err(|error| {
+        let path = error.path().to_string();
+        let inner = error.into_inner();
+        let category = inner.classify();
+        let inner = inner.to_string();
+        let detail = strip_position(&inner);
+        if category != serde_json::error::Category::Data || path == "." {
+            ApiError::invalid(format!("malformed JSON body: {detail}"))
+        } else {
+            ApiError::invalid(format!("{path}: {detail}"))
+        }
+    })?;
+    deserializer.end().map_err(|_| {
+        ApiError::invalid("malformed JSON body: trailing characters after the object")
+    })?;
+    Ok(value)
+}
+
+/// serde_json appends " at line 1 column 17"; the field path says more.
+fn strip_position(message: &str) -> &str {
+    message
+        .find(" at line ")
+        .map_or(message, |index| &message[..index])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[serde(deny_unknown_fields)]
+    #[allow(dead_code)]
+    struct Probe {
+        name: String,
+        quantity: u32,
+    }
+
+    #[test]
+    fn parse_errors_name_the_field() {
+        let error = parse_json::<Probe>(br#"{"name":"a","quantity":-1}"#).unwrap_err();
+        assert!(error.message.starts_with("quantity:"), "{}", error.message);
+        let error = parse_json::<Probe>(br#"{"name":"a","quantity":1,"extra":2}"#).unwrap_err();
+        assert!(error.message.contains("extra"), "{}", error.message);
+        let error = parse_json::<Probe>(br#"{"name":"a""#).unwrap_err();
+        assert!(
+            error.message.contains("malformed JSON"),
+            "{}",
+            error.message
+        );
+        let error = parse_json::<Probe>(br#"{"quantity":1}"#).unwrap_err();
+        assert!(error.message.contains("name"), "{}", error.message);
+    }
+}

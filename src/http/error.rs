@@ -1,0 +1,95 @@
+//! The one place typed errors become API errors: status, code, message.
+//!
+//! Body: `{"error":{"code","message","request_id"}}`. 429 and 503 carry
+//! `Retry-After`.
+
+use crate::http::auth::AuthError;
+use crate::sale::SaleError;
+use http::StatusCode;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    pub retry_after_seconds: Option<u32>,
+}
+
+impl ApiError {
+    fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> ApiError {
+        ApiError {
+            status,
+            code,
+            message: message.into(),
+            retry_after_seconds: None,
+        }
+    }
+
+    pub fn invalid(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::BAD_REQUEST, "INVALID_REQUEST", message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::FORBIDDEN, "FORBIDDEN", message)
+    }
+
+    pub fn not_found(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
+    }
+
+    pub fn method_not_allowed(allowed: &str) -> ApiError {
+        ApiError::new(
+            StatusCode::METHOD_NOT_ALLOWED,
+            "INVALID_REQUEST",
+            format!("method not allowed; use {allowed}"),
+        )
+    }
+
+    pub fn payload_too_large(limit_bytes: usize) -> ApiError {
+        ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "PAYLOAD_TOO_LARGE",
+            format!("request body exceeds {limit_bytes} bytes"),
+        )
+    }
+
+    pub fn overloaded(message: impl Into<String>, retry_after_seconds: u32) -> ApiError {
+        ApiError {
+            retry_after_seconds: Some(retry_after_seconds),
+            ..ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED", message)
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> ApiError {
+        ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL", message)
+    }
+}
+
+impl From<AuthError> for ApiError {
+    fn from(error: AuthError) -> ApiError {
+        ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", error.to_string())
+    }
+}
+
+impl From<SaleError> for ApiError {
+    fn from(error: SaleError) -> ApiError {
+        let message = error.to_string();
+        let (status, code) = match error {
+            SaleError::Invalid { .. } => (StatusCode::BAD_REQUEST, "INVALID_REQUEST"),
+            SaleError::NotFound(_) => (StatusCode::NOT_FOUND, "NOT_FOUND"),
+            SaleError::SaleNotLive { .. } => (StatusCode::CONFLICT, "SALE_NOT_LIVE"),
+            SaleError::SoldOut | SaleError::InsufficientStock { .. } => {
+                (StatusCode::CONFLICT, "SOLD_OUT")
+            }
+            SaleError::LimitExceeded { .. } => (StatusCode::CONFLICT, "LIMIT_EXCEEDED"),
+            SaleError::InvalidState(_) | SaleError::IdempotencyInProgress => {
+                (StatusCode::CONFLICT, "INVALID_STATE")
+            }
+            SaleError::IdempotencyConflict => {
+                (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_CONFLICT")
+            }
+            SaleError::Replay(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
+        };
+        ApiError::new(status, code, message)
+    }
+}

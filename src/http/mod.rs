@@ -1,0 +1,227 @@
+//! HTTP: hyper 1.x, HTTP/1.1 keep-alive. Thin adapters: each handler parses
+//! and authenticates, calls the engine, maps the result. This file owns the
+//! per-request frame: request id, admission (bounded in-flight requests,
+//! 503 beyond), routing, the one error-to-response mapping, and metrics.
+
+pub mod admin;
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod ops;
+pub mod router;
+pub mod server;
+pub mod sse;
+pub mod storefront;
+
+use crate::config::Config;
+use crate::http::auth::{bearer_token, AdminTokens, Role, SessionKeys};
+use crate::http::body::{error_response, ResponseBody};
+use crate::http::error::ApiError;
+use crate::http::router::Route;
+use crate::metrics as names;
+use crate::sale::Engine;
+use crate::shutdown::Shutdown;
+use http::{header, HeaderMap, HeaderValue, Request, Response};
+use hyper::body::Incoming;
+use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
+
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// Everything a handler may touch, shared by all connections.
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: Config,
+    pub sessions: SessionKeys,
+    pub admins: AdminTokens,
+    pub shutdown: Shutdown,
+    pub draining: AtomicBool,
+    pub in_flight: AtomicUsize,
+    pub sse_streams: AtomicUsize,
+    request_ids: AtomicU64,
+}
+
+/// Who is calling: a buyer (from the session token) or an admin role.
+pub enum Caller {
+    Buyer(String),
+    Admin(Role),
+}
+
+impl AppState {
+    pub fn new(
+        engine: Arc<Engine>,
+        config: Config,
+        shutdown: Shutdown,
+    ) -> Result<AppState, String> {
+        let admins = AdminTokens::parse(&config.auth.admin_tokens)?;
+        Ok(AppState {
+            engine,
+            sessions: SessionKeys::new(config.auth.session_secret.as_bytes()),
+            admins,
+            config,
+            shutdown,
+            draining: AtomicBool::new(false),
+            in_flight: AtomicUsize::new(0),
+            sse_streams: AtomicUsize::new(0),
+            request_ids: AtomicU64::new(1),
+        })
+    }
+
+    /// The buyer named by the session token.
+    pub fn buyer(&self, headers: &HeaderMap) -> Result<String, ApiError> {
+        let token = bearer_token(headers.get(header::AUTHORIZATION))?;
+        Ok(self.sessions.verify(token, crate::clock::now_ms() / 1000)?)
+    }
+
+    /// An admin token whose role allows `required`: 401 unknown, 403 too weak.
+    pub fn admin(&self, headers: &HeaderMap, required: Role) -> Result<Role, ApiError> {
+        let token = bearer_token(headers.get(header::AUTHORIZATION))?;
+        let role = self.admins.authenticate(token)?;
+        if !role.allows(required) {
+            return Err(ApiError::forbidden(format!(
+                "the {} role cannot do this; it needs {}",
+                role.as_str(),
+                required.as_str()
+            )));
+        }
+        Ok(role)
+    }
+
+    /// A buyer or any admin: read-only storefront routes accept both.
+    pub fn caller(&self, headers: &HeaderMap) -> Result<Caller, ApiError> {
+        let token = bearer_token(headers.get(header::AUTHORIZATION))?;
+        // A session token is a JWT (three dot-separated parts); admin tokens are opaque.
+        if token.bytes().filter(|&byte| byte == b'.').count() == 2 {
+            return self.buyer(headers).map(Caller::Buyer);
+        }
+        Ok(Caller::Admin(self.admins.authenticate(token)?))
+    }
+
+    fn request_id(&self, headers: &HeaderMap) -> HeaderValue {
+        let echoed = headers.get(REQUEST_ID_HEADER).filter(|value| {
+            let bytes = value.as_bytes();
+            (1..=128).contains(&bytes.len()) && bytes.iter().all(|b| (0x21..=0x7e).contains(b))
+        });
+        match echoed {
+            Some(value) => value.clone(),
+            None => {
+                let id = self.request_ids.fetch_add(1, Ordering::Relaxed);
+                HeaderValue::from_str(&format!("fg-{id:016x}")).expect("hex is a valid header")
+            }
+        }
+    }
+}
+
+/// Decrements the in-flight count when the request is done.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// The service function: one call per request.
+pub async fn handle(
+    state: Arc<AppState>,
+    request: Request<Incoming>,
+) -> Result<Response<ResponseBody>, Infallible> {
+    let started = Instant::now();
+    let request_id = state.request_id(request.headers());
+    let admitted =
+        state.in_flight.fetch_add(1, Ordering::AcqRel) < state.config.server.requests_in_flight_max;
+    let _in_flight = InFlight(&state.in_flight);
+    let (label, mut response) = if admitted {
+        let (parts, body) = request.into_parts();
+        let route = router::resolve(&parts.method, parts.uri.path());
+        let label = route.label();
+        let response = match dispatch(&state, route, &parts, body).await {
+            Ok(response) => response,
+            Err(error) => error_response(&error, request_id.to_str().unwrap_or_default()),
+        };
+        (label, response)
+    } else {
+        metrics::counter!(names::HTTP_REQUESTS_SHED_TOTAL).increment(1);
+        let retry = state.config.server.retry_after_seconds;
+        let error = ApiError::overloaded("too many requests in flight; retry shortly", retry);
+        (
+            "shed",
+            error_response(&error, request_id.to_str().unwrap_or_default()),
+        )
+    };
+    response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
+    let status = response.status().as_u16();
+    metrics::counter!(names::HTTP_REQUESTS_TOTAL, "route" => label, "status" => status_label(status))
+        .increment(1);
+    metrics::histogram!(names::HTTP_REQUEST_DURATION_SECONDS, "route" => label)
+        .record(started.elapsed().as_secs_f64());
+    Ok(response)
+}
+
+async fn dispatch(
+    state: &Arc<AppState>,
+    route: Route<'_>,
+    parts: &http::request::Parts,
+    body: Incoming,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let headers = &parts.headers;
+    match route {
+        Route::SaleGet(sale_id) => storefront::get_sale(state, headers, sale_id),
+        Route::SaleEvents(sale_id) => sse::stream(state, headers, sale_id),
+        Route::OrderCreate => storefront::create_order(state, headers, body).await,
+        Route::OrderGet(order_id) => storefront::get_order(state, headers, order_id),
+        Route::OrderCancel(order_id) => storefront::cancel_order(state, headers, order_id),
+        Route::AdminSaleCreate => admin::create_sale(state, headers, body).await,
+        Route::AdminSaleAction(sale_id, action) => {
+            admin::sale_action(state, headers, sale_id, action)
+        }
+        Route::AdminRestock(sale_id, sku_id) => {
+            admin::restock(state, headers, body, sale_id, sku_id).await
+        }
+        Route::AdminStats(sale_id) => admin::stats(state, headers, sale_id),
+        Route::AdminOrderGet(order_id) => admin::get_order(state, headers, order_id),
+        Route::Metrics => Ok(ops::metrics(state)),
+        Route::Healthz => Ok(ops::healthz()),
+        Route::Readyz => Ok(ops::readyz(state)),
+        Route::MethodNotAllowed(_, allowed) => Err(ApiError::method_not_allowed(allowed)),
+        Route::NotFound => Err(ApiError::not_found(format!(
+            "no route for {} {}",
+            parts.method,
+            parts.uri.path()
+        ))),
+    }
+}
+
+/// Status codes as static labels, so recording a metric allocates nothing.
+fn status_label(status: u16) -> &'static str {
+    match status {
+        200 => "200",
+        201 => "201",
+        204 => "204",
+        400 => "400",
+        401 => "401",
+        403 => "403",
+        404 => "404",
+        405 => "405",
+        409 => "409",
+        413 => "413",
+        422 => "422",
+        429 => "429",
+        500 => "500",
+        502 => "502",
+        503 => "503",
+        _ => "other",
+    }
+}
+
+/// Which stock shard this worker thread tries first: threads spread over
+/// the shards so concurrent reservations rarely touch the same cache line.
+pub fn shard_hint() -> usize {
+    static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+    thread_local! {
+        static HINT: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
+    }
+    HINT.with(|hint| *hint)
+}

@@ -1,0 +1,43 @@
+//! Ops routes: `/metrics`, `/healthz`, `/readyz`. Unauthenticated, as
+//! scrapers and load balancers expect; they reveal no order data.
+
+use crate::http::body::{bytes_response, json_response, ResponseBody};
+use crate::http::AppState;
+use crate::metrics as names;
+use http::{Response, StatusCode};
+use std::sync::atomic::Ordering;
+
+pub fn metrics(state: &AppState) -> Response<ResponseBody> {
+    for sale in state.engine.sales() {
+        for (spec, item) in sale.spec.items.iter().zip(sale.items.iter()) {
+            let counts = item.stock.counts();
+            let labels = [
+                ("sale_id", sale.id().to_owned()),
+                ("sku_id", spec.sku_id.clone()),
+            ];
+            metrics::gauge!(names::STOCK_REMAINING, &labels).set(counts.remaining as f64);
+            metrics::gauge!(names::STOCK_TOTAL, &labels).set(counts.stock as f64);
+        }
+    }
+    // This request counts itself; report the others.
+    let in_flight = state.in_flight.load(Ordering::Acquire).saturating_sub(1);
+    metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).set(in_flight as f64);
+    metrics::gauge!(names::SSE_STREAMS).set(state.sse_streams.load(Ordering::Acquire) as f64);
+    metrics::gauge!(names::HOLDS_PENDING).set(state.engine.holds_pending() as f64);
+    let text = crate::metrics::handle().render();
+    bytes_response(StatusCode::OK, "text/plain; version=0.0.4", text.into())
+}
+
+pub fn healthz() -> Response<ResponseBody> {
+    json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
+}
+
+/// Ready unless draining. The journal and store checks join this when the
+/// durability layer lands; today the node has nothing else to wait for.
+pub fn readyz(state: &AppState) -> Response<ResponseBody> {
+    if state.draining.load(Ordering::Acquire) {
+        let body = serde_json::json!({ "status": "draining" });
+        return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    }
+    json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
+}

@@ -1,0 +1,131 @@
+//! Routing: a request's method and path to a [`Route`], with the label its
+//! metrics carry (the path template, never the raw path).
+
+use crate::sale::SaleAction;
+use http::Method;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Route<'a> {
+    SaleGet(&'a str),
+    SaleEvents(&'a str),
+    OrderCreate,
+    OrderGet(&'a str),
+    OrderCancel(&'a str),
+    AdminSaleCreate,
+    AdminSaleAction(&'a str, SaleAction),
+    AdminRestock(&'a str, &'a str),
+    AdminStats(&'a str),
+    AdminOrderGet(&'a str),
+    Metrics,
+    Healthz,
+    Readyz,
+    /// The path exists but not with this method; carries the allowed one.
+    MethodNotAllowed(&'static str, &'static str),
+    NotFound,
+}
+
+impl Route<'_> {
+    /// The path template, for metric labels and logs.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::SaleGet(_) => "/v1/sales/{sale_id}",
+            Route::SaleEvents(_) => "/v1/sales/{sale_id}/events",
+            Route::OrderCreate => "/v1/orders",
+            Route::OrderGet(_) => "/v1/orders/{order_id}",
+            Route::OrderCancel(_) => "/v1/orders/{order_id}/cancel",
+            Route::AdminSaleCreate => "/admin/v1/sales",
+            Route::AdminSaleAction(_, SaleAction::Start) => "/admin/v1/sales/{id}/start",
+            Route::AdminSaleAction(_, SaleAction::Pause) => "/admin/v1/sales/{id}/pause",
+            Route::AdminSaleAction(_, SaleAction::End) => "/admin/v1/sales/{id}/end",
+            Route::AdminRestock(..) => "/admin/v1/sales/{id}/items/{sku_id}/restock",
+            Route::AdminStats(_) => "/admin/v1/sales/{id}/stats",
+            Route::AdminOrderGet(_) => "/admin/v1/orders/{order_id}",
+            Route::Metrics => "/metrics",
+            Route::Healthz => "/healthz",
+            Route::Readyz => "/readyz",
+            Route::MethodNotAllowed(label, _) => label,
+            Route::NotFound => "unmatched",
+        }
+    }
+}
+
+pub fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
+    let mut segments = [""; 7];
+    let mut count = 0;
+    for segment in path.trim_start_matches('/').split('/') {
+        if count == segments.len() {
+            return Route::NotFound;
+        }
+        segments[count] = segment;
+        count += 1;
+    }
+    let get = *method == Method::GET;
+    let post = *method == Method::POST;
+    let route = match &segments[..count] {
+        ["v1", "sales", id] => get.then_some(Route::SaleGet(id)),
+        ["v1", "sales", id, "events"] => get.then_some(Route::SaleEvents(id)),
+        ["v1", "orders"] => post.then_some(Route::OrderCreate),
+        ["v1", "orders", id] => get.then_some(Route::OrderGet(id)),
+        ["v1", "orders", id, "cancel"] => post.then_some(Route::OrderCancel(id)),
+        ["admin", "v1", "sales"] => post.then_some(Route::AdminSaleCreate),
+        ["admin", "v1", "sales", id, "start"] => {
+            post.then_some(Route::AdminSaleAction(id, SaleAction::Start))
+        }
+        ["admin", "v1", "sales", id, "pause"] => {
+            post.then_some(Route::AdminSaleAction(id, SaleAction::Pause))
+        }
+        ["admin", "v1", "sales", id, "end"] => {
+            post.then_some(Route::AdminSaleAction(id, SaleAction::End))
+        }
+        ["admin", "v1", "sales", id, "items", sku, "restock"] => {
+            post.then_some(Route::AdminRestock(id, sku))
+        }
+        ["admin", "v1", "sales", id, "stats"] => get.then_some(Route::AdminStats(id)),
+        ["admin", "v1", "orders", id] => get.then_some(Route::AdminOrderGet(id)),
+        ["metrics"] => get.then_some(Route::Metrics),
+        ["healthz"] => get.then_some(Route::Healthz),
+        ["readyz"] => get.then_some(Route::Readyz),
+        _ => return Route::NotFound,
+    };
+    // The path matched a template; only the method was wrong.
+    route.unwrap_or_else(|| {
+        for (probe, name) in [(Method::GET, "GET"), (Method::POST, "POST")] {
+            if probe != *method {
+                let found = resolve(&probe, path);
+                if !matches!(found, Route::MethodNotAllowed(..) | Route::NotFound) {
+                    return Route::MethodNotAllowed(found.label(), name);
+                }
+            }
+        }
+        Route::NotFound
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_every_route_and_refuses_the_rest() {
+        assert_eq!(resolve(&Method::GET, "/v1/sales/s1"), Route::SaleGet("s1"));
+        assert_eq!(resolve(&Method::POST, "/v1/orders"), Route::OrderCreate);
+        assert_eq!(
+            resolve(&Method::POST, "/admin/v1/sales/s1/items/k1/restock"),
+            Route::AdminRestock("s1", "k1")
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/admin/v1/sales/s1/pause"),
+            Route::AdminSaleAction("s1", SaleAction::Pause)
+        );
+        assert_eq!(
+            resolve(&Method::GET, "/v1/orders"),
+            Route::MethodNotAllowed("/v1/orders", "POST")
+        );
+        assert_eq!(
+            resolve(&Method::PUT, "/v1/sales/s1"),
+            Route::MethodNotAllowed("/v1/sales/{sale_id}", "GET")
+        );
+        assert_eq!(resolve(&Method::GET, "/v1/nothing"), Route::NotFound);
+        assert_eq!(resolve(&Method::GET, "/a/b/c/d/e/f/g/h"), Route::NotFound);
+    }
+}

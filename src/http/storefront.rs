@@ -1,0 +1,134 @@
+//! Storefront routes (`/v1`): read a sale, place, read and cancel orders.
+
+use crate::clock::now_ms;
+use crate::http::body::{json_response, parse_json, read_body, ResponseBody};
+use crate::http::error::ApiError;
+use crate::http::{shard_hint, AppState};
+use crate::ids::{is_valid_host_id, is_valid_idempotency_key, is_valid_order_id};
+use crate::inventory::OrderRequest;
+use crate::metrics as names;
+use crate::sale::{PlaceOrder, RejectReason, SaleError};
+use http::{HeaderMap, Response, StatusCode};
+use hyper::body::Incoming;
+use serde::Deserialize;
+use std::sync::Arc;
+
+pub const IDEMPOTENCY_KEY_HEADER: &str = "idempotency-key";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateOrder {
+    sale_id: String,
+    sku_id: String,
+    quantity: i64,
+}
+
+pub fn get_sale(
+    state: &AppState,
+    headers: &HeaderMap,
+    sale_id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    state.caller(headers)?;
+    check_host_id("sale_id", sale_id)?;
+    let view = state.engine.sale_view(sale_id, now_ms())?;
+    Ok(json_response(StatusCode::OK, &view))
+}
+
+pub async fn create_order(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    body: Incoming,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let buyer = state.buyer(headers)?;
+    let key = headers
+        .get(IDEMPOTENCY_KEY_HEADER)
+        .and_then(|value| value.to_str().ok())
+        .filter(|key| is_valid_idempotency_key(key))
+        .ok_or_else(|| {
+            ApiError::invalid("Idempotency-Key header: required, 1-64 printable ASCII characters")
+        })?
+        .to_owned();
+    let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
+    let order: CreateOrder = parse_json(&bytes)?;
+    check_host_id("sale_id", &order.sale_id)?;
+    check_host_id("sku_id", &order.sku_id)?;
+    let quantity = u32::try_from(order.quantity)
+        .ok()
+        .filter(|quantity| *quantity >= 1)
+        .ok_or_else(|| ApiError::invalid("quantity: must be a whole number of at least 1"))?;
+    let command = PlaceOrder {
+        buyer: &buyer,
+        idempotency_key: &key,
+        request: OrderRequest {
+            sale_id: order.sale_id,
+            sku_id: order.sku_id,
+            quantity,
+        },
+        shard_hint: shard_hint(),
+    };
+    let result = state.engine.place_order(command, now_ms());
+    metrics::counter!(names::RESERVATIONS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
+    let placed = result?;
+    let status = if placed.replayed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json_response(status, &placed.order))
+}
+
+pub fn get_order(
+    state: &AppState,
+    headers: &HeaderMap,
+    order_id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let buyer = state.buyer(headers)?;
+    check_order_id(order_id)?;
+    let order = state.engine.order_for_buyer(&buyer, order_id)?;
+    Ok(json_response(StatusCode::OK, &order))
+}
+
+pub fn cancel_order(
+    state: &AppState,
+    headers: &HeaderMap,
+    order_id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let buyer = state.buyer(headers)?;
+    check_order_id(order_id)?;
+    let (order, _event) = state.engine.cancel_order(&buyer, order_id, now_ms())?;
+    Ok(json_response(StatusCode::OK, &order))
+}
+
+pub fn check_host_id(field: &str, id: &str) -> Result<(), ApiError> {
+    if is_valid_host_id(id) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(format!(
+        "{field}: must be 1-32 characters of [A-Za-z0-9_-]"
+    )))
+}
+
+pub fn check_order_id(id: &str) -> Result<(), ApiError> {
+    if is_valid_order_id(id) {
+        return Ok(());
+    }
+    Err(ApiError::invalid(
+        "order_id: must be 6-32 characters of [A-Za-z0-9_-]",
+    ))
+}
+
+fn outcome_label(result: &Result<crate::sale::Placed, SaleError>) -> &'static str {
+    match result {
+        Ok(placed) if placed.replayed => "replay",
+        Ok(_) => "ok",
+        Err(error) => match RejectReason::of(error) {
+            Some(reason) => reason.as_str(),
+            None => match error {
+                SaleError::NotFound(_) => "not_found",
+                SaleError::Invalid { .. } => "invalid",
+                SaleError::IdempotencyConflict | SaleError::IdempotencyInProgress => "idempotency",
+                _ => "error",
+            },
+        },
+    }
+}

@@ -1,0 +1,71 @@
+//! Metrics through the `metrics` facade, exported in Prometheus text format.
+//!
+//! One process-wide recorder, installed on first use. Names follow
+//! Prometheus conventions: base units, `_total` for counters, `_seconds` for
+//! durations. Gauges that mirror state (stock, in-flight requests) are set
+//! when `/metrics` is scraped, so the order path pays nothing for them.
+
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+
+pub const HTTP_REQUESTS_TOTAL: &str = "flashgate_http_requests_total";
+pub const HTTP_REQUEST_DURATION_SECONDS: &str = "flashgate_http_request_duration_seconds";
+pub const HTTP_REQUESTS_IN_FLIGHT: &str = "flashgate_http_requests_in_flight";
+pub const HTTP_REQUESTS_SHED_TOTAL: &str = "flashgate_http_requests_shed_total";
+pub const HTTP_CONNECTIONS_REFUSED_TOTAL: &str = "flashgate_http_connections_refused_total";
+pub const RESERVATIONS_TOTAL: &str = "flashgate_reservations_total";
+pub const ORDERS_EXPIRED_TOTAL: &str = "flashgate_orders_expired_total";
+pub const STOCK_REMAINING: &str = "flashgate_stock_remaining";
+pub const STOCK_TOTAL: &str = "flashgate_stock";
+pub const HOLDS_PENDING: &str = "flashgate_holds_pending";
+pub const SSE_STREAMS: &str = "flashgate_sse_streams";
+
+/// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
+const LATENCY_BUCKETS_SECONDS: &[f64] = &[
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+];
+
+/// The process-wide recorder's handle; installs it on first call.
+pub fn handle() -> &'static PrometheusHandle {
+    static HANDLE: OnceLock<PrometheusHandle> = OnceLock::new();
+    HANDLE.get_or_init(|| {
+        let recorder = PrometheusBuilder::new()
+            .set_buckets_for_metric(
+                Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.into()),
+                LATENCY_BUCKETS_SECONDS,
+            )
+            .expect("bucket list is not empty")
+            .build_recorder();
+        let handle = recorder.handle();
+        if metrics::set_global_recorder(recorder).is_err() {
+            tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
+        }
+        describe();
+        handle
+    })
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
+    describe_counter!(HTTP_REQUESTS_TOTAL, "HTTP requests by route and status");
+    describe_histogram!(
+        HTTP_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "HTTP latency by route"
+    );
+    describe_gauge!(HTTP_REQUESTS_IN_FLIGHT, "HTTP requests being handled");
+    describe_counter!(
+        HTTP_REQUESTS_SHED_TOTAL,
+        "requests refused with 503 under overload"
+    );
+    describe_counter!(
+        HTTP_CONNECTIONS_REFUSED_TOTAL,
+        "connections closed at connections_max"
+    );
+    describe_counter!(RESERVATIONS_TOTAL, "order attempts by outcome");
+    describe_counter!(ORDERS_EXPIRED_TOTAL, "unpaid holds that ran out");
+    describe_gauge!(STOCK_REMAINING, "units left to reserve per sale item");
+    describe_gauge!(STOCK_TOTAL, "units ever put on sale per sale item");
+    describe_gauge!(HOLDS_PENDING, "hold timers waiting to fire");
+    describe_gauge!(SSE_STREAMS, "open Server-Sent Events streams");
+}

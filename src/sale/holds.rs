@@ -1,0 +1,78 @@
+//! Hold timers: when each unpaid order's hold runs out.
+//!
+//! A delay queue, not a scan of every order: the order path pushes
+//! `(deadline, order_id)` onto a lock-free inbox; the single expiry task
+//! moves the inbox into a min-heap it alone touches and pops what is due.
+//! Cost per order is one push and one heap insert, O(log n). The number of
+//! pending holds is bounded by the stock on sale, since each holds a unit.
+//! Entries are not removed on cancel or payment: the expiry task checks the
+//! order's state when the entry comes due and skips it.
+
+use crate::clock::UnixMs;
+use crossbeam_queue::SegQueue;
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
+use std::sync::Mutex;
+
+/// A hold: its deadline and the order it belongs to.
+type Hold = (UnixMs, Box<str>);
+
+#[derive(Default)]
+pub struct HoldTimers {
+    inbox: SegQueue<Hold>,
+    /// Touched only by the expiry task; the mutex is never contended.
+    due: Mutex<BinaryHeap<Reverse<Hold>>>,
+}
+
+impl HoldTimers {
+    pub fn schedule(&self, deadline: UnixMs, order_id: &str) {
+        self.inbox.push((deadline, order_id.into()));
+    }
+
+    /// Order ids whose deadline is at or before `now`, earliest first.
+    pub fn pop_due(&self, now: UnixMs) -> Vec<Box<str>> {
+        let mut heap = self
+            .due
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        while let Some(entry) = self.inbox.pop() {
+            heap.push(Reverse(entry));
+        }
+        let mut due = Vec::new();
+        while heap
+            .peek()
+            .is_some_and(|Reverse((deadline, _))| *deadline <= now)
+        {
+            if let Some(Reverse((_, order_id))) = heap.pop() {
+                due.push(order_id);
+            }
+        }
+        due
+    }
+
+    pub fn pending(&self) -> usize {
+        let heap = self
+            .due
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        heap.len() + self.inbox.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pops_only_what_is_due_in_deadline_order() {
+        let timers = HoldTimers::default();
+        timers.schedule(300, "c");
+        timers.schedule(100, "a");
+        timers.schedule(200, "b");
+        assert!(timers.pop_due(99).is_empty());
+        assert_eq!(timers.pop_due(200), vec!["a".into(), "b".into()]);
+        assert_eq!(timers.pending(), 1);
+        assert_eq!(timers.pop_due(1_000), vec!["c".into()]);
+        assert_eq!(timers.pending(), 0);
+    }
+}

@@ -1,0 +1,193 @@
+//! The sale domain: sales and their items, orders, holds, and the engine
+//! that applies every change as an [`Event`].
+//!
+//! Pure: no I/O and no clock reads (every method takes `now`), so the same
+//! code serves live requests and journal replay, and tests drive time.
+
+pub mod engine;
+pub mod event;
+pub mod holds;
+pub mod lifecycle;
+pub mod order;
+pub mod views;
+
+pub use engine::{Engine, EngineLimits, PlaceOrder, Placed};
+pub use event::{Event, ItemSpec, SaleSpec};
+pub use lifecycle::{SaleAction, SaleStatus};
+pub use order::{OrderAction, OrderStatus};
+
+use crate::clock::UnixMs;
+use crate::inventory::{ItemStock, PerUserLimits};
+use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
+use std::sync::Mutex;
+
+/// Why the engine refused; `http` maps each to one API error code.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SaleError {
+    #[error("{field}: {message}")]
+    Invalid { field: String, message: String },
+    #[error("{0} not found")]
+    NotFound(String),
+    #[error("sale is {status}, not live")]
+    SaleNotLive { status: &'static str },
+    #[error("sold out")]
+    SoldOut,
+    #[error("not enough stock left for quantity {quantity}")]
+    InsufficientStock { quantity: u32 },
+    #[error("per-user limit of {limit} reached: you already hold {held}")]
+    LimitExceeded { limit: u32, held: u32 },
+    #[error("{0}")]
+    InvalidState(String),
+    #[error("Idempotency-Key was already used with a different request body")]
+    IdempotencyConflict,
+    #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
+    IdempotencyInProgress,
+    #[error("event cannot be replayed: {0}")]
+    Replay(String),
+}
+
+pub fn invalid(field: &str, message: impl Into<String>) -> SaleError {
+    SaleError::Invalid {
+        field: field.to_owned(),
+        message: message.into(),
+    }
+}
+
+/// Reasons an order is refused, counted per sale for the stats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RejectReason {
+    SoldOut,
+    InsufficientStock,
+    Limit,
+    NotLive,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 4] = [
+        RejectReason::SoldOut,
+        RejectReason::InsufficientStock,
+        RejectReason::Limit,
+        RejectReason::NotLive,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RejectReason::SoldOut => "sold_out",
+            RejectReason::InsufficientStock => "insufficient_stock",
+            RejectReason::Limit => "limit",
+            RejectReason::NotLive => "not_live",
+        }
+    }
+
+    pub fn of(error: &SaleError) -> Option<RejectReason> {
+        match error {
+            SaleError::SoldOut => Some(RejectReason::SoldOut),
+            SaleError::InsufficientStock { .. } => Some(RejectReason::InsufficientStock),
+            SaleError::LimitExceeded { .. } => Some(RejectReason::Limit),
+            SaleError::SaleNotLive { .. } => Some(RejectReason::NotLive),
+            _ => None,
+        }
+    }
+}
+
+/// A sale in memory: its definition, its life-cycle state and its items.
+pub struct Sale {
+    pub spec: SaleSpec,
+    pub created_at: UnixMs,
+    /// Mirrors the life-cycle state for the lock-free order path.
+    status: AtomicU8,
+    /// Serialises host actions on this sale (start, pause, end); never taken
+    /// on the order path.
+    transitions: Mutex<()>,
+    pub items: Box<[Item]>,
+    pub counters: SaleCounters,
+}
+
+pub struct Item {
+    pub stock: ItemStock,
+    pub buyers: PerUserLimits,
+}
+
+#[derive(Default)]
+pub struct SaleCounters {
+    pub orders_reserved: AtomicU64,
+    pub orders_cancelled: AtomicU64,
+    pub orders_expired: AtomicU64,
+    pub rejects: [AtomicU64; RejectReason::ALL.len()],
+}
+
+impl Sale {
+    fn new(spec: SaleSpec, created_at: UnixMs, shard_count: usize) -> Sale {
+        let items = spec
+            .items
+            .iter()
+            .map(|item| Item {
+                stock: ItemStock::new(shard_count, item.stock),
+                buyers: PerUserLimits::default(),
+            })
+            .collect();
+        Sale {
+            spec,
+            created_at,
+            status: AtomicU8::new(SaleStatus::Scheduled.as_u8()),
+            transitions: Mutex::new(()),
+            items,
+            counters: SaleCounters::default(),
+        }
+    }
+
+    pub fn id(&self) -> &str {
+        &self.spec.sale_id
+    }
+
+    pub fn status(&self) -> SaleStatus {
+        SaleStatus::from_u8(self.status.load(Ordering::Acquire))
+    }
+
+    /// What storefronts see: `ended` once `ends_at` has passed, `sold_out`
+    /// while live with every item's stock gone.
+    pub fn display_status(&self, now: UnixMs) -> &'static str {
+        let status = self.status();
+        if status != SaleStatus::Ended && self.spec.ends_at.is_some_and(|end| now >= end) {
+            return SaleStatus::Ended.as_str();
+        }
+        if status == SaleStatus::Live && self.items.iter().all(|item| item.stock.remaining() == 0) {
+            return "sold_out";
+        }
+        status.as_str()
+    }
+
+    /// Applies a host action through the life-cycle table.
+    fn transition(&self, action: SaleAction) -> Result<SaleStatus, SaleError> {
+        let _serial = self
+            .transitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let next = self
+            .status()
+            .next(action)
+            .map_err(|error| SaleError::InvalidState(error_text(&error.to_string())))?;
+        self.status.store(next.as_u8(), Ordering::Release);
+        Ok(next)
+    }
+
+    pub fn item_index(&self, sku_id: &str) -> Option<usize> {
+        self.spec
+            .items
+            .iter()
+            .position(|item| item.sku_id == sku_id)
+    }
+
+    fn count_reject(&self, reason: RejectReason) {
+        let index = RejectReason::ALL
+            .iter()
+            .position(|r| *r == reason)
+            .unwrap_or(0);
+        self.counters.rejects[index].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// `cannot Start a sale that is Live` → `cannot start a sale that is live`.
+fn error_text(text: &str) -> String {
+    text.to_lowercase()
+}
