@@ -45,6 +45,7 @@ pub struct PlaceOrder<'a> {
     pub shard_hint: usize,
 }
 
+#[derive(Debug)]
 pub struct Placed {
     pub order: OrderView,
     /// True when the key had already made this order: nothing changed.
@@ -545,3 +546,7 @@ fn check_title(field: &str, title: &str) -> Result<(), SaleError> {
 fn shard_hint_of(order_id: &str) -> usize {
     order_id.bytes().last().map_or(0, usize::from)
 }
+
+#[cfg(test)]
+#[path = "engine_tests.rs"]
+mod tests;

@@ -1,0 +1,348 @@
+//! Engine tests: time is passed in, so holds expire without waiting, and the
+//! events a live session emits are replayed into a fresh engine.
+
+use super::*;
+use crate::sale::event::ItemSpec;
+
+const T0: UnixMs = 1_764_000_000_000;
+
+fn limits() -> EngineLimits {
+    EngineLimits {
+        shard_count: 4,
+        sales_max: 8,
+        items_per_sale_max: 4,
+        stock_per_item_max: 1_000,
+    }
+}
+
+fn spec(stock: i64, per_user_limit: u32) -> SaleSpec {
+    SaleSpec {
+        sale_id: "s1".into(),
+        title: "Live sale".into(),
+        starts_at: None,
+        ends_at: None,
+        hold_seconds: 60,
+        items: vec![ItemSpec {
+            sku_id: "k1".into(),
+            title: "Lipstick".into(),
+            price: "99.50".parse().unwrap(),
+            stock,
+            per_user_limit,
+        }],
+    }
+}
+
+fn live_engine(stock: i64, per_user_limit: u32, log: &mut Vec<Event>) -> Engine {
+    let engine = Engine::new(limits(), T0);
+    log.push(
+        engine
+            .create_sale(spec(stock, per_user_limit), T0)
+            .unwrap()
+            .1,
+    );
+    log.push(engine.sale_action("s1", SaleAction::Start, T0).unwrap().1);
+    engine
+}
+
+fn order(
+    engine: &Engine,
+    buyer: &str,
+    key: &str,
+    quantity: u32,
+    now: UnixMs,
+) -> Result<Placed, SaleError> {
+    let request = OrderRequest {
+        sale_id: "s1".into(),
+        sku_id: "k1".into(),
+        quantity,
+    };
+    engine.place_order(
+        PlaceOrder {
+            buyer,
+            idempotency_key: key,
+            request,
+            shard_hint: 0,
+        },
+        now,
+    )
+}
+
+fn counts(engine: &Engine) -> crate::inventory::StockCounts {
+    engine.stats("s1", T0).unwrap().items[0].counts
+}
+
+#[test]
+fn orders_reserve_stock_and_the_amount_is_exact() {
+    let engine = live_engine(5, 3, &mut Vec::new());
+    let placed = order(&engine, "alice", "k-1", 3, T0).unwrap();
+    assert!(!placed.replayed);
+    assert_eq!(placed.order.amount, "298.50");
+    assert_eq!(placed.order.status, "reserved");
+    assert_eq!(counts(&engine).remaining, 2);
+    assert_eq!(counts(&engine).reserved, 3);
+}
+
+#[test]
+fn an_unpaid_hold_expires_and_its_stock_and_limit_return() {
+    let engine = live_engine(2, 2, &mut Vec::new());
+    let placed = order(&engine, "alice", "k-1", 2, T0).unwrap();
+    assert_eq!(
+        order(&engine, "bob", "k-1", 1, T0).unwrap_err(),
+        SaleError::SoldOut
+    );
+    assert!(
+        engine.expire_due(T0 + 59_999).is_empty(),
+        "not due before hold_seconds"
+    );
+    let expired = engine.expire_due(T0 + 60_000);
+    assert_eq!(expired.len(), 1);
+    let view = engine
+        .order_for_buyer("alice", &placed.order.order_id)
+        .unwrap();
+    assert_eq!(view.status, "expired");
+    assert_eq!(counts(&engine).remaining, 2);
+    assert_eq!(counts(&engine).released, 2);
+    assert!(
+        order(&engine, "alice", "k-2", 2, T0 + 60_001).is_ok(),
+        "limit freed by expiry"
+    );
+}
+
+#[test]
+fn a_cancelled_order_is_not_expired_again() {
+    let engine = live_engine(2, 2, &mut Vec::new());
+    let placed = order(&engine, "alice", "k-1", 1, T0).unwrap();
+    engine
+        .cancel_order("alice", &placed.order.order_id, T0 + 1)
+        .unwrap();
+    let again = engine
+        .cancel_order("alice", &placed.order.order_id, T0 + 2)
+        .unwrap_err();
+    assert!(matches!(again, SaleError::InvalidState(_)), "{again:?}");
+    assert!(engine.expire_due(T0 + 120_000).is_empty());
+    assert_eq!(counts(&engine).remaining, 2);
+    assert_eq!(counts(&engine).released, 1);
+}
+
+#[test]
+fn buyers_see_only_their_own_orders() {
+    let engine = live_engine(2, 2, &mut Vec::new());
+    let placed = order(&engine, "alice", "k-1", 1, T0).unwrap();
+    let id = &placed.order.order_id;
+    assert!(matches!(
+        engine.order_for_buyer("bob", id),
+        Err(SaleError::NotFound(_))
+    ));
+    assert!(matches!(
+        engine.cancel_order("bob", id, T0),
+        Err(SaleError::NotFound(_))
+    ));
+    assert_eq!(engine.order_for_admin(id).unwrap().buyer, "alice");
+}
+
+#[test]
+fn idempotency_key_replays_conflicts_and_frees_on_failure() {
+    let engine = live_engine(1, 1, &mut Vec::new());
+    let first = order(&engine, "alice", "k-1", 1, T0).unwrap();
+    let replay = order(&engine, "alice", "k-1", 1, T0 + 5).unwrap();
+    assert!(replay.replayed && replay.event.is_none());
+    assert_eq!(replay.order.order_id, first.order.order_id);
+    // Quantity 2 is above the item's limit of 1: validation comes before the key.
+    let error = order(&engine, "alice", "k-1", 2, T0).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "quantity: must be within 1..=1 for this item"
+    );
+    engine.restock("s1", "k1", 1, T0).unwrap();
+    let other = order(&engine, "bob", "k-1", 1, T0).unwrap();
+    assert_ne!(
+        other.order.order_id, first.order.order_id,
+        "keys are per buyer"
+    );
+    assert_eq!(
+        order(&engine, "carol", "k-9", 1, T0).unwrap_err(),
+        SaleError::SoldOut
+    );
+    engine.restock("s1", "k1", 1, T0).unwrap();
+    assert!(
+        order(&engine, "carol", "k-9", 1, T0).is_ok(),
+        "a failed attempt frees its key"
+    );
+}
+
+#[test]
+fn orders_are_refused_unless_the_sale_is_live() {
+    let engine = Engine::new(limits(), T0);
+    engine.create_sale(spec(5, 1), T0).unwrap();
+    let refused = order(&engine, "alice", "k", 1, T0).unwrap_err();
+    assert_eq!(
+        refused,
+        SaleError::SaleNotLive {
+            status: "scheduled"
+        }
+    );
+    engine.sale_action("s1", SaleAction::Start, T0).unwrap();
+    engine.sale_action("s1", SaleAction::Pause, T0).unwrap();
+    assert_eq!(
+        order(&engine, "alice", "k", 1, T0).unwrap_err(),
+        SaleError::SaleNotLive { status: "paused" }
+    );
+    let illegal = engine.sale_action("s1", SaleAction::Pause, T0).unwrap_err();
+    assert_eq!(
+        illegal,
+        SaleError::InvalidState("cannot pause a sale that is paused".into())
+    );
+    engine.sale_action("s1", SaleAction::End, T0).unwrap();
+    assert!(matches!(
+        engine.restock("s1", "k1", 1, T0),
+        Err(SaleError::InvalidState(_))
+    ));
+    let stats = engine.stats("s1", T0).unwrap();
+    assert_eq!(stats.rejects["not_live"], 2);
+}
+
+#[test]
+fn a_sale_past_its_end_time_refuses_orders() {
+    let engine = Engine::new(limits(), T0);
+    let mut ending = spec(5, 1);
+    ending.ends_at = Some(T0 + 1_000);
+    engine.create_sale(ending, T0).unwrap();
+    engine.sale_action("s1", SaleAction::Start, T0).unwrap();
+    assert!(order(&engine, "alice", "k", 1, T0 + 999).is_ok());
+    assert_eq!(
+        order(&engine, "bob", "k", 1, T0 + 1_000).unwrap_err(),
+        SaleError::SaleNotLive { status: "ended" }
+    );
+}
+
+#[test]
+fn invalid_sales_name_the_field() {
+    let engine = Engine::new(limits(), T0);
+    let mut bad = spec(5, 1);
+    bad.hold_seconds = 59;
+    assert_eq!(
+        engine.create_sale(bad, T0).unwrap_err(),
+        invalid("hold_seconds", "must be within 60..=3600")
+    );
+    let mut bad = spec(5, 0);
+    bad.items[0].per_user_limit = 0;
+    let error = engine.create_sale(bad, T0).unwrap_err();
+    assert!(
+        error.to_string().starts_with("items[0].per_user_limit"),
+        "{error}"
+    );
+    let mut bad = spec(1_001, 1);
+    bad.items[0].stock = 1_001;
+    assert!(engine
+        .create_sale(bad, T0)
+        .unwrap_err()
+        .to_string()
+        .starts_with("items[0].stock"));
+    let mut bad = spec(1, 1);
+    bad.items.push(bad.items[0].clone());
+    assert!(engine
+        .create_sale(bad, T0)
+        .unwrap_err()
+        .to_string()
+        .starts_with("items[1].sku_id"));
+    engine.create_sale(spec(1, 1), T0).unwrap();
+    assert!(matches!(
+        engine.create_sale(spec(1, 1), T0),
+        Err(SaleError::InvalidState(_))
+    ));
+    assert!(matches!(
+        engine.restock("s1", "k1", 1_000, T0),
+        Err(SaleError::Invalid { .. })
+    ));
+}
+
+#[test]
+fn replaying_the_events_of_a_session_rebuilds_the_same_state() {
+    let mut log = Vec::new();
+    let engine = live_engine(10, 3, &mut log);
+    let mut ids = Vec::new();
+    for (index, buyer) in ["a", "b", "c", "d"].iter().enumerate() {
+        let placed = order(
+            &engine,
+            buyer,
+            "key",
+            (index % 3 + 1) as u32,
+            T0 + index as i64,
+        )
+        .unwrap();
+        ids.push(placed.order.order_id.clone());
+        log.push(placed.event.unwrap());
+    }
+    log.push(engine.cancel_order("b", &ids[1], T0 + 10).unwrap().1);
+    log.push(engine.restock("s1", "k1", 5, T0 + 11).unwrap().1);
+    log.extend(engine.expire_due(T0 + 60_002)); // the holds of a and c
+    log.push(
+        engine
+            .sale_action("s1", SaleAction::Pause, T0 + 70_000)
+            .unwrap()
+            .1,
+    );
+
+    // Through serde, as the journal will store them.
+    let json: Vec<String> = log
+        .iter()
+        .map(|event| serde_json::to_string(event).unwrap())
+        .collect();
+    let replayed = Engine::new(limits(), T0 + 100_000);
+    for line in &json {
+        replayed
+            .apply(&serde_json::from_str(line).unwrap())
+            .unwrap();
+    }
+    let (before, after) = (
+        engine.stats("s1", T0).unwrap(),
+        replayed.stats("s1", T0).unwrap(),
+    );
+    assert_eq!(before.items[0].counts, after.items[0].counts);
+    assert_eq!(before.status, after.status);
+    for id in &ids {
+        let (a, b) = (
+            engine.order_for_admin(id).unwrap(),
+            replayed.order_for_admin(id).unwrap(),
+        );
+        assert_eq!(
+            serde_json::to_value(a).unwrap(),
+            serde_json::to_value(b).unwrap()
+        );
+    }
+    let replay = order(&replayed, "d", "key", 1, T0).unwrap();
+    assert!(replay.replayed, "idempotency keys survive replay");
+}
+
+#[test]
+fn replay_refuses_an_order_beyond_the_stock() {
+    let engine = Engine::new(limits(), T0);
+    engine.create_sale(spec(1, 5), T0).unwrap();
+    let reserve = |order_id: &str| Event::OrderReserved {
+        at: T0,
+        order_id: order_id.into(),
+        sale_id: "s1".into(),
+        sku_id: "k1".into(),
+        buyer: "x".into(),
+        quantity: 1,
+        amount: "99.50".parse().unwrap(),
+        idempotency_key: order_id.into(),
+        expires_at: T0 + 60_000,
+    };
+    engine.apply(&reserve("order-1")).unwrap();
+    assert!(matches!(
+        engine.apply(&reserve("order-2")),
+        Err(SaleError::Replay(_))
+    ));
+}
+
+#[test]
+fn same_key_with_another_body_is_a_conflict_and_changes_nothing() {
+    let engine = live_engine(5, 3, &mut Vec::new());
+    order(&engine, "alice", "k-1", 1, T0).unwrap();
+    assert_eq!(
+        order(&engine, "alice", "k-1", 2, T0).unwrap_err(),
+        SaleError::IdempotencyConflict
+    );
+    assert_eq!(counts(&engine).remaining, 4);
+}
