@@ -62,6 +62,7 @@ impl Gateway {
             sales_max: config.sale.sales_max,
             items_per_sale_max: config.sale.items_per_sale_max,
             stock_per_item_max: config.sale.stock_per_item_max,
+            orders_max: config.sale.orders_max,
         };
         let engine = Arc::new(Engine::new(limits, now_ms()));
         let hold_tick = Duration::from_millis(config.sale.hold_tick_ms);

@@ -55,6 +55,7 @@ pub struct SaleConfig {
     pub sales_max: usize,
     pub items_per_sale_max: usize,
     pub stock_per_item_max: i64,
+    pub orders_max: u64,
     pub hold_tick_ms: u64,
 }
 
@@ -113,6 +114,7 @@ impl Default for SaleConfig {
             sales_max: 1024,
             items_per_sale_max: 100,
             stock_per_item_max: 10_000_000,
+            orders_max: 50_000_000,
             hold_tick_ms: 200,
         }
     }
@@ -235,6 +237,9 @@ impl Config {
         positive("sale.items_per_sale_max", self.sale.items_per_sale_max)?;
         if self.sale.stock_per_item_max < 1 {
             return Err(key_error("sale.stock_per_item_max", "must be at least 1"));
+        }
+        if self.sale.orders_max < 1 {
+            return Err(key_error("sale.orders_max", "must be at least 1"));
         }
         if !(10..=5000).contains(&self.sale.hold_tick_ms) {
             return Err(key_error("sale.hold_tick_ms", "must be within 10..=5000"));

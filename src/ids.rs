@@ -37,6 +37,11 @@ impl OrderIds {
         }
     }
 
+    /// How many ids this process has issued.
+    pub fn issued(&self) -> u64 {
+        self.next.load(Ordering::Relaxed) - 1
+    }
+
     pub fn next_id(&self) -> String {
         let sequence = self.next.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}{:011}", self.prefix, sequence);

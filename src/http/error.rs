@@ -88,8 +88,13 @@ impl From<SaleError> for ApiError {
             SaleError::IdempotencyConflict => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_CONFLICT")
             }
+            SaleError::CapacityReached(_) => (StatusCode::SERVICE_UNAVAILABLE, "OVERLOADED"),
             SaleError::Replay(_) => (StatusCode::INTERNAL_SERVER_ERROR, "INTERNAL"),
         };
-        ApiError::new(status, code, message)
+        let retry_after_seconds = (status == StatusCode::SERVICE_UNAVAILABLE).then_some(60);
+        ApiError {
+            retry_after_seconds,
+            ..ApiError::new(status, code, message)
+        }
     }
 }

@@ -34,6 +34,8 @@ pub struct EngineLimits {
     pub sales_max: usize,
     pub items_per_sale_max: usize,
     pub stock_per_item_max: i64,
+    /// Orders this node makes before it refuses more (cancelled ones count).
+    pub orders_max: u64,
 }
 
 /// A buyer's order request, after authentication and parsing.
@@ -195,6 +197,12 @@ impl Engine {
         let status = sale.display_status(now);
         if sale.status() != SaleStatus::Live || status == "ended" {
             return Err(SaleError::SaleNotLive { status });
+        }
+        if self.order_ids.issued() >= self.limits.orders_max {
+            return Err(SaleError::CapacityReached(format!(
+                "this node has made its maximum of {} orders",
+                self.limits.orders_max
+            )));
         }
         let item = &sale.items[index];
         if item.stock.is_sold_out() {

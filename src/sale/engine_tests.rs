@@ -12,6 +12,7 @@ fn limits() -> EngineLimits {
         sales_max: 8,
         items_per_sale_max: 4,
         stock_per_item_max: 1_000,
+        orders_max: 100,
     }
 }
 
@@ -345,4 +346,24 @@ fn same_key_with_another_body_is_a_conflict_and_changes_nothing() {
         SaleError::IdempotencyConflict
     );
     assert_eq!(counts(&engine).remaining, 4);
+}
+
+#[test]
+fn a_node_refuses_orders_beyond_orders_max() {
+    let engine = Engine::new(
+        EngineLimits {
+            orders_max: 2,
+            ..limits()
+        },
+        T0,
+    );
+    engine.create_sale(spec(10, 1), T0).unwrap();
+    engine.sale_action("s1", SaleAction::Start, T0).unwrap();
+    let first = order(&engine, "a", "k", 1, T0).unwrap();
+    engine.cancel_order("a", &first.order.order_id, T0).unwrap();
+    order(&engine, "a", "k2", 1, T0).unwrap();
+    assert!(matches!(
+        order(&engine, "b", "k", 1, T0),
+        Err(SaleError::CapacityReached(_))
+    ));
 }

@@ -42,6 +42,8 @@ pub enum SaleError {
     IdempotencyConflict,
     #[error("a request with this Idempotency-Key is still in progress; retry shortly")]
     IdempotencyInProgress,
+    #[error("{0}")]
+    CapacityReached(String),
     #[error("event cannot be replayed: {0}")]
     Replay(String),
 }

@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# The whole test suite: unit tests, the loom and proptest models, the
+# multi-threaded stress tests and the black-box HTTP tests, which start
+# gateways on loopback (and the real binary) by themselves.
+# Nothing is skipped: a test that needs something absent fails.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+cargo test --locked --all-features "$@"
