@@ -13,9 +13,7 @@ use crate::inventory::{IdempotencyKeys, KeyClaim, OrderRequest, Shortage};
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
 use crate::sale::views::{AdminOrderView, OrderRecord, OrderView, SaleStats, SaleView};
-use crate::sale::{
-    invalid, OrderAction, OrderStatus, RejectReason, Sale, SaleAction, SaleError, SaleStatus,
-};
+use crate::sale::{invalid, OrderAction, OrderStatus, RejectReason, Sale, SaleAction, SaleError};
 use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 use rust_decimal::Decimal;
@@ -194,9 +192,10 @@ impl Engine {
         command: &PlaceOrder<'_>,
         now: UnixMs,
     ) -> Result<(OrderView, Event), SaleError> {
-        let status = sale.display_status(now);
-        if sale.status() != SaleStatus::Live || status == "ended" {
-            return Err(SaleError::SaleNotLive { status });
+        if !sale.takes_orders(now) {
+            return Err(SaleError::SaleNotLive {
+                status: sale.display_status(now),
+            });
         }
         if self.order_ids.issued() >= self.limits.orders_max {
             return Err(SaleError::CapacityReached(format!(

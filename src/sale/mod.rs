@@ -146,6 +146,11 @@ impl Sale {
         SaleStatus::from_u8(self.status.load(Ordering::Acquire))
     }
 
+    /// Live and not past `ends_at`: two loads, no scan of the items.
+    pub fn takes_orders(&self, now: UnixMs) -> bool {
+        self.status() == SaleStatus::Live && self.spec.ends_at.is_none_or(|end| now < end)
+    }
+
     /// What storefronts see: `ended` once `ends_at` has passed, `sold_out`
     /// while live with every item's stock gone.
     pub fn display_status(&self, now: UnixMs) -> &'static str {
