@@ -18,10 +18,19 @@ pub fn now_ms() -> UnixMs {
 /// RFC 3339 UTC with millisecond precision: `2026-11-24T12:00:00.250Z`.
 pub fn format_rfc3339(at: UnixMs) -> String {
     let nanos = i128::from(at) * 1_000_000;
-    OffsetDateTime::from_unix_timestamp_nanos(nanos)
-        .ok()
-        .and_then(|time| time.format(&Rfc3339).ok())
-        .unwrap_or_else(|| "1970-01-01T00:00:00Z".to_owned())
+    match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
+        Ok(t) => format!(
+            "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}.{:03}Z",
+            t.year(),
+            u8::from(t.month()),
+            t.day(),
+            t.hour(),
+            t.minute(),
+            t.second(),
+            t.millisecond()
+        ),
+        Err(_) => "1970-01-01T00:00:00.000Z".to_owned(),
+    }
 }
 
 /// Parses RFC 3339 (any offset) into Unix milliseconds.
@@ -37,8 +46,9 @@ mod tests {
     #[test]
     fn rfc3339_round_trips_in_utc() {
         let at = parse_rfc3339("2026-11-24T20:00:00+08:00").unwrap();
-        assert_eq!(format_rfc3339(at), "2026-11-24T12:00:00Z");
-        assert_eq!(format_rfc3339(at + 250), "2026-11-24T12:00:00.25Z");
+        assert_eq!(format_rfc3339(at), "2026-11-24T12:00:00.000Z");
+        assert_eq!(format_rfc3339(at + 250), "2026-11-24T12:00:00.250Z");
+        assert_eq!(parse_rfc3339(&format_rfc3339(at + 7)), Some(at + 7));
         assert_eq!(parse_rfc3339("yesterday"), None);
     }
 }
