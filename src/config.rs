@@ -32,6 +32,7 @@ pub struct ServerConfig {
     pub body_bytes_max: usize,
     pub retry_after_seconds: u32,
     pub shutdown_grace_seconds: u64,
+    pub header_read_timeout_seconds: u64,
     pub sse_streams_max: usize,
     pub workers: usize,
 }
@@ -83,6 +84,7 @@ impl Default for ServerConfig {
             body_bytes_max: 16 * 1024,
             retry_after_seconds: 1,
             shutdown_grace_seconds: 10,
+            header_read_timeout_seconds: 30,
             sse_streams_max: 1024,
             workers: 0,
         }
@@ -219,6 +221,12 @@ impl Config {
         if !(1..=3600).contains(&self.server.retry_after_seconds) {
             return Err(key_error(
                 "server.retry_after_seconds",
+                "must be within 1..=3600",
+            ));
+        }
+        if !(1..=3600).contains(&self.server.header_read_timeout_seconds) {
+            return Err(key_error(
+                "server.header_read_timeout_seconds",
                 "must be within 1..=3600",
             ));
         }

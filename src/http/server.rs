@@ -12,15 +12,15 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
-/// A client that has not sent its request head within this is dropped.
-const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Serves until shutdown is triggered, then stops accepting, lets in-flight
 /// requests finish (up to `server.shutdown_grace_seconds`) and returns.
 pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(AtomicUsize::new(0));
     let connections_max = state.config.server.connections_max;
+    // hyper starts this timer when it waits for a request head, so it closes
+    // both slow senders and idle keep-alive connections.
+    let header_read_timeout = Duration::from_secs(state.config.server.header_read_timeout_seconds);
     let mut shutdown = state.shutdown.clone();
     loop {
         let stream = tokio::select! {
@@ -47,7 +47,7 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
         let connection = http1::Builder::new()
             .keep_alive(true)
             .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT)
+            .header_read_timeout(header_read_timeout)
             .serve_connection(TokioIo::new(stream), service);
         let connection = graceful.watch(connection);
         let connections = Arc::clone(&connections);
