@@ -152,6 +152,9 @@ impl AdminTokens {
             let digest = match secret.strip_prefix("sha256:") {
                 Some(hex) => parse_hex_digest(hex)
                     .ok_or_else(|| format!("entry {index}: sha256 needs 64 hex digits"))?,
+                None if secret.contains('.') => {
+                    return Err(format!("entry {index}: a token may not contain '.'"));
+                }
                 None if secret.len() >= 12 => sha256(secret.as_bytes()),
                 None => {
                     return Err(format!(
@@ -205,10 +208,11 @@ pub fn bearer_token(header: Option<&http::HeaderValue>) -> Result<&str, AuthErro
     let value = header
         .and_then(|value| value.to_str().ok())
         .ok_or(AuthError::Missing)?;
-    let token = value
-        .strip_prefix("Bearer ")
-        .ok_or(AuthError::Missing)?
-        .trim();
+    let (scheme, token) = value.split_once(' ').ok_or(AuthError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Err(AuthError::Missing);
+    }
+    let token = token.trim();
     if token.is_empty() {
         return Err(AuthError::Missing);
     }
@@ -267,5 +271,8 @@ mod tests {
         assert!(!Role::Ops.allows(Role::Host));
         assert!(AdminTokens::parse(&["king:abcdefghijklmn".into()]).is_err());
         assert!(AdminTokens::parse(&["host:short".into()]).is_err());
+        assert!(AdminTokens::parse(&["host:looks.like.a-jwt".into()]).is_err());
+        let header = http::HeaderValue::from_static("bearer abc");
+        assert_eq!(bearer_token(Some(&header)), Ok("abc"));
     }
 }

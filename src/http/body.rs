@@ -79,6 +79,11 @@ pub fn error_response(error: &ApiError, request_id: &str) -> Response<ResponseBo
             .headers_mut()
             .insert(header::RETRY_AFTER, header::HeaderValue::from(seconds));
     }
+    if let Some(allowed) = error.allow {
+        response
+            .headers_mut()
+            .insert(header::ALLOW, header::HeaderValue::from_static(allowed));
+    }
     response
 }
 
@@ -114,7 +119,8 @@ where
 
 /// Parses JSON strictly; the error names the field where parsing failed.
 pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.is_empty() {
+    // serde's derived structs would also accept an array of the fields in order.
+    if bytes.iter().find(|byte| !byte.is_ascii_whitespace()) != Some(&b'{') {
         return Err(ApiError::invalid("request body must be a JSON object"));
     }
     let mut deserializer = serde_json::Deserializer::from_slice(bytes);
@@ -167,6 +173,8 @@ mod tests {
             "{}",
             error.message
         );
+        let error = parse_json::<Probe>(br#"["a", 1]"#).unwrap_err();
+        assert!(error.message.contains("JSON object"), "{}", error.message);
         let error = parse_json::<Probe>(br#"{"quantity":1}"#).unwrap_err();
         assert!(error.message.contains("name"), "{}", error.message);
     }

@@ -13,6 +13,8 @@ pub struct ApiError {
     pub code: &'static str,
     pub message: String,
     pub retry_after_seconds: Option<u32>,
+    /// For 405: the method the path accepts (sent as `Allow`).
+    pub allow: Option<&'static str>,
 }
 
 impl ApiError {
@@ -22,6 +24,7 @@ impl ApiError {
             code,
             message: message.into(),
             retry_after_seconds: None,
+            allow: None,
         }
     }
 
@@ -37,12 +40,15 @@ impl ApiError {
         ApiError::new(StatusCode::NOT_FOUND, "NOT_FOUND", message)
     }
 
-    pub fn method_not_allowed(allowed: &str) -> ApiError {
-        ApiError::new(
-            StatusCode::METHOD_NOT_ALLOWED,
-            "INVALID_REQUEST",
-            format!("method not allowed; use {allowed}"),
-        )
+    pub fn method_not_allowed(allowed: &'static str) -> ApiError {
+        ApiError {
+            allow: Some(allowed),
+            ..ApiError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                "INVALID_REQUEST",
+                format!("method not allowed; use {allowed}"),
+            )
+        }
     }
 
     pub fn payload_too_large(limit_bytes: usize) -> ApiError {

@@ -114,12 +114,23 @@ impl AppState {
     }
 }
 
-/// Decrements the in-flight count when the request is done.
-struct InFlight<'a>(&'a AtomicUsize);
+/// Counts a request in flight until it is dropped.
+struct InFlight<'a> {
+    counter: &'a AtomicUsize,
+    /// The count including this request.
+    count: usize,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
+        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
+        InFlight { counter, count }
+    }
+}
 
 impl Drop for InFlight<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::AcqRel);
+        self.counter.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -130,12 +141,16 @@ pub async fn handle(
 ) -> Result<Response<ResponseBody>, Infallible> {
     let started = Instant::now();
     let request_id = state.request_id(request.headers());
-    let admitted =
-        state.in_flight.fetch_add(1, Ordering::AcqRel) < state.config.server.requests_in_flight_max;
-    let _in_flight = InFlight(&state.in_flight);
+    let (parts, body) = request.into_parts();
+    let route = router::resolve(&parts.method, parts.uri.path());
+    // Probes and scrapes bypass admission: a node at capacity is still alive,
+    // and shedding its health checks would get it restarted mid-sale.
+    let exempt = matches!(route, Route::Metrics | Route::Healthz | Route::Readyz);
+    let in_flight = (!exempt).then(|| InFlight::enter(&state.in_flight));
+    let admitted = in_flight
+        .as_ref()
+        .is_none_or(|entered| entered.count <= state.config.server.requests_in_flight_max);
     let (label, mut response) = if admitted {
-        let (parts, body) = request.into_parts();
-        let route = router::resolve(&parts.method, parts.uri.path());
         let label = route.label();
         let response = match dispatch(&state, route, &parts, body).await {
             Ok(response) => response,

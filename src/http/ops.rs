@@ -19,8 +19,8 @@ pub fn metrics(state: &AppState) -> Response<ResponseBody> {
             metrics::gauge!(names::STOCK_TOTAL, &labels).set(counts.stock as f64);
         }
     }
-    // This request counts itself; report the others.
-    let in_flight = state.in_flight.load(Ordering::Acquire).saturating_sub(1);
+    // Scrapes are not counted in flight (they bypass admission).
+    let in_flight = state.in_flight.load(Ordering::Acquire);
     metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).set(in_flight as f64);
     metrics::gauge!(names::SSE_STREAMS).set(state.sse_streams.load(Ordering::Acquire) as f64);
     metrics::gauge!(names::HOLDS_PENDING).set(state.engine.holds_pending() as f64);

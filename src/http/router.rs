@@ -53,7 +53,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
     let mut segments = [""; 7];
     let mut count = 0;
     for segment in path.trim_start_matches('/').split('/') {
-        if count == segments.len() {
+        if count == segments.len() || segment.is_empty() {
             return Route::NotFound;
         }
         segments[count] = segment;
@@ -126,6 +126,7 @@ mod tests {
             Route::MethodNotAllowed("/v1/sales/{sale_id}", "GET")
         );
         assert_eq!(resolve(&Method::GET, "/v1/nothing"), Route::NotFound);
+        assert_eq!(resolve(&Method::POST, "/v1/orders/"), Route::NotFound);
         assert_eq!(resolve(&Method::GET, "/a/b/c/d/e/f/g/h"), Route::NotFound);
     }
 }

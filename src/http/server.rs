@@ -33,7 +33,11 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
                     continue;
                 }
             },
-            _ = shutdown.triggered() => break,
+            _ = shutdown.triggered() => {
+                // /readyz answers 503 on kept-alive connections from now on.
+                state.draining.store(true, Ordering::Release);
+                break;
+            }
         };
         if connections.fetch_add(1, Ordering::AcqRel) >= connections_max {
             connections.fetch_sub(1, Ordering::AcqRel);
@@ -59,7 +63,6 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
         });
     }
     drop(listener);
-    state.draining.store(true, Ordering::Release);
     let grace = Duration::from_secs(state.config.server.shutdown_grace_seconds);
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),

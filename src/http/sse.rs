@@ -5,8 +5,9 @@
 //! times a second and sends only what changed, so a burst of ten thousand
 //! orders costs a viewer at most five `stock` events a second and the order
 //! path nothing at all. A slow reader skips samples instead of queueing them.
-//! Streams are bounded by `server.sse_streams_max` and end on shutdown or
-//! once the sale has ended.
+//! Streams are bounded by `server.sse_streams_max` and end on shutdown, when
+//! the client leaves, or once the sale has ended; a request for an ended sale
+//! gets 204 No Content, which tells an `EventSource` to stop reconnecting.
 
 use crate::clock::now_ms;
 use crate::http::body::ResponseBody;
@@ -34,6 +35,12 @@ pub fn stream(
     state.caller(headers)?;
     check_host_id("sale_id", sale_id)?;
     let sale = state.engine.sale(sale_id)?;
+    if sale.display_status(now_ms()) == "ended" {
+        // 204 tells an EventSource to stop reconnecting: nothing will change.
+        let mut response = Response::new(ResponseBody::Full(None));
+        *response.status_mut() = StatusCode::NO_CONTENT;
+        return Ok(response);
+    }
     let open = state.sse_streams.fetch_add(1, Ordering::AcqRel);
     if open >= state.config.server.sse_streams_max {
         state.sse_streams.fetch_sub(1, Ordering::AcqRel);
@@ -67,6 +74,7 @@ async fn feed(state: Arc<AppState>, sale: Arc<Sale>, sender: mpsc::Sender<Bytes>
         tokio::select! {
             _ = sample.tick() => {}
             _ = shutdown.triggered() => break,
+            _ = sender.closed() => break,
         }
         let status = sale.display_status(now_ms());
         let mut chunk = String::new();

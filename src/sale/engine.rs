@@ -432,9 +432,7 @@ impl Engine {
         );
         self.holds.schedule(*expires_at, order_id);
         self.orders.insert(order_id.as_str().into(), record);
-        sale.counters
-            .orders_reserved
-            .fetch_add(1, Ordering::Relaxed);
+        sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
     }
 

@@ -112,7 +112,7 @@ pub struct Item {
 
 #[derive(Default)]
 pub struct SaleCounters {
-    pub orders_reserved: AtomicU64,
+    pub orders_created: AtomicU64,
     pub orders_cancelled: AtomicU64,
     pub orders_expired: AtomicU64,
     pub rejects: [AtomicU64; RejectReason::ALL.len()],

@@ -167,7 +167,8 @@ pub struct ItemStats {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct OrderCounts {
-    pub reserved: u64,
+    /// Orders ever made in the sale, whatever their status now.
+    pub created: u64,
     pub cancelled: u64,
     pub expired: u64,
 }
@@ -189,7 +190,7 @@ impl SaleStats {
                 })
                 .collect(),
             orders: OrderCounts {
-                reserved: counters.orders_reserved.load(Ordering::Relaxed),
+                created: counters.orders_created.load(Ordering::Relaxed),
                 cancelled: counters.orders_cancelled.load(Ordering::Relaxed),
                 expired: counters.orders_expired.load(Ordering::Relaxed),
             },
