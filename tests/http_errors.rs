@@ -894,8 +894,11 @@ async fn beyond_requests_in_flight_max_requests_get_503_with_retry_after() {
         let reply = client
             .request(
                 Method::GET,
-                "/healthz",
-                &[("x-request-id", "shed-me")],
+                "/v1/sales/s1",
+                &[
+                    ("x-request-id", "shed-me"),
+                    ("authorization", &format!("Bearer {OPS_TOKEN}")),
+                ],
                 None,
             )
             .await;
@@ -914,6 +917,9 @@ async fn beyond_requests_in_flight_max_requests_get_503_with_retry_after() {
     assert_eq!(shed.header("x-request-id").as_deref(), Some("shed-me"));
     let order_refused = client.order(&buyer_token("o_bob"), "k", "s1", 1).await;
     assert_error(&order_refused, 503, "OVERLOADED");
+    // Probes and scrapes bypass admission: a busy node is not a dead one.
+    client.get_anonymous("/healthz").await.expect_json(200);
+    client.get_anonymous("/readyz").await.expect_json(200);
 
     // The held request completes, and the gateway serves again.
     raw_write(&mut slow, second_half).await;

@@ -130,7 +130,7 @@ async fn replaying_an_idempotency_key_with_the_same_body_returns_the_same_order_
 
     assert_eq!(client.remaining("s-replay", &alice).await, 9);
     let stats = client.stats("s-replay").await;
-    assert_eq!(stats["orders"]["reserved"], 1, "{stats}");
+    assert_eq!(stats["orders"]["created"], 1, "{stats}");
     gateway.stop().await;
 }
 

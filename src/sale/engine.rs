@@ -420,6 +420,9 @@ impl Engine {
             history: vec![(OrderStatus::Reserved, *at)],
         };
         let view = record.view();
+        // The order must be readable before its key is: a concurrent replay
+        // of the key reads the order at once.
+        self.orders.insert(order_id.as_str().into(), record);
         self.keys.bind(
             buyer,
             idempotency_key,
@@ -431,7 +434,6 @@ impl Engine {
             order_id,
         );
         self.holds.schedule(*expires_at, order_id);
-        self.orders.insert(order_id.as_str().into(), record);
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
     }
