@@ -12,6 +12,12 @@
 //! exact same code on loom's atomics; production uses `AtomicI64` and the
 //! generic costs nothing after monomorphisation.
 //!
+//! Two multi-unit gathers racing over the last units can both fail and give
+//! their units back (each took part, neither all): a buyer sees `SOLD_OUT`
+//! while units remain and may retry. Single-unit orders, the flash-sale
+//! common case, never gather. Correctness (no oversell, no lost unit) holds
+//! either way; this is a liveness trade-off for a lock-free path.
+//!
 //! Invariants (asserted where cheap):
 //! - no shard ever goes below zero: every decrement is a CAS that checks it;
 //! - units are conserved: a failed multi-shard gather gives back what it took;
@@ -95,15 +101,16 @@ impl<C: Cell> Shards<C> {
             return Err(Shortage::SoldOut);
         }
         let count = self.shards.len();
+        let start = hint % count; // any hint, even usize::MAX, without overflow
         for step in 0..count {
-            if take_exact(&*self.shards[(hint + step) % count], quantity) {
+            if take_exact(&*self.shards[(start + step) % count], quantity) {
                 return Ok(());
             }
         }
         // No single shard covers the quantity: gather from several.
         let mut taken = 0;
         for step in 0..count {
-            taken += take_up_to(&*self.shards[(hint + step) % count], quantity - taken);
+            taken += take_up_to(&*self.shards[(start + step) % count], quantity - taken);
             if taken == quantity {
                 return Ok(());
             }
