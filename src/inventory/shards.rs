@@ -100,17 +100,22 @@ impl<C: Cell> Shards<C> {
         if self.sold_out.load() != 0 {
             return Err(Shortage::SoldOut);
         }
-        let count = self.shards.len();
-        let start = hint % count; // any hint, even usize::MAX, without overflow
-        for step in 0..count {
-            if take_exact(&*self.shards[(start + step) % count], quantity) {
+        // Any hint is safe, even usize::MAX; the division is skipped for the
+        // usual hint (a worker index below the shard count).
+        let start = if hint < self.shards.len() {
+            hint
+        } else {
+            hint % self.shards.len()
+        };
+        for index in self.ring(start) {
+            if take_exact(&*self.shards[index], quantity) {
                 return Ok(());
             }
         }
         // No single shard covers the quantity: gather from several.
         let mut taken = 0;
-        for step in 0..count {
-            taken += take_up_to(&*self.shards[(start + step) % count], quantity - taken);
+        for index in self.ring(start) {
+            taken += take_up_to(&*self.shards[index], quantity - taken);
             if taken == quantity {
                 return Ok(());
             }
@@ -149,6 +154,11 @@ impl<C: Cell> Shards<C> {
 
     pub fn is_sold_out_flagged(&self) -> bool {
         self.sold_out.load() != 0
+    }
+
+    /// Every shard index once, starting at `start`, without a division.
+    fn ring(&self, start: usize) -> impl Iterator<Item = usize> {
+        (start..self.shards.len()).chain(0..start)
     }
 
     fn is_empty(&self) -> bool {
