@@ -150,22 +150,19 @@ pub async fn handle(
     let admitted = in_flight
         .as_ref()
         .is_none_or(|entered| entered.count <= state.config.server.requests_in_flight_max);
-    let (label, mut response) = if admitted {
-        let label = route.label();
-        let response = match dispatch(&state, route, &parts, body).await {
-            Ok(response) => response,
-            Err(error) => error_response(&error, request_id.to_str().unwrap_or_default()),
-        };
-        (label, response)
+    let label = route.label();
+    let outcome = if admitted {
+        dispatch(&state, route, &parts, body).await
     } else {
         metrics::counter!(names::HTTP_REQUESTS_SHED_TOTAL).increment(1);
         let retry = state.config.server.retry_after_seconds;
-        let error = ApiError::overloaded("too many requests in flight; retry shortly", retry);
-        (
-            "shed",
-            error_response(&error, request_id.to_str().unwrap_or_default()),
-        )
+        Err(ApiError::overloaded(
+            "too many requests in flight; retry shortly",
+            retry,
+        ))
     };
+    let mut response = outcome
+        .unwrap_or_else(|error| error_response(&error, request_id.to_str().unwrap_or_default()));
     response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
     let status = response.status().as_u16();
     metrics::counter!(names::HTTP_REQUESTS_TOTAL, "route" => label, "status" => status_label(status))

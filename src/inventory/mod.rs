@@ -78,10 +78,14 @@ impl ItemStock {
         self.shards.is_sold_out_flagged()
     }
 
+    /// Read in this order so a unit is not counted twice: paid units never
+    /// return to the shards, and restocked units are counted in `stock`
+    /// before they reach the shards. (A gather in flight can still move a
+    /// unit between shards mid-sum, hence "exact when nothing is in flight".)
     pub fn counts(&self) -> StockCounts {
-        let stock = self.stock_total.load(Ordering::SeqCst);
         let paid = self.paid_total.load(Ordering::SeqCst);
         let remaining = self.shards.remaining();
+        let stock = self.stock_total.load(Ordering::SeqCst);
         let reserved = (stock - remaining - paid).max(0);
         let counts = StockCounts {
             stock,
