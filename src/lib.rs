@@ -11,6 +11,7 @@ pub mod config;
 pub mod http;
 pub mod ids;
 pub mod inventory;
+pub mod journal;
 pub mod metrics;
 pub mod money;
 pub mod sale;

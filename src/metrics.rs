@@ -19,6 +19,9 @@ pub const STOCK_REMAINING: &str = "flashgate_stock_remaining";
 pub const STOCK_TOTAL: &str = "flashgate_stock";
 pub const HOLDS_PENDING: &str = "flashgate_holds_pending";
 pub const SSE_STREAMS: &str = "flashgate_sse_streams";
+pub const JOURNAL_COMMIT_SECONDS: &str = "flashgate_journal_commit_seconds";
+pub const JOURNAL_RECORDS_PER_COMMIT: &str = "flashgate_journal_records_per_commit";
+pub const JOURNAL_BYTES_TOTAL: &str = "flashgate_journal_bytes_total";
 
 /// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
@@ -33,6 +36,18 @@ pub fn handle() -> &'static PrometheusHandle {
             .set_buckets_for_metric(
                 Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.into()),
                 LATENCY_BUCKETS_SECONDS,
+            )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(JOURNAL_COMMIT_SECONDS.into()),
+                LATENCY_BUCKETS_SECONDS,
+            )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(JOURNAL_RECORDS_PER_COMMIT.into()),
+                &[
+                    1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0, 128.0, 256.0, 512.0, 1024.0, 4096.0,
+                ],
             )
             .expect("bucket list is not empty")
             .build_recorder();
@@ -68,4 +83,18 @@ fn describe() {
     describe_gauge!(STOCK_TOTAL, "units ever put on sale per sale item");
     describe_gauge!(HOLDS_PENDING, "hold timers waiting to fire");
     describe_gauge!(SSE_STREAMS, "open Server-Sent Events streams");
+    describe_histogram!(
+        JOURNAL_COMMIT_SECONDS,
+        Unit::Seconds,
+        "journal write + fdatasync per commit"
+    );
+    describe_histogram!(
+        JOURNAL_RECORDS_PER_COMMIT,
+        "records sharing one journal commit"
+    );
+    describe_counter!(
+        JOURNAL_BYTES_TOTAL,
+        Unit::Bytes,
+        "bytes appended to the journal"
+    );
 }

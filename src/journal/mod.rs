@@ -1,0 +1,82 @@
+//! The journal: an append-only log of every state change, written before the
+//! client gets its 2xx.
+//!
+//! Group commit: requests push their encoded event onto a lock-free queue
+//! and wait on their own one-shot channel. One writer thread drains whatever
+//! has queued up, writes it with one `write` and one `fdatasync`, and wakes
+//! exactly the requests whose records that commit held. While one commit is
+//! syncing, the next batch gathers: the busier the sale, the more records
+//! share each sync. No lock is shared by the requests: a push onto
+//! `crossbeam`'s `SegQueue` and an unpark of the writer.
+//!
+//! Order matters (docs/ARCHITECTURE.md, "the trap"): the engine submits a
+//! release or restock *before* the stock becomes reservable again, so a
+//! reservation that uses that stock is queued after it and can never be
+//! durable without it.
+
+pub mod record;
+pub mod replay;
+pub mod segment;
+mod writer;
+
+pub use replay::{replay, ReplayOutcome};
+pub use writer::Journal;
+
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Durability {
+    /// A 2xx waits for the `fdatasync` of the commit holding its record.
+    Fsync,
+    /// Benchmark only: records are written without syncing and requests do
+    /// not wait. A crash can lose acknowledged orders.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct JournalOptions {
+    pub dir: PathBuf,
+    pub durability: Durability,
+    /// A segment is closed once it grows past this.
+    pub segment_bytes_max: u64,
+    /// The most bytes one commit writes; also the torn-tail window.
+    pub commit_batch_bytes_max: usize,
+    /// Records waiting for the writer; beyond this a submit is refused.
+    pub queue_records_max: usize,
+}
+
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal I/O on {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("journal damaged in {segment} at offset {offset}: {reason}; refusing to start (restore the segment or move it aside knowingly)")]
+    Corrupt {
+        segment: PathBuf,
+        offset: u64,
+        reason: String,
+    },
+    #[error("journal record in {segment} at offset {offset} cannot be replayed: {message}")]
+    Replay {
+        segment: PathBuf,
+        offset: u64,
+        message: String,
+    },
+    #[error("the journal queue is full")]
+    QueueFull,
+    #[error("the journal cannot be written: {0}")]
+    Unavailable(String),
+}
+
+impl JournalError {
+    pub fn io(path: &Path, source: std::io::Error) -> JournalError {
+        JournalError::Io {
+            path: path.to_owned(),
+            message: source.to_string(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

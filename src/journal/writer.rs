@@ -1,0 +1,265 @@
+//! The journal's single writer thread and the handle requests submit to.
+
+use crate::journal::record::encode;
+use crate::journal::segment::{segment_path, sync_dir};
+use crate::journal::{Durability, JournalError, JournalOptions, ReplayOutcome};
+use crate::metrics as names;
+use crossbeam_queue::SegQueue;
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::{Duration, Instant};
+use tokio::sync::oneshot;
+
+type Done = oneshot::Sender<Result<u64, JournalError>>;
+
+struct Pending {
+    payload: Vec<u8>,
+    /// `None` with `durability = "none"`: nobody waits.
+    done: Option<Done>,
+}
+
+struct Shared {
+    inbox: SegQueue<Pending>,
+    queued: AtomicUsize,
+    durable_seq: AtomicU64,
+    healthy: AtomicBool,
+    stopping: AtomicBool,
+    options: JournalOptions,
+}
+
+/// A handle to the journal; cheap to share.
+pub struct Journal {
+    shared: Arc<Shared>,
+    /// For unparking the writer: a clone of its handle, no lock on submit.
+    writer_thread: thread::Thread,
+    /// Taken once, by `shutdown`.
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+/// The wait for one record's commit.
+pub enum Commit {
+    Ready(Result<u64, JournalError>),
+    Waiting(oneshot::Receiver<Result<u64, JournalError>>),
+}
+
+impl Commit {
+    /// Resolves with the record's sequence number once it is durable
+    /// (at once with `durability = "none"`, with 0).
+    pub async fn durable(self) -> Result<u64, JournalError> {
+        match self {
+            Commit::Ready(result) => result,
+            Commit::Waiting(receiver) => receiver.await.unwrap_or_else(|_| {
+                Err(JournalError::Unavailable(
+                    "the journal writer stopped".into(),
+                ))
+            }),
+        }
+    }
+}
+
+impl Journal {
+    /// Starts the writer after a replay: appends go to the replayed tail
+    /// segment, or to a new one.
+    pub fn start(
+        options: JournalOptions,
+        replayed: &ReplayOutcome,
+    ) -> Result<Journal, JournalError> {
+        let next_seq = replayed.last_seq + 1;
+        let segment = match &replayed.tail {
+            Some((path, length)) => SegmentFile::reopen(path, *length)?,
+            None => SegmentFile::create(&options.dir, next_seq)?,
+        };
+        let shared = Arc::new(Shared {
+            inbox: SegQueue::new(),
+            queued: AtomicUsize::new(0),
+            durable_seq: AtomicU64::new(replayed.last_seq),
+            healthy: AtomicBool::new(true),
+            stopping: AtomicBool::new(false),
+            options,
+        });
+        let writer_shared = Arc::clone(&shared);
+        let writer = thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || write_loop(&writer_shared, segment, next_seq))
+            .map_err(|e| JournalError::Unavailable(format!("cannot start writer: {e}")))?;
+        Ok(Journal {
+            shared,
+            writer_thread: writer.thread().clone(),
+            writer: Mutex::new(Some(writer)),
+        })
+    }
+
+    /// Queues one record. Never blocks; the returned [`Commit`] resolves
+    /// once the record is durable.
+    pub fn submit(&self, payload: Vec<u8>) -> Commit {
+        let shared = &self.shared;
+        if !shared.healthy.load(Ordering::Acquire) {
+            return Commit::Ready(Err(JournalError::Unavailable(
+                "an earlier write failed".into(),
+            )));
+        }
+        if shared.queued.fetch_add(1, Ordering::AcqRel) >= shared.options.queue_records_max {
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            return Commit::Ready(Err(JournalError::QueueFull));
+        }
+        let (done, commit) = match shared.options.durability {
+            Durability::Fsync => {
+                let (sender, receiver) = oneshot::channel();
+                (Some(sender), Commit::Waiting(receiver))
+            }
+            Durability::None => (None, Commit::Ready(Ok(0))),
+        };
+        shared.inbox.push(Pending { payload, done });
+        self.writer_thread.unpark();
+        commit
+    }
+
+    /// The last sequence number known to be on disk.
+    pub fn durable_seq(&self) -> u64 {
+        self.shared.durable_seq.load(Ordering::Acquire)
+    }
+
+    /// False once a write or sync has failed: the node must stop taking changes.
+    pub fn is_healthy(&self) -> bool {
+        self.shared.healthy.load(Ordering::Acquire)
+    }
+
+    /// Writes and syncs everything queued, then stops the writer.
+    pub fn shutdown(&self) {
+        self.shared.stopping.store(true, Ordering::Release);
+        let handle = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            self.writer_thread.unpark();
+            if handle.join().is_err() {
+                tracing::error!("journal writer panicked");
+            }
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        self.shutdown();
+    }
+}
+
+struct SegmentFile {
+    file: File,
+    bytes: u64,
+}
+
+impl SegmentFile {
+    fn create(dir: &std::path::Path, first_seq: u64) -> Result<SegmentFile, JournalError> {
+        let path = segment_path(dir, first_seq);
+        let file = OpenOptions::new()
+            .create_new(true)
+            .append(true)
+            .open(&path)
+            .map_err(|e| JournalError::io(&path, e))?;
+        sync_dir(dir).map_err(|e| JournalError::io(dir, e))?;
+        Ok(SegmentFile { file, bytes: 0 })
+    }
+
+    fn reopen(path: &std::path::Path, length: u64) -> Result<SegmentFile, JournalError> {
+        let file = OpenOptions::new()
+            .append(true)
+            .open(path)
+            .map_err(|e| JournalError::io(path, e))?;
+        Ok(SegmentFile {
+            file,
+            bytes: length,
+        })
+    }
+}
+
+/// How long the idle writer sleeps before looking at the queue again; a
+/// submit wakes it sooner.
+const IDLE_PARK: Duration = Duration::from_millis(50);
+
+fn write_loop(shared: &Shared, mut segment: SegmentFile, mut next_seq: u64) {
+    let mut buffer = Vec::with_capacity(shared.options.commit_batch_bytes_max);
+    let mut waiting: Vec<(u64, Done)> = Vec::new();
+    loop {
+        buffer.clear();
+        waiting.clear();
+        let first_seq = next_seq;
+        while buffer.len() < shared.options.commit_batch_bytes_max {
+            let Some(pending) = shared.inbox.pop() else {
+                break;
+            };
+            shared.queued.fetch_sub(1, Ordering::AcqRel);
+            encode(next_seq, &pending.payload, &mut buffer);
+            if let Some(done) = pending.done {
+                waiting.push((next_seq, done));
+            }
+            next_seq += 1;
+        }
+        if buffer.is_empty() {
+            if shared.stopping.load(Ordering::Acquire) && shared.inbox.is_empty() {
+                return;
+            }
+            thread::park_timeout(IDLE_PARK);
+            continue;
+        }
+        let records = next_seq - first_seq;
+        let started = Instant::now();
+        let written = commit(shared, &mut segment, &buffer);
+        metrics::histogram!(names::JOURNAL_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
+        metrics::histogram!(names::JOURNAL_RECORDS_PER_COMMIT).record(records as f64);
+        match written {
+            Ok(()) => {
+                metrics::counter!(names::JOURNAL_BYTES_TOTAL).increment(buffer.len() as u64);
+                shared.durable_seq.store(next_seq - 1, Ordering::Release);
+                for (seq, done) in waiting.drain(..) {
+                    let _ = done.send(Ok(seq)); // the request may have gone; fine
+                }
+                if segment.bytes >= shared.options.segment_bytes_max {
+                    match SegmentFile::create(&shared.options.dir, next_seq) {
+                        Ok(fresh) => segment = fresh,
+                        Err(error) => fail(shared, &mut waiting, error),
+                    }
+                }
+            }
+            Err(error) => fail(shared, &mut waiting, error),
+        }
+    }
+}
+
+fn commit(shared: &Shared, segment: &mut SegmentFile, buffer: &[u8]) -> Result<(), JournalError> {
+    let dir = &shared.options.dir;
+    segment
+        .file
+        .write_all(buffer)
+        .map_err(|e| JournalError::io(dir, e))?;
+    if shared.options.durability == Durability::Fsync {
+        segment
+            .file
+            .sync_data()
+            .map_err(|e| JournalError::io(dir, e))?;
+    }
+    segment.bytes += buffer.len() as u64;
+    Ok(())
+}
+
+/// A failed write leaves the log's tail unknown: refuse every later record
+/// so nothing is acknowledged that replay might not see.
+fn fail(shared: &Shared, waiting: &mut Vec<(u64, Done)>, error: JournalError) {
+    tracing::error!(%error, "journal write failed; the node refuses further changes");
+    shared.healthy.store(false, Ordering::Release);
+    for (_, done) in waiting.drain(..) {
+        let _ = done.send(Err(error.clone()));
+    }
+    while let Some(pending) = shared.inbox.pop() {
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
+        if let Some(done) = pending.done {
+            let _ = done.send(Err(error.clone()));
+        }
+    }
+}
