@@ -1,16 +1,19 @@
-//! Assembly: builds the engine and the HTTP state from the config, binds the
-//! listener, and runs the server and the hold-expiry task until shutdown.
-//! `main` and the black-box tests start the gateway the same way.
+//! Assembly: replays the journal into a fresh engine, attaches the journal,
+//! binds the listener, and runs the server and the hold-expiry task until
+//! shutdown, then flushes the journal. `main` and the black-box tests start
+//! the gateway the same way.
 
 use crate::clock::now_ms;
 use crate::config::Config;
 use crate::http::{server, AppState};
+use crate::journal::{self, Journal, JournalError, JournalOptions};
 use crate::metrics as names;
-use crate::sale::{Engine, EngineLimits};
+use crate::sale::{Engine, EngineLimits, Event};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -28,12 +31,15 @@ pub enum StartError {
     },
     #[error("invalid configuration: {0}")]
     Config(String),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
 }
 
 /// A running gateway.
 pub struct Gateway {
     pub local_addr: SocketAddr,
     pub state: Arc<AppState>,
+    journal: Arc<Journal>,
     trigger: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -43,12 +49,13 @@ impl Gateway {
         config
             .validate()
             .map_err(|error| StartError::Config(error.to_string()))?;
-        std::fs::create_dir_all(&config.storage.data_dir).map_err(|source| {
-            StartError::DataDir {
-                path: config.storage.data_dir.clone(),
-                source,
-            }
+        let journal_dir = config.storage.data_dir.join("journal");
+        std::fs::create_dir_all(&journal_dir).map_err(|source| StartError::DataDir {
+            path: journal_dir.clone(),
+            source,
         })?;
+        crate::metrics::handle();
+        let (engine, journal) = recover(&config, &journal_dir)?;
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
             .await
@@ -56,20 +63,16 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
-        crate::metrics::handle();
-        let limits = EngineLimits {
-            shard_count: config.inventory.shards,
-            sales_max: config.sale.sales_max,
-            items_per_sale_max: config.sale.items_per_sale_max,
-            stock_per_item_max: config.sale.stock_per_item_max,
-            orders_max: config.sale.orders_max,
-        };
-        let engine = Arc::new(Engine::new(limits, now_ms()));
         let hold_tick = Duration::from_millis(config.sale.hold_tick_ms);
         let (trigger, shutdown) = shutdown::channel();
         let state = Arc::new(
-            AppState::new(Arc::clone(&engine), config, shutdown.clone())
-                .map_err(StartError::Config)?,
+            AppState::new(
+                Arc::clone(&engine),
+                Arc::clone(&journal),
+                config,
+                shutdown.clone(),
+            )
+            .map_err(StartError::Config)?,
         );
         let tasks = vec![
             tokio::spawn(server::serve(listener, Arc::clone(&state))),
@@ -79,12 +82,14 @@ impl Gateway {
         Ok(Gateway {
             local_addr,
             state,
+            journal,
             trigger,
             tasks,
         })
     }
 
-    /// Stops accepting, finishes in-flight requests, stops the timers.
+    /// Stops accepting, finishes in-flight requests, stops the timers, then
+    /// writes and syncs whatever the journal still holds.
     pub async fn shutdown(self) {
         self.trigger.trigger();
         for task in self.tasks {
@@ -92,7 +97,52 @@ impl Gateway {
                 tracing::error!(%error, "a gateway task failed");
             }
         }
+        let journal = self.journal;
+        let flushed = tokio::task::spawn_blocking(move || journal.shutdown()).await;
+        if let Err(error) = flushed {
+            tracing::error!(%error, "journal flush failed");
+        }
     }
+}
+
+/// Rebuilds the engine from the journal, then attaches the journal so new
+/// changes are appended after what was replayed.
+fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Journal>), StartError> {
+    let limits = EngineLimits {
+        shard_count: config.inventory.shards,
+        sales_max: config.sale.sales_max,
+        items_per_sale_max: config.sale.items_per_sale_max,
+        stock_per_item_max: config.sale.stock_per_item_max,
+        orders_max: config.sale.orders_max,
+    };
+    let mut engine = Engine::new(limits, now_ms());
+    let started = Instant::now();
+    // A torn commit is at most one batch plus the record that overflowed it.
+    let tail_window_bytes = config.storage.commit_batch_bytes_max
+        + journal::record::HEADER_BYTES
+        + journal::record::PAYLOAD_BYTES_MAX;
+    let replayed = journal::replay(journal_dir, 0, tail_window_bytes, |_seq, payload| {
+        let event: Event = serde_json::from_slice(payload)
+            .map_err(|error| format!("undecodable event: {error}"))?;
+        engine.apply(&event).map_err(|error| error.to_string())
+    })?;
+    engine.finish_replay(now_ms());
+    tracing::info!(
+        records = replayed.records_applied,
+        last_seq = replayed.last_seq,
+        truncated_bytes = replayed.truncated_bytes,
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "journal replayed"
+    );
+    let options = JournalOptions {
+        dir: journal_dir.to_owned(),
+        durability: config.storage.durability,
+        segment_bytes_max: config.storage.journal_segment_bytes_max,
+        commit_batch_bytes_max: config.storage.commit_batch_bytes_max,
+    };
+    let journal = Arc::new(Journal::start(options, &replayed)?);
+    engine.attach_sink(journal.clone());
+    Ok((Arc::new(engine), journal))
 }
 
 /// Fires hold timers: every `tick`, expires the holds that are due.

@@ -6,6 +6,7 @@
 //! takes a comma list). Every key is documented in `config/flashgate.toml`.
 //! A bad value stops start-up with an error that names the key.
 
+use crate::journal::Durability;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -64,6 +65,9 @@ pub struct SaleConfig {
 #[serde(default, deny_unknown_fields)]
 pub struct StorageConfig {
     pub data_dir: PathBuf,
+    pub durability: Durability,
+    pub journal_segment_bytes_max: u64,
+    pub commit_batch_bytes_max: usize,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,6 +130,9 @@ impl Default for StorageConfig {
     fn default() -> Self {
         StorageConfig {
             data_dir: PathBuf::from("data"),
+            durability: Durability::Fsync,
+            journal_segment_bytes_max: 64 * 1024 * 1024,
+            commit_batch_bytes_max: 1024 * 1024,
         }
     }
 }
@@ -254,6 +261,14 @@ impl Config {
         }
         if self.storage.data_dir.as_os_str().is_empty() {
             return Err(key_error("storage.data_dir", "must not be empty"));
+        }
+        if !(64 * 1024..=1 << 40).contains(&self.storage.journal_segment_bytes_max) {
+            let message = "must be within 65536..=1099511627776";
+            return Err(key_error("storage.journal_segment_bytes_max", message));
+        }
+        if !(64 * 1024..=256 * 1024 * 1024).contains(&self.storage.commit_batch_bytes_max) {
+            let message = "must be within 65536..=268435456";
+            return Err(key_error("storage.commit_batch_bytes_max", message));
         }
         self.log
             .level

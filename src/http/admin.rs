@@ -87,12 +87,13 @@ pub async fn create_sale(
     state.admin(headers, Role::Host)?;
     let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
     let spec = parse_json::<CreateSale>(&bytes)?.into_spec()?;
-    let (view, _event) = state.engine.create_sale(spec, now_ms())?;
+    let (view, commit) = state.engine.create_sale(spec, now_ms())?;
+    commit.durable().await?;
     tracing::info!(sale_id = %view.sale_id, "sale created");
     Ok(json_response(StatusCode::CREATED, &view))
 }
 
-pub fn sale_action(
+pub async fn sale_action(
     state: &AppState,
     headers: &HeaderMap,
     sale_id: &str,
@@ -100,7 +101,8 @@ pub fn sale_action(
 ) -> Result<Response<ResponseBody>, ApiError> {
     state.admin(headers, Role::Host)?;
     check_host_id("sale_id", sale_id)?;
-    let (view, _event) = state.engine.sale_action(sale_id, action, now_ms())?;
+    let (view, commit) = state.engine.sale_action(sale_id, action, now_ms())?;
+    commit.durable().await?;
     tracing::info!(
         sale_id,
         action = action.as_str(),
@@ -122,9 +124,10 @@ pub async fn restock(
     check_host_id("sku_id", sku_id)?;
     let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
     let restock: Restock = parse_json(&bytes)?;
-    let (stats, _event) = state
+    let (stats, commit) = state
         .engine
         .restock(sale_id, sku_id, restock.add, now_ms())?;
+    commit.durable().await?;
     tracing::info!(sale_id, sku_id, add = restock.add, "restocked");
     Ok(json_response(StatusCode::OK, &stats))
 }

@@ -4,6 +4,7 @@
 //! `Retry-After`.
 
 use crate::http::auth::AuthError;
+use crate::journal::JournalError;
 use crate::sale::SaleError;
 use http::StatusCode;
 
@@ -74,6 +75,19 @@ impl ApiError {
 impl From<AuthError> for ApiError {
     fn from(error: AuthError) -> ApiError {
         ApiError::new(StatusCode::UNAUTHORIZED, "UNAUTHORIZED", error.to_string())
+    }
+}
+
+impl From<JournalError> for ApiError {
+    /// The change is in memory but not durable: nothing was acknowledged,
+    /// and the node refuses further changes (see `/readyz`).
+    fn from(error: JournalError) -> ApiError {
+        tracing::error!(%error, "a change could not be made durable");
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "INTERNAL",
+            "the change could not be made durable; it was not applied",
+        )
     }
 }
 

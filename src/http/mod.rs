@@ -18,6 +18,7 @@ use crate::http::auth::{bearer_token, AdminTokens, Role, SessionKeys};
 use crate::http::body::{error_response, ResponseBody};
 use crate::http::error::ApiError;
 use crate::http::router::Route;
+use crate::journal::Journal;
 use crate::metrics as names;
 use crate::sale::Engine;
 use crate::shutdown::Shutdown;
@@ -33,6 +34,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 /// Everything a handler may touch, shared by all connections.
 pub struct AppState {
     pub engine: Arc<Engine>,
+    pub journal: Arc<Journal>,
     pub config: Config,
     pub sessions: SessionKeys,
     pub admins: AdminTokens,
@@ -52,12 +54,14 @@ pub enum Caller {
 impl AppState {
     pub fn new(
         engine: Arc<Engine>,
+        journal: Arc<Journal>,
         config: Config,
         shutdown: Shutdown,
     ) -> Result<AppState, String> {
         let admins = AdminTokens::parse(&config.auth.admin_tokens)?;
         Ok(AppState {
             engine,
+            journal,
             sessions: SessionKeys::new(config.auth.session_secret.as_bytes()),
             admins,
             config,
@@ -184,10 +188,10 @@ async fn dispatch(
         Route::SaleEvents(sale_id) => sse::stream(state, headers, sale_id),
         Route::OrderCreate => storefront::create_order(state, headers, body).await,
         Route::OrderGet(order_id) => storefront::get_order(state, headers, order_id),
-        Route::OrderCancel(order_id) => storefront::cancel_order(state, headers, order_id),
+        Route::OrderCancel(order_id) => storefront::cancel_order(state, headers, order_id).await,
         Route::AdminSaleCreate => admin::create_sale(state, headers, body).await,
         Route::AdminSaleAction(sale_id, action) => {
-            admin::sale_action(state, headers, sale_id, action)
+            admin::sale_action(state, headers, sale_id, action).await
         }
         Route::AdminRestock(sale_id, sku_id) => {
             admin::restock(state, headers, body, sale_id, sku_id).await

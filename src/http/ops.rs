@@ -32,12 +32,21 @@ pub fn healthz() -> Response<ResponseBody> {
     json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready unless draining. The journal and store checks join this when the
-/// durability layer lands; today the node has nothing else to wait for.
+/// Ready unless draining or the journal cannot be written (then every
+/// change would fail: a load balancer should send buyers elsewhere).
 pub fn readyz(state: &AppState) -> Response<ResponseBody> {
-    if state.draining.load(Ordering::Acquire) {
-        let body = serde_json::json!({ "status": "draining" });
-        return json_response(StatusCode::SERVICE_UNAVAILABLE, &body);
+    let unready = if state.draining.load(Ordering::Acquire) {
+        Some("draining")
+    } else if !state.journal.is_healthy() {
+        Some("journal_unavailable")
+    } else {
+        None
+    };
+    match unready {
+        Some(status) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": status }),
+        ),
+        None => json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
     }
-    json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
 }

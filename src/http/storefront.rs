@@ -69,6 +69,8 @@ pub async fn create_order(
     let result = state.engine.place_order(command, now_ms());
     metrics::counter!(names::RESERVATIONS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
     let placed = result?;
+    // The 2xx waits for the order's record (a replay, for its original's).
+    placed.commit.durable().await?;
     let status = if placed.replayed {
         StatusCode::OK
     } else {
@@ -88,14 +90,15 @@ pub fn get_order(
     Ok(json_response(StatusCode::OK, &order))
 }
 
-pub fn cancel_order(
+pub async fn cancel_order(
     state: &AppState,
     headers: &HeaderMap,
     order_id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     let buyer = state.buyer(headers)?;
     check_order_id(order_id)?;
-    let (order, _event) = state.engine.cancel_order(&buyer, order_id, now_ms())?;
+    let (order, commit) = state.engine.cancel_order(&buyer, order_id, now_ms())?;
+    commit.durable().await?;
     Ok(json_response(StatusCode::OK, &order))
 }
 

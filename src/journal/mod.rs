@@ -20,7 +20,7 @@ pub mod segment;
 mod writer;
 
 pub use replay::{replay, ReplayOutcome};
-pub use writer::Journal;
+pub use writer::{Commit, Journal};
 
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -43,8 +43,6 @@ pub struct JournalOptions {
     pub segment_bytes_max: u64,
     /// The most bytes one commit writes; also the torn-tail window.
     pub commit_batch_bytes_max: usize,
-    /// Records waiting for the writer; beyond this a submit is refused.
-    pub queue_records_max: usize,
 }
 
 #[derive(Debug, Clone, thiserror::Error)]
@@ -63,8 +61,6 @@ pub enum JournalError {
         offset: u64,
         message: String,
     },
-    #[error("the journal queue is full")]
-    QueueFull,
     #[error("the journal cannot be written: {0}")]
     Unavailable(String),
 }
@@ -80,3 +76,19 @@ impl JournalError {
 
 #[cfg(test)]
 mod tests;
+
+/// The journal as the engine's sink: events are stored as JSON.
+impl crate::sale::EventSink for Journal {
+    fn submit(&self, event: &crate::sale::Event) -> writer::Commit {
+        match serde_json::to_vec(event) {
+            Ok(payload) => Journal::submit(self, payload),
+            Err(error) => writer::Commit::Ready(Err(JournalError::Unavailable(format!(
+                "event cannot be encoded: {error}"
+            )))),
+        }
+    }
+
+    fn barrier(&self) -> writer::Commit {
+        Journal::barrier(self)
+    }
+}

@@ -30,7 +30,6 @@ fn options(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
         durability: Durability::Fsync,
         segment_bytes_max,
         commit_batch_bytes_max: 64 * 1024,
-        queue_records_max: 100_000,
     }
 }
 
@@ -178,4 +177,27 @@ fn a_replay_error_names_where_the_record_is() {
         matches!(error, JournalError::Replay { offset, .. } if offset > 0),
         "{error:?}"
     );
+}
+
+#[test]
+fn a_barrier_resolves_after_what_was_queued_before_it_and_writes_nothing() {
+    let dir = TempDir::new("barrier");
+    let (outcome, _) = collect(&dir.0).unwrap();
+    let journal = Journal::start(options(&dir.0, 1 << 30), &outcome).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let first = journal.submit(b"one".to_vec());
+    let barrier = journal.barrier();
+    runtime.block_on(async {
+        assert_eq!(barrier.durable().await.unwrap(), 1);
+        assert_eq!(first.durable().await.unwrap(), 1);
+        assert_eq!(
+            journal.barrier().durable().await.unwrap(),
+            1,
+            "an idle barrier"
+        );
+    });
+    journal.shutdown();
+    assert_eq!(collect(&dir.0).unwrap().1.len(), 1);
 }

@@ -16,7 +16,8 @@ use tokio::sync::oneshot;
 type Done = oneshot::Sender<Result<u64, JournalError>>;
 
 struct Pending {
-    payload: Vec<u8>,
+    /// `None` for a barrier: nothing to write, only a wait.
+    payload: Option<Vec<u8>>,
     /// `None` with `durability = "none"`: nobody waits.
     done: Option<Done>,
 }
@@ -40,6 +41,7 @@ pub struct Journal {
 }
 
 /// The wait for one record's commit.
+#[derive(Debug)]
 pub enum Commit {
     Ready(Result<u64, JournalError>),
     Waiting(oneshot::Receiver<Result<u64, JournalError>>),
@@ -94,17 +96,26 @@ impl Journal {
 
     /// Queues one record. Never blocks; the returned [`Commit`] resolves
     /// once the record is durable.
+    ///
+    /// The queue needs no bound of its own: every record comes from a request
+    /// (bounded by `server.requests_in_flight_max`) or from the hold-expiry
+    /// task (bounded by the holds due), and each waits for its commit.
     pub fn submit(&self, payload: Vec<u8>) -> Commit {
+        self.enqueue(Some(payload))
+    }
+
+    /// Resolves once every record queued before it is durable; writes nothing.
+    pub fn barrier(&self) -> Commit {
+        self.enqueue(None)
+    }
+
+    fn enqueue(&self, payload: Option<Vec<u8>>) -> Commit {
         let shared = &self.shared;
         if !shared.healthy.load(Ordering::Acquire) {
-            return Commit::Ready(Err(JournalError::Unavailable(
-                "an earlier write failed".into(),
-            )));
+            let error = JournalError::Unavailable("an earlier write failed".into());
+            return Commit::Ready(Err(error));
         }
-        if shared.queued.fetch_add(1, Ordering::AcqRel) >= shared.options.queue_records_max {
-            shared.queued.fetch_sub(1, Ordering::AcqRel);
-            return Commit::Ready(Err(JournalError::QueueFull));
-        }
+        shared.queued.fetch_add(1, Ordering::AcqRel);
         let (done, commit) = match shared.options.durability {
             Durability::Fsync => {
                 let (sender, receiver) = oneshot::channel();
@@ -115,6 +126,11 @@ impl Journal {
         shared.inbox.push(Pending { payload, done });
         self.writer_thread.unpark();
         commit
+    }
+
+    /// Records waiting for the writer.
+    pub fn queued(&self) -> usize {
+        self.shared.queued.load(Ordering::Acquire)
     }
 
     /// The last sequence number known to be on disk.
@@ -195,13 +211,23 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, mut next_seq: u64) {
                 break;
             };
             shared.queued.fetch_sub(1, Ordering::AcqRel);
-            encode(next_seq, &pending.payload, &mut buffer);
+            let seq = match &pending.payload {
+                Some(payload) => {
+                    encode(next_seq, payload, &mut buffer);
+                    next_seq += 1;
+                    next_seq - 1
+                }
+                None => next_seq - 1, // a barrier: durable with what precedes it
+            };
             if let Some(done) = pending.done {
-                waiting.push((next_seq, done));
+                waiting.push((seq, done));
             }
-            next_seq += 1;
         }
         if buffer.is_empty() {
+            // Only barriers, or nothing: everything before them is durable.
+            for (seq, done) in waiting.drain(..) {
+                let _ = done.send(Ok(seq));
+            }
             if shared.stopping.load(Ordering::Acquire) && shared.inbox.is_empty() {
                 return;
             }

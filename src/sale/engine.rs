@@ -10,14 +10,16 @@
 use crate::clock::UnixMs;
 use crate::ids::{is_valid_host_id, OrderIds};
 use crate::inventory::{IdempotencyKeys, KeyClaim, OrderRequest, Shortage};
+use crate::journal::Commit;
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
 use crate::sale::views::{AdminOrderView, OrderRecord, OrderView, SaleStats, SaleView};
-use crate::sale::{invalid, OrderAction, OrderStatus, RejectReason, Sale, SaleAction, SaleError};
-use dashmap::mapref::entry::Entry;
+use crate::sale::{
+    invalid, EventSink, OrderAction, RejectReason, Sale, SaleAction, SaleError, Unjournaled,
+};
 use dashmap::DashMap;
 use rust_decimal::Decimal;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
 pub const HOLD_SECONDS_MIN: u32 = 60;
@@ -50,23 +52,32 @@ pub struct Placed {
     pub order: OrderView,
     /// True when the key had already made this order: nothing changed.
     pub replayed: bool,
-    /// The event to journal; `None` for a replay.
-    pub event: Option<Event>,
+    /// Resolves when the order is durable; a replay waits for the commit of
+    /// the original, which may still be in flight.
+    pub commit: Commit,
 }
 
 pub struct Engine {
-    limits: EngineLimits,
-    sales: DashMap<Box<str>, Arc<Sale>>,
-    orders: DashMap<Box<str>, OrderRecord>,
-    keys: IdempotencyKeys,
-    holds: HoldTimers,
-    order_ids: OrderIds,
+    pub(super) limits: EngineLimits,
+    pub(super) sales: DashMap<Box<str>, Arc<Sale>>,
+    pub(super) orders: DashMap<Box<str>, OrderRecord>,
+    pub(super) keys: IdempotencyKeys,
+    pub(super) holds: HoldTimers,
+    pub(super) order_ids: OrderIds,
+    /// Every live event goes here before its effect becomes visible.
+    pub(super) sink: Arc<dyn EventSink>,
+    /// The latest event time seen by replay, so new order ids never repeat.
+    pub(super) replayed_at_max: AtomicI64,
 }
 
 impl Engine {
+    /// An engine whose events go nowhere until [`Engine::attach_sink`]:
+    /// replay runs first, then the journal is attached.
     pub fn new(limits: EngineLimits, started_at: UnixMs) -> Engine {
         assert!(limits.shard_count > 0);
         Engine {
+            sink: Arc::new(Unjournaled),
+            replayed_at_max: AtomicI64::new(0),
             limits,
             sales: DashMap::new(),
             orders: DashMap::new(),
@@ -76,9 +87,24 @@ impl Engine {
         }
     }
 
+    pub fn attach_sink(&mut self, sink: Arc<dyn EventSink>) {
+        self.sink = sink;
+    }
+
+    /// After replay: order ids continue from a prefix later than any
+    /// replayed event, even if the clock stepped back across the restart.
+    pub fn finish_replay(&mut self, now: UnixMs) {
+        let replayed_at_max = self.replayed_at_max.load(Ordering::Acquire);
+        self.order_ids = OrderIds::new(now.max(replayed_at_max + 1));
+    }
+
     // ---- host actions ----------------------------------------------------
 
-    pub fn create_sale(&self, spec: SaleSpec, now: UnixMs) -> Result<(SaleView, Event), SaleError> {
+    pub fn create_sale(
+        &self,
+        spec: SaleSpec,
+        now: UnixMs,
+    ) -> Result<(SaleView, Commit), SaleError> {
         self.validate_sale(&spec)?;
         if self.sales.len() >= self.limits.sales_max {
             return Err(SaleError::InvalidState(format!(
@@ -91,8 +117,8 @@ impl Engine {
             at: now,
             sale: spec,
         };
-        self.apply(&event)?;
-        Ok((self.sale_view(&sale_id, now)?, event))
+        let commit = self.apply_live(&event)?;
+        Ok((self.sale_view(&sale_id, now)?, commit))
     }
 
     pub fn sale_action(
@@ -100,14 +126,14 @@ impl Engine {
         sale_id: &str,
         action: SaleAction,
         now: UnixMs,
-    ) -> Result<(SaleView, Event), SaleError> {
+    ) -> Result<(SaleView, Commit), SaleError> {
         let event = Event::SaleTransitioned {
             at: now,
             sale_id: sale_id.to_owned(),
             action,
         };
-        self.apply(&event)?;
-        Ok((self.sale_view(sale_id, now)?, event))
+        let commit = self.apply_live(&event)?;
+        Ok((self.sale_view(sale_id, now)?, commit))
     }
 
     pub fn restock(
@@ -116,7 +142,7 @@ impl Engine {
         sku_id: &str,
         add: i64,
         now: UnixMs,
-    ) -> Result<(SaleStats, Event), SaleError> {
+    ) -> Result<(SaleStats, Commit), SaleError> {
         let sale = self.sale(sale_id)?;
         let index = item_index(&sale, sku_id)?;
         let stock = sale.items[index].stock.counts().stock;
@@ -135,8 +161,8 @@ impl Engine {
             sku_id: sku_id.to_owned(),
             add,
         };
-        self.apply(&event)?;
-        Ok((SaleStats::of(&sale, now), event))
+        let commit = self.apply_live(&event)?;
+        Ok((SaleStats::of(&sale, now), commit))
     }
 
     // ---- the order path --------------------------------------------------
@@ -157,10 +183,12 @@ impl Engine {
             KeyClaim::Claimed => {}
             KeyClaim::Replay { order_id } => {
                 let order = self.order_for_buyer(buyer, &order_id)?;
+                // The original's record was queued before its key was bound.
+                let commit = self.sink.barrier();
                 return Ok(Placed {
                     order,
                     replayed: true,
-                    event: None,
+                    commit,
                 });
             }
             KeyClaim::InProgress => return Err(SaleError::IdempotencyInProgress),
@@ -168,10 +196,10 @@ impl Engine {
         }
         match self.reserve(&sale, index, &command, now) {
             // insert_order has bound the key to the new order.
-            Ok((order, event)) => Ok(Placed {
+            Ok((order, commit)) => Ok(Placed {
                 order,
                 replayed: false,
-                event: Some(event),
+                commit,
             }),
             Err(error) => {
                 self.keys.abandon(buyer, key);
@@ -191,7 +219,7 @@ impl Engine {
         index: usize,
         command: &PlaceOrder<'_>,
         now: UnixMs,
-    ) -> Result<(OrderView, Event), SaleError> {
+    ) -> Result<(OrderView, Commit), SaleError> {
         if !sale.takes_orders(now) {
             return Err(SaleError::SaleNotLive {
                 status: sale.display_status(now),
@@ -233,8 +261,10 @@ impl Engine {
             idempotency_key: command.idempotency_key.to_owned(),
             expires_at: now + i64::from(sale.spec.hold_seconds) * 1000,
         };
+        // Queued after any release whose stock this CAS may have taken.
+        let commit = self.sink.submit(&event);
         let order = self.insert_order(sale, index, &event);
-        Ok((order, event))
+        Ok((order, commit))
     }
 
     pub fn cancel_order(
@@ -242,20 +272,22 @@ impl Engine {
         buyer: &str,
         order_id: &str,
         now: UnixMs,
-    ) -> Result<(OrderView, Event), SaleError> {
+    ) -> Result<(OrderView, Commit), SaleError> {
         self.order_for_buyer(buyer, order_id)?;
         let event = Event::OrderTransitioned {
             at: now,
             order_id: order_id.to_owned(),
             action: OrderAction::Cancel,
         };
-        self.apply(&event)?;
-        Ok((self.order_for_buyer(buyer, order_id)?, event))
+        let commit = self.apply_live(&event)?;
+        Ok((self.order_for_buyer(buyer, order_id)?, commit))
     }
 
-    /// Expires every unpaid hold whose deadline has passed; returns the events.
-    pub fn expire_due(&self, now: UnixMs) -> Vec<Event> {
-        let mut events = Vec::new();
+    /// Expires every unpaid hold whose deadline has passed; returns the
+    /// commits of the expiries. Nobody needs to wait for them: a crash
+    /// before they are durable only means replay expires the holds again.
+    pub fn expire_due(&self, now: UnixMs) -> Vec<Commit> {
+        let mut commits = Vec::new();
         for order_id in self.holds.pop_due(now) {
             let due = self
                 .orders
@@ -270,11 +302,11 @@ impl Engine {
                 action: OrderAction::Expire,
             };
             // A concurrent cancel may win the race; then there is nothing to do.
-            if self.apply(&event).is_ok() {
-                events.push(event);
+            if let Ok(commit) = self.apply_live(&event) {
+                commits.push(commit);
             }
         }
-        events
+        commits
     }
 
     // ---- reads -------------------------------------------------------------
@@ -321,160 +353,6 @@ impl Engine {
 
     pub fn holds_pending(&self) -> usize {
         self.holds.pending()
-    }
-
-    // ---- applying events ---------------------------------------------------
-
-    /// Applies one event: the single place state changes, live or replayed.
-    pub fn apply(&self, event: &Event) -> Result<(), SaleError> {
-        match event {
-            Event::SaleCreated { at, sale } => self.apply_sale_created(sale, *at),
-            Event::SaleTransitioned {
-                sale_id, action, ..
-            } => self.sale(sale_id)?.transition(*action).map(drop),
-            Event::ItemRestocked {
-                sale_id,
-                sku_id,
-                add,
-                ..
-            } => {
-                let sale = self.sale(sale_id)?;
-                if !sale.status().accepts_restock() {
-                    return Err(SaleError::InvalidState(format!(
-                        "sale `{sale_id}` has ended; it cannot be restocked"
-                    )));
-                }
-                sale.items[item_index(&sale, sku_id)?].stock.restock(*add);
-                Ok(())
-            }
-            Event::OrderReserved {
-                sale_id,
-                sku_id,
-                buyer,
-                quantity,
-                ..
-            } => {
-                let sale = self.sale(sale_id)?;
-                let index = item_index(&sale, sku_id)?;
-                let item = &sale.items[index];
-                // Replay restores what was granted; limits were checked live.
-                let _ = item.buyers.try_acquire(buyer, *quantity, u32::MAX);
-                item.stock.reserve(i64::from(*quantity), 0).map_err(|_| {
-                    SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
-                })?;
-                self.insert_order(&sale, index, event);
-                Ok(())
-            }
-            Event::OrderTransitioned {
-                at,
-                order_id,
-                action,
-            } => self.apply_order_transition(order_id, *action, *at),
-        }
-    }
-
-    fn apply_sale_created(&self, spec: &SaleSpec, at: UnixMs) -> Result<(), SaleError> {
-        match self.sales.entry(spec.sale_id.as_str().into()) {
-            Entry::Occupied(_) => Err(SaleError::InvalidState(format!(
-                "sale `{}` already exists",
-                spec.sale_id
-            ))),
-            Entry::Vacant(vacant) => {
-                vacant.insert(Arc::new(Sale::new(
-                    spec.clone(),
-                    at,
-                    self.limits.shard_count,
-                )));
-                Ok(())
-            }
-        }
-    }
-
-    /// Records a reservation whose stock is already taken.
-    fn insert_order(&self, sale: &Arc<Sale>, index: usize, event: &Event) -> OrderView {
-        let Event::OrderReserved {
-            at,
-            order_id,
-            buyer,
-            quantity,
-            amount,
-            idempotency_key,
-            expires_at,
-            ..
-        } = event
-        else {
-            unreachable!("insert_order is only called with OrderReserved");
-        };
-        let record = OrderRecord {
-            order_id: order_id.clone(),
-            sale: Arc::clone(sale),
-            item_index: index,
-            buyer: buyer.clone(),
-            quantity: *quantity,
-            amount: *amount,
-            idempotency_key: idempotency_key.clone(),
-            status: OrderStatus::Reserved,
-            created_at: *at,
-            expires_at: *expires_at,
-            paid_at: None,
-            history: vec![(OrderStatus::Reserved, *at)],
-        };
-        let view = record.view();
-        // The order must be readable before its key is: a concurrent replay
-        // of the key reads the order at once.
-        self.orders.insert(order_id.as_str().into(), record);
-        self.keys.bind(
-            buyer,
-            idempotency_key,
-            OrderRequest {
-                sale_id: sale.spec.sale_id.clone(),
-                sku_id: sale.spec.items[index].sku_id.clone(),
-                quantity: *quantity,
-            },
-            order_id,
-        );
-        self.holds.schedule(*expires_at, order_id);
-        sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
-        view
-    }
-
-    fn apply_order_transition(
-        &self,
-        order_id: &str,
-        action: OrderAction,
-        at: UnixMs,
-    ) -> Result<(), SaleError> {
-        let mut order = self
-            .orders
-            .get_mut(order_id)
-            .ok_or_else(|| SaleError::NotFound(format!("order `{order_id}`")))?;
-        let next = order
-            .status
-            .next(action)
-            .map_err(|error| SaleError::InvalidState(error.to_string().to_lowercase()))?;
-        let item = &order.sale.items[order.item_index];
-        let quantity = order.quantity;
-        let counters = &order.sale.counters;
-        match next {
-            OrderStatus::Cancelled | OrderStatus::Expired => {
-                item.stock
-                    .release(i64::from(quantity), shard_hint_of(order_id));
-                item.buyers.release(&order.buyer, quantity);
-                let counter = match next {
-                    OrderStatus::Cancelled => &counters.orders_cancelled,
-                    _ => &counters.orders_expired,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            OrderStatus::Paid => {
-                item.stock.mark_paid(i64::from(quantity));
-                order.paid_at = Some(at);
-            }
-            _ => {}
-        }
-        order.status = next;
-        order.history.push((next, at));
-        Ok(())
     }
 
     fn validate_sale(&self, spec: &SaleSpec) -> Result<(), SaleError> {
@@ -533,7 +411,7 @@ impl Engine {
     }
 }
 
-fn item_index(sale: &Sale, sku_id: &str) -> Result<usize, SaleError> {
+pub(super) fn item_index(sale: &Sale, sku_id: &str) -> Result<usize, SaleError> {
     sale.item_index(sku_id)
         .ok_or_else(|| SaleError::NotFound(format!("item `{sku_id}` of sale `{}`", sale.id())))
 }
@@ -550,7 +428,7 @@ fn check_title(field: &str, title: &str) -> Result<(), SaleError> {
 }
 
 /// Spreads releases over the shards by the order id's last byte.
-fn shard_hint_of(order_id: &str) -> usize {
+pub(super) fn shard_hint_of(order_id: &str) -> usize {
     order_id.bytes().last().map_or(0, usize::from)
 }
 

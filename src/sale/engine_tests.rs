@@ -12,7 +12,7 @@ fn limits() -> EngineLimits {
         sales_max: 8,
         items_per_sale_max: 4,
         stock_per_item_max: 1_000,
-        orders_max: 100,
+        orders_max: 100_000,
     }
 }
 
@@ -33,16 +33,32 @@ fn spec(stock: i64, per_user_limit: u32) -> SaleSpec {
     }
 }
 
-fn live_engine(stock: i64, per_user_limit: u32, log: &mut Vec<Event>) -> Engine {
-    let engine = Engine::new(limits(), T0);
-    log.push(
-        engine
-            .create_sale(spec(stock, per_user_limit), T0)
-            .unwrap()
-            .1,
-    );
-    log.push(engine.sale_action("s1", SaleAction::Start, T0).unwrap().1);
-    engine
+/// Keeps every live event the engine submits, as the journal would.
+#[derive(Default)]
+struct Recording(std::sync::Mutex<Vec<Event>>);
+
+impl EventSink for Recording {
+    fn submit(&self, event: &Event) -> Commit {
+        self.0.lock().unwrap().push(event.clone());
+        Commit::Ready(Ok(0))
+    }
+
+    fn barrier(&self) -> Commit {
+        Commit::Ready(Ok(0))
+    }
+}
+
+fn recorded_engine(stock: i64, per_user_limit: u32) -> (Engine, Arc<Recording>) {
+    let mut engine = Engine::new(limits(), T0);
+    let recording = Arc::new(Recording::default());
+    engine.attach_sink(recording.clone());
+    engine.create_sale(spec(stock, per_user_limit), T0).unwrap();
+    engine.sale_action("s1", SaleAction::Start, T0).unwrap();
+    (engine, recording)
+}
+
+fn live_engine(stock: i64, per_user_limit: u32) -> Engine {
+    recorded_engine(stock, per_user_limit).0
 }
 
 fn order(
@@ -74,7 +90,7 @@ fn counts(engine: &Engine) -> crate::inventory::StockCounts {
 
 #[test]
 fn orders_reserve_stock_and_the_amount_is_exact() {
-    let engine = live_engine(5, 3, &mut Vec::new());
+    let engine = live_engine(5, 3);
     let placed = order(&engine, "alice", "k-1", 3, T0).unwrap();
     assert!(!placed.replayed);
     assert_eq!(placed.order.amount, "298.50");
@@ -85,7 +101,7 @@ fn orders_reserve_stock_and_the_amount_is_exact() {
 
 #[test]
 fn an_unpaid_hold_expires_and_its_stock_and_limit_return() {
-    let engine = live_engine(2, 2, &mut Vec::new());
+    let engine = live_engine(2, 2);
     let placed = order(&engine, "alice", "k-1", 2, T0).unwrap();
     assert_eq!(
         order(&engine, "bob", "k-1", 1, T0).unwrap_err(),
@@ -111,7 +127,7 @@ fn an_unpaid_hold_expires_and_its_stock_and_limit_return() {
 
 #[test]
 fn a_cancelled_order_is_not_expired_again() {
-    let engine = live_engine(2, 2, &mut Vec::new());
+    let engine = live_engine(2, 2);
     let placed = order(&engine, "alice", "k-1", 1, T0).unwrap();
     engine
         .cancel_order("alice", &placed.order.order_id, T0 + 1)
@@ -127,7 +143,7 @@ fn a_cancelled_order_is_not_expired_again() {
 
 #[test]
 fn buyers_see_only_their_own_orders() {
-    let engine = live_engine(2, 2, &mut Vec::new());
+    let engine = live_engine(2, 2);
     let placed = order(&engine, "alice", "k-1", 1, T0).unwrap();
     let id = &placed.order.order_id;
     assert!(matches!(
@@ -143,10 +159,10 @@ fn buyers_see_only_their_own_orders() {
 
 #[test]
 fn idempotency_key_replays_conflicts_and_frees_on_failure() {
-    let engine = live_engine(1, 1, &mut Vec::new());
+    let engine = live_engine(1, 1);
     let first = order(&engine, "alice", "k-1", 1, T0).unwrap();
     let replay = order(&engine, "alice", "k-1", 1, T0 + 5).unwrap();
-    assert!(replay.replayed && replay.event.is_none());
+    assert!(replay.replayed);
     assert_eq!(replay.order.order_id, first.order.order_id);
     // Quantity 2 is above the item's limit of 1: validation comes before the key.
     let error = order(&engine, "alice", "k-1", 2, T0).unwrap_err();
@@ -259,8 +275,7 @@ fn invalid_sales_name_the_field() {
 
 #[test]
 fn replaying_the_events_of_a_session_rebuilds_the_same_state() {
-    let mut log = Vec::new();
-    let engine = live_engine(10, 3, &mut log);
+    let (engine, recording) = recorded_engine(10, 3);
     let mut ids = Vec::new();
     for (index, buyer) in ["a", "b", "c", "d"].iter().enumerate() {
         let placed = order(
@@ -272,16 +287,18 @@ fn replaying_the_events_of_a_session_rebuilds_the_same_state() {
         )
         .unwrap();
         ids.push(placed.order.order_id.clone());
-        log.push(placed.event.unwrap());
     }
-    log.push(engine.cancel_order("b", &ids[1], T0 + 10).unwrap().1);
-    log.push(engine.restock("s1", "k1", 5, T0 + 11).unwrap().1);
-    log.extend(engine.expire_due(T0 + 60_002)); // the holds of a and c
-    log.push(
-        engine
-            .sale_action("s1", SaleAction::Pause, T0 + 70_000)
-            .unwrap()
-            .1,
+    engine.cancel_order("b", &ids[1], T0 + 10).unwrap();
+    engine.restock("s1", "k1", 5, T0 + 11).unwrap();
+    assert_eq!(engine.expire_due(T0 + 60_002).len(), 2); // the holds of a and c
+    engine
+        .sale_action("s1", SaleAction::Pause, T0 + 70_000)
+        .unwrap();
+    let log = recording.0.lock().unwrap().clone();
+    assert_eq!(
+        log.len(),
+        2 + 4 + 1 + 1 + 2 + 1,
+        "every change was submitted once"
     );
 
     // Through serde, as the journal will store them.
@@ -339,7 +356,7 @@ fn replay_refuses_an_order_beyond_the_stock() {
 
 #[test]
 fn same_key_with_another_body_is_a_conflict_and_changes_nothing() {
-    let engine = live_engine(5, 3, &mut Vec::new());
+    let engine = live_engine(5, 3);
     order(&engine, "alice", "k-1", 1, T0).unwrap();
     assert_eq!(
         order(&engine, "alice", "k-1", 2, T0).unwrap_err(),
@@ -366,4 +383,43 @@ fn a_node_refuses_orders_beyond_orders_max() {
         order(&engine, "b", "k", 1, T0),
         Err(SaleError::CapacityReached(_))
     ));
+}
+
+/// The trap of docs/ARCHITECTURE.md: stock freed by a cancel is taken at once
+/// by another buyer. The cancel must reach the log before that reservation,
+/// or a strict replay would see more sold than stock.
+#[test]
+fn racing_cancels_and_reservations_always_replay_strictly() {
+    let (engine, recording) = recorded_engine(2, 1);
+    let engine = Arc::new(engine);
+    let threads: Vec<_> = (0..4)
+        .map(|thread| {
+            let engine = Arc::clone(&engine);
+            std::thread::spawn(move || {
+                for round in 0..2_000 {
+                    let buyer = format!("buyer-{thread}");
+                    let key = format!("key-{round}");
+                    if let Ok(placed) = order(&engine, &buyer, &key, 1, T0) {
+                        engine
+                            .cancel_order(&buyer, &placed.order.order_id, T0)
+                            .unwrap();
+                    }
+                }
+            })
+        })
+        .collect();
+    for thread in threads {
+        thread.join().unwrap();
+    }
+    let log = recording.0.lock().unwrap().clone();
+    let replayed = Engine::new(limits(), T0);
+    for (index, event) in log.iter().enumerate() {
+        replayed
+            .apply(event)
+            .unwrap_or_else(|error| panic!("record {index}: {error}"));
+    }
+    assert_eq!(
+        replayed.stats("s1", T0).unwrap().items[0].counts.remaining,
+        2
+    );
 }

@@ -4,6 +4,7 @@
 //! Pure: no I/O and no clock reads (every method takes `now`), so the same
 //! code serves live requests and journal replay, and tests drive time.
 
+mod apply;
 pub mod engine;
 pub mod event;
 pub mod holds;
@@ -18,6 +19,7 @@ pub use order::{OrderAction, OrderStatus};
 
 use crate::clock::UnixMs;
 use crate::inventory::{ItemStock, PerUserLimits};
+use crate::journal::Commit;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
 
@@ -52,6 +54,28 @@ pub fn invalid(field: &str, message: impl Into<String>) -> SaleError {
     SaleError::Invalid {
         field: field.to_owned(),
         message: message.into(),
+    }
+}
+
+/// Where the engine hands each live event, before its effect is visible.
+/// The journal is the real one; [`Unjournaled`] serves tests and tools.
+pub trait EventSink: Send + Sync {
+    /// Queues the event; the [`Commit`] resolves when it is durable.
+    fn submit(&self, event: &Event) -> Commit;
+    /// Resolves when everything submitted before it is durable.
+    fn barrier(&self) -> Commit;
+}
+
+/// A sink that keeps nothing: every commit is ready at once.
+pub struct Unjournaled;
+
+impl EventSink for Unjournaled {
+    fn submit(&self, _event: &Event) -> Commit {
+        Commit::Ready(Ok(0))
+    }
+
+    fn barrier(&self) -> Commit {
+        Commit::Ready(Ok(0))
     }
 }
 
@@ -164,8 +188,13 @@ impl Sale {
         status.as_str()
     }
 
-    /// Applies a host action through the life-cycle table.
-    fn transition(&self, action: SaleAction) -> Result<SaleStatus, SaleError> {
+    /// Applies a host action through the life-cycle table; `submit` runs
+    /// once the action is known to be legal, before anyone sees its effect.
+    fn transition(
+        &self,
+        action: SaleAction,
+        submit: impl FnOnce() -> Option<Commit>,
+    ) -> Result<Option<Commit>, SaleError> {
         let _serial = self
             .transitions
             .lock()
@@ -174,8 +203,32 @@ impl Sale {
             .status()
             .next(action)
             .map_err(|error| SaleError::InvalidState(error_text(&error.to_string())))?;
+        let commit = submit();
         self.status.store(next.as_u8(), Ordering::Release);
-        Ok(next)
+        Ok(commit)
+    }
+
+    /// Adds stock, serialised with host actions so an ended sale stays ended;
+    /// `submit` runs before the units become reservable.
+    fn restock(
+        &self,
+        index: usize,
+        add: i64,
+        submit: impl FnOnce() -> Option<Commit>,
+    ) -> Result<Option<Commit>, SaleError> {
+        let _serial = self
+            .transitions
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !self.status().accepts_restock() {
+            return Err(SaleError::InvalidState(format!(
+                "sale `{}` has ended; it cannot be restocked",
+                self.id()
+            )));
+        }
+        let commit = submit();
+        self.items[index].stock.restock(add);
+        Ok(commit)
     }
 
     pub fn item_index(&self, sku_id: &str) -> Option<usize> {
