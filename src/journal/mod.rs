@@ -17,6 +17,7 @@
 pub mod record;
 pub mod replay;
 pub mod segment;
+pub mod tail;
 mod writer;
 
 pub use replay::{replay, ReplayOutcome};

@@ -1,0 +1,133 @@
+//! Following the journal from behind: the store writer reads the records
+//! the writer has made durable, in order, straight from the segment files
+//! (the page cache serves them), so it never slows the order path and picks
+//! up where it left off after a restart.
+
+use crate::journal::record::{decode, Decoded};
+use crate::journal::segment::list_segments;
+use crate::journal::JournalError;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+pub struct Tail {
+    dir: PathBuf,
+    /// The next sequence number to hand out.
+    next_seq: u64,
+    /// The segment being read and the offset of the next unread record.
+    segment: Option<(PathBuf, u64)>,
+    /// Bytes read from the segment but not yet decoded (a record cut short).
+    pending: Vec<u8>,
+}
+
+impl Tail {
+    /// A tail that will hand out records after `after_seq`.
+    pub fn new(dir: &Path, after_seq: u64) -> Tail {
+        Tail {
+            dir: dir.to_owned(),
+            next_seq: after_seq + 1,
+            segment: None,
+            pending: Vec::new(),
+        }
+    }
+
+    pub fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Up to `records_max` records with sequence numbers up to `durable_seq`.
+    pub fn read(
+        &mut self,
+        durable_seq: u64,
+        records_max: usize,
+    ) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let mut records = Vec::new();
+        while self.next_seq <= durable_seq && records.len() < records_max {
+            if self.segment.is_none() && !self.open_segment()? {
+                break;
+            }
+            let before = records.len();
+            self.read_segment(durable_seq, records_max, &mut records)?;
+            if records.len() == before && self.next_seq <= durable_seq {
+                // This segment holds no more: the next one starts at next_seq.
+                if !self.advance_segment()? {
+                    break;
+                }
+            }
+        }
+        Ok(records)
+    }
+
+    /// Opens the segment that holds `next_seq`, skipping records before it.
+    fn open_segment(&mut self) -> Result<bool, JournalError> {
+        let segments = list_segments(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
+        let Some((_, path)) = segments
+            .iter()
+            .rev()
+            .find(|(first, _)| *first <= self.next_seq)
+        else {
+            return Ok(false);
+        };
+        self.segment = Some((path.clone(), 0));
+        self.pending.clear();
+        Ok(true)
+    }
+
+    fn advance_segment(&mut self) -> Result<bool, JournalError> {
+        let segments = list_segments(&self.dir).map_err(|e| JournalError::io(&self.dir, e))?;
+        match segments.iter().find(|(first, _)| *first == self.next_seq) {
+            Some((_, path)) => {
+                self.segment = Some((path.clone(), 0));
+                self.pending.clear();
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn read_segment(
+        &mut self,
+        durable_seq: u64,
+        records_max: usize,
+        records: &mut Vec<(u64, Vec<u8>)>,
+    ) -> Result<(), JournalError> {
+        let Some((path, offset)) = self.segment.as_mut() else {
+            return Ok(());
+        };
+        let mut file = File::open(&*path).map_err(|e| JournalError::io(path, e))?;
+        let read_from = *offset + self.pending.len() as u64;
+        file.seek(SeekFrom::Start(read_from))
+            .map_err(|e| JournalError::io(path, e))?;
+        file.read_to_end(&mut self.pending)
+            .map_err(|e| JournalError::io(path, e))?;
+        let mut consumed = 0usize;
+        while records.len() < records_max && self.next_seq <= durable_seq {
+            match decode(&self.pending[consumed..]) {
+                Decoded::Record {
+                    seq,
+                    payload,
+                    bytes,
+                } => {
+                    consumed += bytes;
+                    if seq < self.next_seq {
+                        continue; // before our position: already applied
+                    }
+                    if seq != self.next_seq {
+                        return Err(JournalError::Corrupt {
+                            segment: path.clone(),
+                            offset: *offset + (consumed - bytes) as u64,
+                            reason: "sequence number out of order".into(),
+                        });
+                    }
+                    records.push((seq, payload.to_vec()));
+                    self.next_seq += 1;
+                }
+                // The writer is mid-write, or this is past the durable end.
+                Decoded::Incomplete | Decoded::Corrupt(_) => break,
+            }
+        }
+        self.pending.drain(..consumed);
+        *offset += consumed as u64;
+        Ok(())
+    }
+}
