@@ -29,7 +29,7 @@ pub struct ItemStock {
 }
 
 /// A point-in-time view of an item's stock, exact when no request is in flight.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StockCounts {
     pub stock: i64,
     pub reserved: i64,
@@ -46,6 +46,26 @@ impl ItemStock {
             paid_total: AtomicI64::new(0),
             released_total: AtomicI64::new(0),
         }
+    }
+
+    /// Rebuilds an item from a snapshot's counts.
+    pub fn restore(shard_count: usize, counts: &StockCounts) -> Result<Self, String> {
+        let StockCounts {
+            stock,
+            reserved,
+            paid,
+            released,
+            remaining,
+        } = *counts;
+        if remaining < 0 || reserved < 0 || paid < 0 || remaining + reserved + paid != stock {
+            return Err(format!("inconsistent stock counts {counts:?}"));
+        }
+        Ok(ItemStock {
+            shards: Shards::new(shard_count, remaining),
+            stock_total: AtomicI64::new(stock),
+            paid_total: AtomicI64::new(paid),
+            released_total: AtomicI64::new(released),
+        })
     }
 
     pub fn reserve(&self, quantity: i64, hint: usize) -> Result<(), Shortage> {

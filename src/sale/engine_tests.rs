@@ -423,3 +423,39 @@ fn racing_cancels_and_reservations_always_replay_strictly() {
         2
     );
 }
+
+#[test]
+fn a_snapshot_restores_stock_orders_limits_keys_and_holds() {
+    let (engine, _) = recorded_engine(10, 2);
+    let a = order(&engine, "a", "k", 2, T0).unwrap().order.order_id;
+    let b = order(&engine, "b", "k", 1, T0 + 1).unwrap().order.order_id;
+    engine.cancel_order("b", &b, T0 + 2).unwrap();
+    order(&engine, "c", "k", 1, T0 + 30_000).unwrap();
+    engine.restock("s1", "k1", 3, T0 + 3).unwrap();
+
+    let snapshot = engine.snapshot(42);
+    let json = serde_json::to_string(&snapshot).unwrap();
+    let restored = Engine::restore(limits(), T0, &serde_json::from_str(&json).unwrap()).unwrap();
+    assert_eq!(
+        restored.snapshot(42),
+        snapshot,
+        "restore is the inverse of snapshot"
+    );
+    assert_eq!(counts(&restored), counts(&engine));
+    assert!(
+        order(&restored, "a", "k", 2, T0).unwrap().replayed,
+        "keys restored"
+    );
+    assert_eq!(
+        order(&restored, "a", "k2", 1, T0).unwrap_err(),
+        SaleError::LimitExceeded { limit: 2, held: 2 },
+        "per-buyer counts restored"
+    );
+    // Holds restored with their deadlines: a's expires at T0 + 60 s, c's later.
+    assert_eq!(restored.expire_due(T0 + 60_000).len(), 1);
+    assert_eq!(
+        restored.order_for_admin(&a).unwrap().order.status,
+        "expired"
+    );
+    assert_eq!(restored.expire_due(T0 + 90_000).len(), 1);
+}

@@ -10,6 +10,7 @@ pub mod event;
 pub mod holds;
 pub mod lifecycle;
 pub mod order;
+pub mod snapshot;
 pub mod views;
 
 pub use engine::{Engine, EngineLimits, PlaceOrder, Placed};
@@ -144,18 +145,32 @@ pub struct SaleCounters {
 
 impl Sale {
     fn new(spec: SaleSpec, created_at: UnixMs, shard_count: usize) -> Sale {
-        let items = spec
+        let stocks = spec
             .items
             .iter()
-            .map(|item| Item {
-                stock: ItemStock::new(shard_count, item.stock),
+            .map(|item| ItemStock::new(shard_count, item.stock))
+            .collect();
+        Sale::from_parts(spec, created_at, SaleStatus::Scheduled, stocks)
+    }
+
+    fn from_parts(
+        spec: SaleSpec,
+        created_at: UnixMs,
+        status: SaleStatus,
+        stocks: Vec<ItemStock>,
+    ) -> Sale {
+        debug_assert_eq!(spec.items.len(), stocks.len());
+        let items = stocks
+            .into_iter()
+            .map(|stock| Item {
+                stock,
                 buyers: PerUserLimits::default(),
             })
             .collect();
         Sale {
             spec,
             created_at,
-            status: AtomicU8::new(SaleStatus::Scheduled.as_u8()),
+            status: AtomicU8::new(status.as_u8()),
             transitions: Mutex::new(()),
             items,
             counters: SaleCounters::default(),

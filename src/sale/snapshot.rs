@@ -1,0 +1,206 @@
+//! Snapshots: the whole engine as data at one journal position, so a
+//! restart replays only what came after it and old segments can go.
+//!
+//! A snapshot is taken from an engine nobody else is changing (the store
+//! writer's shadow copy, which applies the journal in order), so it is
+//! exactly the state after record `seq`. Restoring it rebuilds what replay
+//! would: stock shards, per-buyer counts, idempotency keys and hold timers.
+
+use crate::clock::UnixMs;
+use crate::inventory::{ItemStock, OrderRequest, StockCounts};
+use crate::sale::engine::item_index;
+use crate::sale::views::OrderRecord;
+use crate::sale::{Engine, EngineLimits, OrderStatus, Sale, SaleError, SaleSpec, SaleStatus};
+use rust_decimal::Decimal;
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// The last journal record the snapshot includes.
+    pub seq: u64,
+    pub replayed_at_max: UnixMs,
+    pub sales: Vec<SaleSnapshot>,
+    pub orders: Vec<OrderSnapshot>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SaleSnapshot {
+    pub spec: SaleSpec,
+    pub created_at: UnixMs,
+    pub status: SaleStatus,
+    pub items: Vec<StockCounts>,
+    pub orders_created: u64,
+    pub orders_cancelled: u64,
+    pub orders_expired: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OrderSnapshot {
+    pub order_id: String,
+    pub sale_id: String,
+    pub sku_id: String,
+    pub buyer: String,
+    pub quantity: u32,
+    #[serde(with = "rust_decimal::serde::str")]
+    pub amount: Decimal,
+    pub idempotency_key: String,
+    pub status: OrderStatus,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
+    pub paid_at: Option<UnixMs>,
+    pub history: Vec<(OrderStatus, UnixMs)>,
+}
+
+impl Engine {
+    /// The engine's state as of journal record `seq`. Only meaningful when
+    /// no change is being applied concurrently.
+    pub fn snapshot(&self, seq: u64) -> Snapshot {
+        let mut sales: Vec<SaleSnapshot> = self
+            .sales()
+            .iter()
+            .map(|sale| sale_snapshot(sale))
+            .collect();
+        sales.sort_by(|a, b| a.spec.sale_id.cmp(&b.spec.sale_id));
+        let mut orders: Vec<OrderSnapshot> = self
+            .orders
+            .iter()
+            .map(|entry| order_snapshot(entry.value()))
+            .collect();
+        orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
+        Snapshot {
+            seq,
+            replayed_at_max: self.replayed_at_max.load(Ordering::Acquire),
+            sales,
+            orders,
+        }
+    }
+
+    /// Rebuilds an engine from a snapshot; the journal after `seq` follows.
+    pub fn restore(
+        limits: EngineLimits,
+        started_at: UnixMs,
+        snapshot: &Snapshot,
+    ) -> Result<Engine, SaleError> {
+        let engine = Engine::new(limits, started_at);
+        engine
+            .replayed_at_max
+            .store(snapshot.replayed_at_max, Ordering::Release);
+        for sale in &snapshot.sales {
+            engine.restore_sale(sale)?;
+        }
+        for order in &snapshot.orders {
+            engine.restore_order(order)?;
+        }
+        Ok(engine)
+    }
+
+    fn restore_sale(&self, snapshot: &SaleSnapshot) -> Result<(), SaleError> {
+        let bad = |message: String| SaleError::Replay(format!("snapshot: {message}"));
+        if snapshot.items.len() != snapshot.spec.items.len() {
+            return Err(bad(format!(
+                "sale `{}` has mismatched items",
+                snapshot.spec.sale_id
+            )));
+        }
+        let stocks = snapshot
+            .items
+            .iter()
+            .map(|counts| ItemStock::restore(self.limits.shard_count, counts).map_err(bad))
+            .collect::<Result<Vec<_>, _>>()?;
+        let sale = Sale::from_parts(
+            snapshot.spec.clone(),
+            snapshot.created_at,
+            snapshot.status,
+            stocks,
+        );
+        sale.counters
+            .orders_created
+            .store(snapshot.orders_created, Ordering::Relaxed);
+        sale.counters
+            .orders_cancelled
+            .store(snapshot.orders_cancelled, Ordering::Relaxed);
+        sale.counters
+            .orders_expired
+            .store(snapshot.orders_expired, Ordering::Relaxed);
+        self.sales
+            .insert(snapshot.spec.sale_id.as_str().into(), Arc::new(sale));
+        Ok(())
+    }
+
+    fn restore_order(&self, snapshot: &OrderSnapshot) -> Result<(), SaleError> {
+        let sale = self.sale(&snapshot.sale_id)?;
+        let index = item_index(&sale, &snapshot.sku_id)?;
+        let item = &sale.items[index];
+        // The per-buyer limit counts every order that was not given back.
+        if !matches!(
+            snapshot.status,
+            OrderStatus::Cancelled | OrderStatus::Expired
+        ) {
+            let _ = item
+                .buyers
+                .try_acquire(&snapshot.buyer, snapshot.quantity, u32::MAX);
+        }
+        if snapshot.status.holds_unpaid_stock() {
+            self.holds.schedule(snapshot.expires_at, &snapshot.order_id);
+        }
+        let request = OrderRequest {
+            sale_id: snapshot.sale_id.clone(),
+            sku_id: snapshot.sku_id.clone(),
+            quantity: snapshot.quantity,
+        };
+        self.keys.bind(
+            &snapshot.buyer,
+            &snapshot.idempotency_key,
+            request,
+            &snapshot.order_id,
+        );
+        let record = OrderRecord {
+            order_id: snapshot.order_id.clone(),
+            sale: Arc::clone(&sale),
+            item_index: index,
+            buyer: snapshot.buyer.clone(),
+            quantity: snapshot.quantity,
+            amount: snapshot.amount,
+            idempotency_key: snapshot.idempotency_key.clone(),
+            status: snapshot.status,
+            created_at: snapshot.created_at,
+            expires_at: snapshot.expires_at,
+            paid_at: snapshot.paid_at,
+            history: snapshot.history.clone(),
+        };
+        self.orders
+            .insert(snapshot.order_id.as_str().into(), record);
+        Ok(())
+    }
+}
+
+fn sale_snapshot(sale: &Sale) -> SaleSnapshot {
+    SaleSnapshot {
+        spec: sale.spec.clone(),
+        created_at: sale.created_at,
+        status: sale.status(),
+        items: sale.items.iter().map(|item| item.stock.counts()).collect(),
+        orders_created: sale.counters.orders_created.load(Ordering::Relaxed),
+        orders_cancelled: sale.counters.orders_cancelled.load(Ordering::Relaxed),
+        orders_expired: sale.counters.orders_expired.load(Ordering::Relaxed),
+    }
+}
+
+fn order_snapshot(order: &OrderRecord) -> OrderSnapshot {
+    OrderSnapshot {
+        order_id: order.order_id.clone(),
+        sale_id: order.sale.spec.sale_id.clone(),
+        sku_id: order.sale.spec.items[order.item_index].sku_id.clone(),
+        buyer: order.buyer.clone(),
+        quantity: order.quantity,
+        amount: order.amount,
+        idempotency_key: order.idempotency_key.clone(),
+        status: order.status,
+        created_at: order.created_at,
+        expires_at: order.expires_at,
+        paid_at: order.paid_at,
+        history: order.history.clone(),
+    }
+}
