@@ -50,10 +50,12 @@ impl Gateway {
             .validate()
             .map_err(|error| StartError::Config(error.to_string()))?;
         let journal_dir = config.storage.data_dir.join("journal");
-        std::fs::create_dir_all(&journal_dir).map_err(|source| StartError::DataDir {
-            path: journal_dir.clone(),
-            source,
-        })?;
+        for dir in [journal_dir.clone(), snapshot_dir(&config)] {
+            std::fs::create_dir_all(&dir).map_err(|source| StartError::DataDir {
+                path: dir.clone(),
+                source,
+            })?;
+        }
         crate::metrics::handle();
         let (engine, journal) = recover(&config, &journal_dir)?;
         let addr = config.listen_addr();
@@ -115,19 +117,38 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
         stock_per_item_max: config.sale.stock_per_item_max,
         orders_max: config.sale.orders_max,
     };
-    let mut engine = Engine::new(limits, now_ms());
     let started = Instant::now();
+    let snapshot = journal::checkpoint::load_latest(&snapshot_dir(config))?;
+    let after_seq = snapshot.as_ref().map_or(0, |snapshot| snapshot.seq);
+    let mut engine = match &snapshot {
+        Some(snapshot) => Engine::restore(limits, now_ms(), snapshot)
+            .map_err(|error| StartError::Config(format!("snapshot cannot be restored: {error}")))?,
+        None => Engine::new(limits, now_ms()),
+    };
     // A torn commit is at most one batch plus the record that overflowed it.
     let tail_window_bytes = config.storage.commit_batch_bytes_max
         + journal::record::HEADER_BYTES
         + journal::record::PAYLOAD_BYTES_MAX;
-    let replayed = journal::replay(journal_dir, 0, tail_window_bytes, |_seq, payload| {
-        let event: Event = serde_json::from_slice(payload)
-            .map_err(|error| format!("undecodable event: {error}"))?;
-        engine.apply(&event).map_err(|error| error.to_string())
-    })?;
+    let replayed = journal::replay(
+        journal_dir,
+        after_seq,
+        tail_window_bytes,
+        |_seq, payload| {
+            let event: Event = serde_json::from_slice(payload)
+                .map_err(|error| format!("undecodable event: {error}"))?;
+            engine.apply(&event).map_err(|error| error.to_string())
+        },
+    )?;
+    if replayed.last_seq < after_seq {
+        return Err(StartError::Config(format!(
+            "the journal ends at record {} but the snapshot covers up to {after_seq}: \
+             journal segments are missing",
+            replayed.last_seq
+        )));
+    }
     engine.finish_replay(now_ms());
     tracing::info!(
+        snapshot_seq = after_seq,
         records = replayed.records_applied,
         last_seq = replayed.last_seq,
         truncated_bytes = replayed.truncated_bytes,
@@ -143,6 +164,10 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
     let journal = Arc::new(Journal::start(options, &replayed)?);
     engine.attach_sink(journal.clone());
     Ok((Arc::new(engine), journal))
+}
+
+pub fn snapshot_dir(config: &Config) -> std::path::PathBuf {
+    config.storage.data_dir.join("snapshots")
 }
 
 /// Fires hold timers: every `tick`, expires the holds that are due.

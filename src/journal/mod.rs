@@ -14,6 +14,7 @@
 //! reservation that uses that stock is queued after it and can never be
 //! durable without it.
 
+pub mod checkpoint;
 pub mod record;
 pub mod replay;
 pub mod segment;

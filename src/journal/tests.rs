@@ -233,3 +233,59 @@ fn a_tail_reads_durable_records_in_order_across_segments_and_resumes() {
         vec![26, 27, 28, 29, 30]
     );
 }
+
+#[test]
+fn checkpoints_replace_older_ones_and_covered_segments_are_deleted() {
+    let dir = TempDir::new("checkpoint");
+    let snapshots = dir.0.join("snapshots");
+    fs::create_dir_all(&snapshots).unwrap();
+    assert_eq!(checkpoint::load_latest(&snapshots).unwrap(), None);
+    let engine = crate::sale::Engine::new(
+        crate::sale::EngineLimits {
+            shard_count: 2,
+            sales_max: 1,
+            items_per_sale_max: 1,
+            stock_per_item_max: 1,
+            orders_max: 1,
+        },
+        0,
+    );
+    checkpoint::write(&snapshots, &engine.snapshot(7)).unwrap();
+    checkpoint::write(&snapshots, &engine.snapshot(12)).unwrap();
+    assert_eq!(
+        checkpoint::load_latest(&snapshots).unwrap().map(|s| s.seq),
+        Some(12)
+    );
+    assert_eq!(
+        fs::read_dir(&snapshots).unwrap().count(),
+        1,
+        "the older one is gone"
+    );
+
+    for _ in 0..3 {
+        write_records(&dir.0, 150, 10); // a segment (at least) per round
+    }
+    let before = list_segments(&dir.0).unwrap();
+    assert!(before.len() >= 3, "{before:?}");
+    let covered = before[2].0 - 1; // the first two segments end here
+    assert_eq!(
+        checkpoint::delete_covered_segments(&dir.0, covered).unwrap(),
+        2
+    );
+    let after = list_segments(&dir.0).unwrap();
+    assert_eq!(after[0].0, before[2].0);
+    // Replay from the covered position still reads the rest, in order.
+    let mut seqs = Vec::new();
+    replay(&dir.0, covered, 1024, |seq, _| {
+        seqs.push(seq);
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(seqs, ((covered + 1)..=30).collect::<Vec<u64>>());
+    // The newest segment survives whatever the position says.
+    assert_eq!(
+        checkpoint::delete_covered_segments(&dir.0, 1_000).unwrap(),
+        after.len() - 1
+    );
+    assert_eq!(list_segments(&dir.0).unwrap().len(), 1);
+}
