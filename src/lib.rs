@@ -15,3 +15,4 @@ pub mod metrics;
 pub mod money;
 pub mod sale;
 pub mod shutdown;
+pub mod store;
