@@ -16,3 +16,4 @@ pub mod metrics;
 pub mod money;
 pub mod sale;
 pub mod shutdown;
+pub mod store;

@@ -1,0 +1,165 @@
+//! The durable store: the queryable copy of the journal, in SQLite or
+//! PostgreSQL.
+//!
+//! The journal is the source of truth: the engine appends an [`Event`] there
+//! before acknowledging, and replays the journal on start. What the journal
+//! cannot do is answer questions ("every paid order of this sale", "this
+//! buyer's orders") without a full replay. This module owns the tables that
+//! can: `sales`, `sale_items`, `orders`, `order_events`, and the
+//! `journal_position` that says how far into the journal they are.
+//!
+//! It is fed asynchronously, off the order path, in batches of `(seq, Event)`
+//! in seq order, on its own thread (both clients are blocking). Every batch
+//! is one transaction that applies its events **and** records the batch's
+//! last seq as the position, so after a crash the tables and the position
+//! agree: a restart resumes from [`Store::applied_position`] and neither
+//! loses nor doubles a record.
+//!
+//! Applying is idempotent, so the feeder may safely resend after an error
+//! or a restart. Records with `seq ≤ position` are skipped inside the
+//! transaction (the position row is locked first, so two writers cannot
+//! both pass that check); this matters for the one non-idempotent change,
+//! a restock adding to the stock. The writes themselves are keyed too:
+//! creations insert only if absent (a sale, an item and an order are
+//! immutable once created; their status and stock move only through later
+//! events, which a replayed creation must not reset) and history rows are
+//! keyed by `(order_id, seq)` with `ON CONFLICT DO NOTHING`. (A creation
+//! of an existing id *above* the position is refused: the engine never
+//! journals one, so it means divergence.)
+//!
+//! State changes go through the same transition tables as the engine
+//! ([`SaleStatus::next`], [`OrderStatus::next`]); a record the tables refuse
+//! means the copy diverged from the journal, and the whole batch fails with
+//! [`StoreError::Inconsistent`] rather than storing a guess.
+
+mod apply;
+mod postgres;
+mod rows;
+mod sqlite;
+
+#[cfg(test)]
+#[path = "tests.rs"]
+mod tests;
+
+pub use self::postgres::PostgresStore;
+pub use self::rows::{ItemRow, OrderEventRow, OrderRow, SaleRow};
+pub use self::sqlite::SqliteStore;
+
+use crate::sale::Event;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Where the store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StoreConfig {
+    /// An SQLite database file, created if absent.
+    Sqlite { path: PathBuf },
+    /// A PostgreSQL URL such as `postgres://postgres@127.0.0.1:5432/flashgate`.
+    /// A URL without `connect_timeout` gets [`CONNECT_TIMEOUT`].
+    Postgres { url: String },
+}
+
+/// The connect timeout used when the PostgreSQL URL sets none, so an absent
+/// server fails fast instead of hanging the store thread.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot open SQLite database {path}: {source}")]
+    SqliteOpen {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("invalid PostgreSQL URL: {0}")]
+    PostgresUrl(#[source] ::postgres::Error),
+    #[error("PostgreSQL not reachable at {target}: {source}")]
+    PostgresConnect {
+        target: String,
+        #[source]
+        source: ::postgres::Error,
+    },
+    #[error("SQLite: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error("PostgreSQL: {0}")]
+    Postgres(#[from] ::postgres::Error),
+    /// The batch is not in strictly increasing seq order.
+    #[error("batch out of order: seq {seq} follows seq {previous}")]
+    BatchOrder { previous: u64, seq: u64 },
+    /// A record does not fit what the store holds: the copy and the journal
+    /// disagree. The batch is rolled back.
+    #[error("record {seq}: {reason}")]
+    Inconsistent { seq: u64, reason: String },
+    /// A stored value does not parse (a status, an amount, a negative count).
+    #[error("stored {column} is malformed: {value:?}")]
+    Corrupt { column: &'static str, value: String },
+    /// seq is stored in a signed 64-bit column.
+    #[error("seq {0} does not fit a BIGINT column")]
+    SeqTooLarge(u64),
+}
+
+/// The store, on one of its two backends. Every method takes `&mut self`:
+/// one connection, used from the store's own thread.
+#[derive(Debug)]
+pub enum Store {
+    Sqlite(SqliteStore),
+    Postgres(PostgresStore),
+}
+
+impl Store {
+    /// Opens (creating if needed) the store and applies pending migrations.
+    pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        match config {
+            StoreConfig::Sqlite { path } => SqliteStore::open(path).map(Store::Sqlite),
+            StoreConfig::Postgres { url } => PostgresStore::open(url).map(Store::Postgres),
+        }
+    }
+
+    /// The seq of the last journal record applied; 0 when fresh.
+    pub fn applied_position(&mut self) -> Result<u64, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.applied_position(),
+            Store::Postgres(store) => store.applied_position(),
+        }
+    }
+
+    /// Applies `batch` (strictly increasing seq) in one transaction and
+    /// records its last seq as the position. Records at or below the
+    /// recorded position are skipped, so a resent batch changes nothing.
+    pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
+        match self {
+            Store::Sqlite(store) => store.apply_batch(batch),
+            Store::Postgres(store) => store.apply_batch(batch),
+        }
+    }
+
+    pub fn sale(&mut self, sale_id: &str) -> Result<Option<SaleRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.sale(sale_id),
+            Store::Postgres(store) => store.sale(sale_id),
+        }
+    }
+
+    /// The sale's items, by sku_id.
+    pub fn sale_items(&mut self, sale_id: &str) -> Result<Vec<ItemRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.sale_items(sale_id),
+            Store::Postgres(store) => store.sale_items(sale_id),
+        }
+    }
+
+    pub fn order(&mut self, order_id: &str) -> Result<Option<OrderRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.order(order_id),
+            Store::Postgres(store) => store.order(order_id),
+        }
+    }
+
+    /// The order's status history, by seq.
+    pub fn order_events(&mut self, order_id: &str) -> Result<Vec<OrderEventRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.order_events(order_id),
+            Store::Postgres(store) => store.order_events(order_id),
+        }
+    }
+}

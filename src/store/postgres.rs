@@ -1,0 +1,399 @@
+//! The store on PostgreSQL, through the blocking `postgres` client (a thin
+//! wrapper over tokio-postgres with its own small runtime): the store runs
+//! on its own thread, off the async order path, so a sync client is simpler
+//! and costs nothing there.
+//!
+//! The statements of the write path are prepared once per connection: a
+//! batch then costs one round trip per statement instead of two.
+//! Connections are plain TCP (`NoTls`); the database is expected on the
+//! gateway's host or private network.
+
+use super::apply::{self, NewOrder, OrderChange, Tx};
+use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow};
+use super::{StoreError, CONNECT_TIMEOUT};
+use crate::clock::{now_ms, UnixMs};
+use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
+use postgres::config::Host;
+use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
+
+/// Applied in order, each once, recorded in `schema_migrations`.
+const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+
+/// The advisory lock that serializes concurrent migrations ("flashgt").
+const MIGRATION_LOCK_KEY: i64 = 0x0066_6c61_7368_6774;
+
+pub struct PostgresStore {
+    client: Client,
+    /// Boxed: eleven statements would make this the large variant of
+    /// `Store` by far.
+    statements: Box<Statements>,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore").finish_non_exhaustive()
+    }
+}
+
+impl PostgresStore {
+    /// Connects (with [`CONNECT_TIMEOUT`] unless the URL sets
+    /// `connect_timeout`) and migrates.
+    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+        let mut config: Config = url.parse().map_err(StoreError::PostgresUrl)?;
+        if config.get_connect_timeout().is_none() {
+            config.connect_timeout(CONNECT_TIMEOUT);
+        }
+        let mut client = config
+            .connect(NoTls)
+            .map_err(|source| StoreError::PostgresConnect {
+                target: target_of(&config),
+                source,
+            })?;
+        migrate(&mut client)?;
+        let statements = Box::new(Statements::prepare(&mut client)?);
+        Ok(PostgresStore { client, statements })
+    }
+
+    pub fn applied_position(&mut self) -> Result<u64, StoreError> {
+        let row = self
+            .client
+            .query_one("SELECT applied_seq FROM journal_position WHERE id = 1", &[])?;
+        rows::seq_from_db(row.try_get(0)?)
+    }
+
+    pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
+        let mut tx = PgTx {
+            tx: self.client.transaction()?,
+            statements: &self.statements,
+        };
+        apply::apply_batch(&mut tx, batch)?;
+        tx.tx.commit()?;
+        Ok(())
+    }
+
+    pub fn sale(&mut self, sale_id: &str) -> Result<Option<SaleRow>, StoreError> {
+        self.client
+            .query_opt(
+                "SELECT sale_id, title, status, starts_at, ends_at, hold_seconds, created_at \
+                 FROM sales WHERE sale_id = $1",
+                &[&sale_id],
+            )?
+            .map(|row| sale_row(&row))
+            .transpose()
+    }
+
+    pub fn sale_items(&mut self, sale_id: &str) -> Result<Vec<ItemRow>, StoreError> {
+        self.client
+            .query(
+                "SELECT sale_id, sku_id, title, price, stock, per_user_limit \
+                 FROM sale_items WHERE sale_id = $1 ORDER BY sku_id",
+                &[&sale_id],
+            )?
+            .iter()
+            .map(item_row)
+            .collect()
+    }
+
+    pub fn order(&mut self, order_id: &str) -> Result<Option<OrderRow>, StoreError> {
+        self.client
+            .query_opt(
+                "SELECT order_id, sale_id, sku_id, buyer, quantity, amount, idempotency_key, \
+                 status, created_at, expires_at, paid_at, updated_at \
+                 FROM orders WHERE order_id = $1",
+                &[&order_id],
+            )?
+            .map(|row| order_row(&row))
+            .transpose()
+    }
+
+    pub fn order_events(&mut self, order_id: &str) -> Result<Vec<OrderEventRow>, StoreError> {
+        self.client
+            .query(
+                "SELECT seq, status, at FROM order_events WHERE order_id = $1 ORDER BY seq",
+                &[&order_id],
+            )?
+            .iter()
+            .map(order_event_row)
+            .collect()
+    }
+}
+
+/// `host:port` for the error message; never the URL, which may hold a
+/// password.
+fn target_of(config: &Config) -> String {
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let hosts: Vec<String> = config
+        .get_hosts()
+        .iter()
+        .map(|host| match host {
+            Host::Tcp(name) => format!("{name}:{port}"),
+            #[cfg(unix)]
+            Host::Unix(path) => path.display().to_string(),
+        })
+        .collect();
+    if hosts.is_empty() {
+        format!("localhost:{port}")
+    } else {
+        hosts.join(",")
+    }
+}
+
+/// All migrations in one transaction (PostgreSQL DDL is transactional),
+/// behind an advisory lock so two gateways starting at once do not race.
+fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    let mut tx = client.transaction()?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK_KEY])?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    BIGINT NOT NULL PRIMARY KEY,
+             applied_at BIGINT NOT NULL
+         )",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let applied = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[&version],
+            )?
+            .is_some();
+        if !applied {
+            tx.batch_execute(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[&version, &now_ms()],
+            )?;
+        }
+    }
+    tx.commit()?;
+    Ok(())
+}
+
+/// The write path's statements, prepared once per connection.
+struct Statements {
+    lock_position: Statement,
+    set_position: Statement,
+    insert_sale: Statement,
+    insert_item: Statement,
+    sale_status: Statement,
+    set_sale_status: Statement,
+    add_stock: Statement,
+    insert_order: Statement,
+    order_status: Statement,
+    update_order: Statement,
+    insert_order_event: Statement,
+}
+
+impl Statements {
+    fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
+        Ok(Statements {
+            lock_position: client
+                .prepare("SELECT applied_seq FROM journal_position WHERE id = 1 FOR UPDATE")?,
+            set_position: client
+                .prepare("UPDATE journal_position SET applied_seq = $1 WHERE id = 1")?,
+            insert_sale: client.prepare(
+                "INSERT INTO sales (sale_id, title, status, starts_at, ends_at, hold_seconds, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+            )?,
+            insert_item: client.prepare(
+                "INSERT INTO sale_items (sale_id, sku_id, title, price, stock, per_user_limit) \
+                 VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+            )?,
+            sale_status: client.prepare("SELECT status FROM sales WHERE sale_id = $1")?,
+            set_sale_status: client.prepare("UPDATE sales SET status = $2 WHERE sale_id = $1")?,
+            add_stock: client.prepare(
+                "UPDATE sale_items SET stock = stock + $3 WHERE sale_id = $1 AND sku_id = $2",
+            )?,
+            insert_order: client.prepare(
+                "INSERT INTO orders (order_id, sale_id, sku_id, buyer, quantity, amount, \
+                 idempotency_key, status, created_at, expires_at, paid_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $9) \
+                 ON CONFLICT DO NOTHING",
+            )?,
+            order_status: client.prepare("SELECT status FROM orders WHERE order_id = $1")?,
+            update_order: client.prepare(
+                "UPDATE orders SET status = $2, updated_at = $3, \
+                 paid_at = COALESCE($4, paid_at) WHERE order_id = $1",
+            )?,
+            insert_order_event: client.prepare(
+                "INSERT INTO order_events (order_id, seq, status, at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (order_id, seq) DO NOTHING",
+            )?,
+        })
+    }
+}
+
+struct PgTx<'a> {
+    tx: Transaction<'a>,
+    statements: &'a Statements,
+}
+
+impl Tx for PgTx<'_> {
+    fn lock_position(&mut self) -> Result<u64, StoreError> {
+        // FOR UPDATE: a second writer waits here until this batch commits,
+        // then sees the moved position and skips what this one applied.
+        let row = self.tx.query_one(&self.statements.lock_position, &[])?;
+        rows::seq_from_db(row.try_get(0)?)
+    }
+
+    fn set_position(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.tx.execute(&self.statements.set_position, &[&seq])?;
+        Ok(())
+    }
+
+    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<(), StoreError> {
+        let status = SaleStatus::Scheduled.as_str();
+        let hold_seconds = i64::from(sale.hold_seconds);
+        self.tx.execute(
+            &self.statements.insert_sale,
+            &[
+                &sale.sale_id,
+                &sale.title,
+                &status,
+                &sale.starts_at,
+                &sale.ends_at,
+                &hold_seconds,
+                &created_at_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn insert_item(&mut self, sale_id: &str, item: &ItemSpec) -> Result<(), StoreError> {
+        let per_user_limit = i64::from(item.per_user_limit);
+        self.tx.execute(
+            &self.statements.insert_item,
+            &[
+                &sale_id,
+                &item.sku_id,
+                &item.title,
+                &item.price,
+                &item.stock,
+                &per_user_limit,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn sale_status(&mut self, sale_id: &str) -> Result<Option<SaleStatus>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(&self.statements.sale_status, &[&sale_id])?;
+        row.map(|row| rows::sale_status(row.try_get(0)?))
+            .transpose()
+    }
+
+    fn set_sale_status(&mut self, sale_id: &str, status: SaleStatus) -> Result<(), StoreError> {
+        let status = status.as_str();
+        self.tx
+            .execute(&self.statements.set_sale_status, &[&sale_id, &status])?;
+        Ok(())
+    }
+
+    fn add_stock(&mut self, sale_id: &str, sku_id: &str, add: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .tx
+            .execute(&self.statements.add_stock, &[&sale_id, &sku_id, &add])?;
+        Ok(changed == 1)
+    }
+
+    fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError> {
+        let quantity = i64::from(order.quantity);
+        let status = OrderStatus::Reserved.as_str();
+        self.tx.execute(
+            &self.statements.insert_order,
+            &[
+                &order.order_id,
+                &order.sale_id,
+                &order.sku_id,
+                &order.buyer,
+                &quantity,
+                &order.amount,
+                &order.idempotency_key,
+                &status,
+                &order.created_at_ms,
+                &order.expires_at_ms,
+            ],
+        )?;
+        Ok(())
+    }
+
+    fn order_status(&mut self, order_id: &str) -> Result<Option<OrderStatus>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(&self.statements.order_status, &[&order_id])?;
+        row.map(|row| rows::order_status(row.try_get(0)?))
+            .transpose()
+    }
+
+    fn update_order(&mut self, change: &OrderChange<'_>) -> Result<(), StoreError> {
+        let status = change.status.as_str();
+        self.tx.execute(
+            &self.statements.update_order,
+            &[&change.order_id, &status, &change.at_ms, &change.paid_at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn insert_order_event(
+        &mut self,
+        order_id: &str,
+        seq: i64,
+        status: OrderStatus,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError> {
+        let status = status.as_str();
+        self.tx.execute(
+            &self.statements.insert_order_event,
+            &[&order_id, &seq, &status, &at_ms],
+        )?;
+        Ok(())
+    }
+}
+
+fn sale_row(row: &Row) -> Result<SaleRow, StoreError> {
+    Ok(SaleRow {
+        sale_id: row.try_get(0)?,
+        title: row.try_get(1)?,
+        status: rows::sale_status(row.try_get(2)?)?,
+        starts_at_ms: row.try_get(3)?,
+        ends_at_ms: row.try_get(4)?,
+        hold_seconds: rows::count_from_db("sales.hold_seconds", row.try_get(5)?)?,
+        created_at_ms: row.try_get(6)?,
+    })
+}
+
+fn item_row(row: &Row) -> Result<ItemRow, StoreError> {
+    Ok(ItemRow {
+        sale_id: row.try_get(0)?,
+        sku_id: row.try_get(1)?,
+        title: row.try_get(2)?,
+        price: row.try_get(3)?,
+        stock: row.try_get(4)?,
+        per_user_limit: rows::count_from_db("sale_items.per_user_limit", row.try_get(5)?)?,
+    })
+}
+
+fn order_row(row: &Row) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        order_id: row.try_get(0)?,
+        sale_id: row.try_get(1)?,
+        sku_id: row.try_get(2)?,
+        buyer: row.try_get(3)?,
+        quantity: rows::count_from_db("orders.quantity", row.try_get(4)?)?,
+        amount: row.try_get(5)?,
+        idempotency_key: row.try_get(6)?,
+        status: rows::order_status(row.try_get(7)?)?,
+        created_at_ms: row.try_get(8)?,
+        expires_at_ms: row.try_get(9)?,
+        paid_at_ms: row.try_get(10)?,
+        updated_at_ms: row.try_get(11)?,
+    })
+}
+
+fn order_event_row(row: &Row) -> Result<OrderEventRow, StoreError> {
+    Ok(OrderEventRow {
+        seq: rows::seq_from_db(row.try_get(0)?)?,
+        status: rows::order_status(row.try_get(1)?)?,
+        at_ms: row.try_get(2)?,
+    })
+}

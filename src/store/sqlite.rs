@@ -1,0 +1,326 @@
+//! The store on an embedded SQLite file (rusqlite, SQLite bundled so the
+//! version and its features — WAL, STRICT tables — do not depend on the
+//! host).
+//!
+//! WAL lets readers query while the feeder writes. `synchronous=NORMAL`
+//! under WAL may lose the last transactions on a power cut (never on a
+//! process crash) but cannot corrupt the file; that is fine here because
+//! the journal, not this file, is the durable source: a lost tail only moves
+//! the recorded position back with it, and the feeder resends from there.
+
+use super::apply::{self, NewOrder, OrderChange, Tx};
+use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow};
+use super::StoreError;
+use crate::clock::{now_ms, UnixMs};
+use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
+use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
+use std::path::Path;
+use std::time::Duration;
+
+/// Applied in order, each once, recorded in `schema_migrations`.
+const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+
+/// How long a write waits for another connection's write lock.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+#[derive(Debug)]
+pub struct SqliteStore {
+    conn: Connection,
+}
+
+impl SqliteStore {
+    /// Opens (creating if absent) the database file and migrates it.
+    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+        let open_error = |source| StoreError::SqliteOpen {
+            path: path.to_owned(),
+            source,
+        };
+        let mut conn = Connection::open(path).map_err(open_error)?;
+        configure(&conn).map_err(open_error)?;
+        migrate(&mut conn)?;
+        Ok(SqliteStore { conn })
+    }
+
+    pub fn applied_position(&mut self) -> Result<u64, StoreError> {
+        let seq = self.conn.query_row(
+            "SELECT applied_seq FROM journal_position WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        rows::seq_from_db(seq)
+    }
+
+    pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
+        // IMMEDIATE takes the write lock now, so the position read at the
+        // start cannot be moved by another writer before commit.
+        let mut tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)?;
+        apply::apply_batch(&mut tx, batch)?;
+        tx.commit()?;
+        Ok(())
+    }
+
+    pub fn sale(&mut self, sale_id: &str) -> Result<Option<SaleRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT sale_id, title, status, starts_at, ends_at, hold_seconds, created_at \
+                 FROM sales WHERE sale_id = ?1",
+                [sale_id],
+                |row| Ok(sale_row(row)),
+            )
+            .optional()?
+            .transpose()
+    }
+
+    pub fn sale_items(&mut self, sale_id: &str) -> Result<Vec<ItemRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT sale_id, sku_id, title, price, stock, per_user_limit \
+             FROM sale_items WHERE sale_id = ?1 ORDER BY sku_id",
+        )?;
+        let items = statement.query_map([sale_id], |row| Ok(item_row(row)))?;
+        items.map(|item| item?).collect()
+    }
+
+    pub fn order(&mut self, order_id: &str) -> Result<Option<OrderRow>, StoreError> {
+        self.conn
+            .query_row(
+                "SELECT order_id, sale_id, sku_id, buyer, quantity, amount, idempotency_key, \
+                 status, created_at, expires_at, paid_at, updated_at \
+                 FROM orders WHERE order_id = ?1",
+                [order_id],
+                |row| Ok(order_row(row)),
+            )
+            .optional()?
+            .transpose()
+    }
+
+    pub fn order_events(&mut self, order_id: &str) -> Result<Vec<OrderEventRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT seq, status, at FROM order_events WHERE order_id = ?1 ORDER BY seq",
+        )?;
+        let events = statement.query_map([order_id], |row| Ok(order_event_row(row)))?;
+        events.map(|event| event?).collect()
+    }
+}
+
+fn configure(conn: &Connection) -> rusqlite::Result<()> {
+    let mode: String =
+        conn.pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        // An in-memory database reports "memory"; it has nothing to lose.
+        tracing::warn!(mode, "SQLite store is not in WAL mode");
+    }
+    // Safe under WAL: see the module doc (the journal is the durable source).
+    conn.pragma_update(None, "synchronous", "NORMAL")?;
+    conn.pragma_update(None, "foreign_keys", "ON")?;
+    conn.busy_timeout(BUSY_TIMEOUT)
+}
+
+fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
+    conn.execute_batch(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    INTEGER NOT NULL PRIMARY KEY,
+             applied_at INTEGER NOT NULL
+         ) STRICT",
+    )?;
+    for (version, sql) in MIGRATIONS {
+        let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+        let applied: bool = tx.query_row(
+            "SELECT EXISTS (SELECT 1 FROM schema_migrations WHERE version = ?1)",
+            [version],
+            |row| row.get(0),
+        )?;
+        if !applied {
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![version, now_ms()],
+            )?;
+        }
+        tx.commit()?;
+    }
+    Ok(())
+}
+
+impl Tx for Transaction<'_> {
+    fn lock_position(&mut self) -> Result<u64, StoreError> {
+        // The IMMEDIATE transaction already holds the database's write lock.
+        let seq = self.query_row(
+            "SELECT applied_seq FROM journal_position WHERE id = 1",
+            [],
+            |row| row.get(0),
+        )?;
+        rows::seq_from_db(seq)
+    }
+
+    fn set_position(&mut self, seq: i64) -> Result<(), StoreError> {
+        self.execute(
+            "UPDATE journal_position SET applied_seq = ?1 WHERE id = 1",
+            [seq],
+        )?;
+        Ok(())
+    }
+
+    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO sales (sale_id, title, status, starts_at, ends_at, hold_seconds, \
+             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            sale.sale_id,
+            sale.title,
+            SaleStatus::Scheduled.as_str(),
+            sale.starts_at,
+            sale.ends_at,
+            sale.hold_seconds,
+            created_at_ms,
+        ])?;
+        Ok(())
+    }
+
+    fn insert_item(&mut self, sale_id: &str, item: &ItemSpec) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO sale_items (sale_id, sku_id, title, price, stock, per_user_limit) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            sale_id,
+            item.sku_id,
+            item.title,
+            rows::money_to_text(item.price),
+            item.stock,
+            item.per_user_limit,
+        ])?;
+        Ok(())
+    }
+
+    fn sale_status(&mut self, sale_id: &str) -> Result<Option<SaleStatus>, StoreError> {
+        let status: Option<String> = self
+            .prepare_cached("SELECT status FROM sales WHERE sale_id = ?1")?
+            .query_row([sale_id], |row| row.get(0))
+            .optional()?;
+        status.as_deref().map(rows::sale_status).transpose()
+    }
+
+    fn set_sale_status(&mut self, sale_id: &str, status: SaleStatus) -> Result<(), StoreError> {
+        self.prepare_cached("UPDATE sales SET status = ?2 WHERE sale_id = ?1")?
+            .execute(params![sale_id, status.as_str()])?;
+        Ok(())
+    }
+
+    fn add_stock(&mut self, sale_id: &str, sku_id: &str, add: i64) -> Result<bool, StoreError> {
+        let changed = self
+            .prepare_cached(
+                "UPDATE sale_items SET stock = stock + ?3 WHERE sale_id = ?1 AND sku_id = ?2",
+            )?
+            .execute(params![sale_id, sku_id, add])?;
+        Ok(changed == 1)
+    }
+
+    fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO orders (order_id, sale_id, sku_id, buyer, quantity, amount, \
+             idempotency_key, status, created_at, expires_at, paid_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?9) ON CONFLICT DO NOTHING",
+        )?
+        .execute(params![
+            order.order_id,
+            order.sale_id,
+            order.sku_id,
+            order.buyer,
+            order.quantity,
+            rows::money_to_text(order.amount),
+            order.idempotency_key,
+            OrderStatus::Reserved.as_str(),
+            order.created_at_ms,
+            order.expires_at_ms,
+        ])?;
+        Ok(())
+    }
+
+    fn order_status(&mut self, order_id: &str) -> Result<Option<OrderStatus>, StoreError> {
+        let status: Option<String> = self
+            .prepare_cached("SELECT status FROM orders WHERE order_id = ?1")?
+            .query_row([order_id], |row| row.get(0))
+            .optional()?;
+        status.as_deref().map(rows::order_status).transpose()
+    }
+
+    fn update_order(&mut self, change: &OrderChange<'_>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE orders SET status = ?2, updated_at = ?3, paid_at = COALESCE(?4, paid_at) \
+             WHERE order_id = ?1",
+        )?
+        .execute(params![
+            change.order_id,
+            change.status.as_str(),
+            change.at_ms,
+            change.paid_at_ms,
+        ])?;
+        Ok(())
+    }
+
+    fn insert_order_event(
+        &mut self,
+        order_id: &str,
+        seq: i64,
+        status: OrderStatus,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO order_events (order_id, seq, status, at) VALUES (?1, ?2, ?3, ?4) \
+             ON CONFLICT (order_id, seq) DO NOTHING",
+        )?
+        .execute(params![order_id, seq, status.as_str(), at_ms])?;
+        Ok(())
+    }
+}
+
+fn sale_row(row: &Row<'_>) -> Result<SaleRow, StoreError> {
+    Ok(SaleRow {
+        sale_id: row.get(0)?,
+        title: row.get(1)?,
+        status: rows::sale_status(&row.get::<_, String>(2)?)?,
+        starts_at_ms: row.get(3)?,
+        ends_at_ms: row.get(4)?,
+        hold_seconds: rows::count_from_db("sales.hold_seconds", row.get(5)?)?,
+        created_at_ms: row.get(6)?,
+    })
+}
+
+fn item_row(row: &Row<'_>) -> Result<ItemRow, StoreError> {
+    Ok(ItemRow {
+        sale_id: row.get(0)?,
+        sku_id: row.get(1)?,
+        title: row.get(2)?,
+        price: rows::money_from_text("sale_items.price", &row.get::<_, String>(3)?)?,
+        stock: row.get(4)?,
+        per_user_limit: rows::count_from_db("sale_items.per_user_limit", row.get(5)?)?,
+    })
+}
+
+fn order_row(row: &Row<'_>) -> Result<OrderRow, StoreError> {
+    Ok(OrderRow {
+        order_id: row.get(0)?,
+        sale_id: row.get(1)?,
+        sku_id: row.get(2)?,
+        buyer: row.get(3)?,
+        quantity: rows::count_from_db("orders.quantity", row.get(4)?)?,
+        amount: rows::money_from_text("orders.amount", &row.get::<_, String>(5)?)?,
+        idempotency_key: row.get(6)?,
+        status: rows::order_status(&row.get::<_, String>(7)?)?,
+        created_at_ms: row.get(8)?,
+        expires_at_ms: row.get(9)?,
+        paid_at_ms: row.get(10)?,
+        updated_at_ms: row.get(11)?,
+    })
+}
+
+fn order_event_row(row: &Row<'_>) -> Result<OrderEventRow, StoreError> {
+    Ok(OrderEventRow {
+        seq: rows::seq_from_db(row.get(0)?)?,
+        status: rows::order_status(&row.get::<_, String>(1)?)?,
+        at_ms: row.get(2)?,
+    })
+}
