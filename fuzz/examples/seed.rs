@@ -1,0 +1,222 @@
+//! Writes the seed corpus of both fuzz targets.
+//!
+//! The journals hold real events: a live session is driven through the
+//! engine's own API (create, start, order, cancel, expire, pause, end; the
+//! payment transitions, which the HTTP layer builds, are built here the same
+//! way and applied through `Engine::apply`), each event serialised with
+//! serde_json and framed with `journal::record::encode`, sequence numbers
+//! from 1, as the journal writer does.
+//!
+//! Run from `fuzz/`: `cargo run --example seed` (stable Rust, no fuzz flags).
+//! Writes `corpus/record_decode/` and `corpus/replay/` next to this crate's
+//! `Cargo.toml`. Output is deterministic, so re-running it changes nothing.
+
+use flashgate::inventory::OrderRequest;
+use flashgate::journal::record::encode;
+use flashgate::sale::{Engine, EngineLimits, Event, OrderAction, PlaceOrder, SaleAction, SaleSpec};
+use std::fs;
+use std::path::Path;
+
+const T0: i64 = 1_764_000_000_000;
+
+fn engine() -> Engine {
+    Engine::new(
+        EngineLimits {
+            shard_count: 4,
+            sales_max: 16,
+            items_per_sale_max: 8,
+            stock_per_item_max: 1000,
+            orders_max: 10000,
+        },
+        T0,
+    )
+}
+
+fn spec(sale_id: &str, items: &[(&str, &str, i64, u32)]) -> SaleSpec {
+    let items: Vec<_> = items
+        .iter()
+        .map(|(sku_id, price, stock, per_user_limit)| {
+            serde_json::json!({
+                "sku_id": sku_id,
+                "title": format!("Item {sku_id}"),
+                "price": price,
+                "stock": stock,
+                "per_user_limit": per_user_limit,
+            })
+        })
+        .collect();
+    serde_json::from_value(serde_json::json!({
+        "sale_id": sale_id,
+        "title": format!("Livestream sale {sale_id}"),
+        "starts_at": null,
+        "ends_at": T0 + 3_600_000,
+        "hold_seconds": 60,
+        "items": items,
+    }))
+    .expect("a valid sale spec")
+}
+
+fn order(
+    engine: &Engine,
+    sale_id: &str,
+    sku_id: &str,
+    buyer: &str,
+    key: &str,
+    quantity: u32,
+    now: i64,
+) -> Event {
+    let placed = engine
+        .place_order(
+            PlaceOrder {
+                buyer,
+                idempotency_key: key,
+                request: OrderRequest {
+                    sale_id: sale_id.into(),
+                    sku_id: sku_id.into(),
+                    quantity,
+                },
+                shard_hint: 0,
+            },
+            now,
+        )
+        .expect("order placed");
+    placed.event.expect("a new order has an event")
+}
+
+fn order_id(event: &Event) -> String {
+    match event {
+        Event::OrderReserved { order_id, .. } => order_id.clone(),
+        _ => unreachable!(),
+    }
+}
+
+fn transition(engine: &Engine, order_id: &str, action: OrderAction, at: i64) -> Event {
+    let event = Event::OrderTransitioned {
+        at,
+        order_id: order_id.into(),
+        action,
+    };
+    engine.apply(&event).expect("a legal transition");
+    event
+}
+
+/// One sale, two items, the whole life cycle.
+fn one_sale_session() -> Vec<Event> {
+    let engine = engine();
+    let mut log = Vec::new();
+    let sale = spec("s1", &[("k1", "99.50", 10, 3), ("k2", "5", 2, 1)]);
+    log.push(engine.create_sale(sale, T0).unwrap().1);
+    log.push(engine.sale_action("s1", SaleAction::Start, T0 + 1).unwrap().1);
+    let a = order(&engine, "s1", "k1", "alice", "key-a1", 2, T0 + 10);
+    let b = order(&engine, "s1", "k2", "bob", "key-b1", 1, T0 + 11);
+    let c = order(&engine, "s1", "k1", "carol", "key-c1", 3, T0 + 12);
+    let (a_id, b_id, c_id) = (order_id(&a), order_id(&b), order_id(&c));
+    log.extend([a, b, c]);
+    log.push(transition(&engine, &a_id, OrderAction::StartPayment, T0 + 20));
+    log.push(transition(&engine, &a_id, OrderAction::ConfirmPayment, T0 + 25));
+    log.push(engine.cancel_order("bob", &b_id, T0 + 30).unwrap().1);
+    log.push(engine.restock("s1", "k2", 5, T0 + 40).unwrap().1);
+    log.extend(engine.expire_due(T0 + 12 + 61_000)); // carol's hold runs out
+    assert!(log.iter().any(|e| matches!(
+        e,
+        Event::OrderTransitioned { order_id, action: OrderAction::Expire, .. } if *order_id == c_id
+    )));
+    log.push(engine.sale_action("s1", SaleAction::Pause, T0 + 70_000).unwrap().1);
+    log.push(engine.sale_action("s1", SaleAction::Start, T0 + 71_000).unwrap().1);
+    log.push(transition(&engine, &a_id, OrderAction::RequestRefund, T0 + 80_000));
+    log.push(transition(&engine, &a_id, OrderAction::CompleteRefund, T0 + 81_000));
+    log.push(engine.sale_action("s1", SaleAction::End, T0 + 90_000).unwrap().1);
+    log
+}
+
+/// Two sales side by side, orders interleaved.
+fn two_sales_session() -> Vec<Event> {
+    let engine = engine();
+    let mut log = Vec::new();
+    log.push(engine.create_sale(spec("s1", &[("k1", "1.99", 4, 2)]), T0).unwrap().1);
+    log.push(engine.create_sale(spec("s2", &[("lip-01", "129", 1, 1)]), T0).unwrap().1);
+    log.push(engine.sale_action("s1", SaleAction::Start, T0 + 1).unwrap().1);
+    log.push(engine.sale_action("s2", SaleAction::Start, T0 + 2).unwrap().1);
+    log.push(order(&engine, "s2", "lip-01", "dave", "d-1", 1, T0 + 3));
+    log.push(order(&engine, "s1", "k1", "dave", "d-2", 2, T0 + 4));
+    log.push(order(&engine, "s1", "k1", "erin", "e-1", 2, T0 + 5));
+    log
+}
+
+/// The smallest useful journal: one sale created.
+fn one_event() -> Vec<Event> {
+    let engine = engine();
+    vec![engine.create_sale(spec("s1", &[("k1", "10", 1, 1)]), T0).unwrap().1]
+}
+
+/// Frames events as a segment's bytes, sequence numbers from `first_seq`;
+/// also returns where each record ends.
+fn journal(events: &[Event], first_seq: u64) -> (Vec<u8>, Vec<usize>) {
+    let mut out = Vec::new();
+    let mut ends = Vec::new();
+    for (i, event) in events.iter().enumerate() {
+        let payload = serde_json::to_vec(event).expect("serialise event");
+        encode(first_seq + i as u64, &payload, &mut out);
+        ends.push(out.len());
+    }
+    (out, ends)
+}
+
+fn write(dir: &Path, name: &str, bytes: &[u8]) {
+    fs::create_dir_all(dir).unwrap();
+    fs::write(dir.join(name), bytes).unwrap();
+    println!("{} ({} bytes)", dir.join(name).display(), bytes.len());
+}
+
+fn with_control(control: u8, journal: &[u8]) -> Vec<u8> {
+    let mut input = vec![control];
+    input.extend_from_slice(journal);
+    input
+}
+
+fn main() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("corpus");
+    let decode_dir = corpus.join("record_decode");
+    let replay_dir = corpus.join("replay");
+
+    let (session, ends) = journal(&one_sale_session(), 1);
+    let (two_sales, _) = journal(&two_sales_session(), 1);
+    let (single, _) = journal(&one_event(), 1);
+
+    // Torn: the session, then the first half of one more record (a crash
+    // in the middle of the last group commit).
+    let mut torn = session.clone();
+    let (extra, _) = journal(&one_event(), ends.len() as u64 + 1);
+    torn.extend_from_slice(&extra[..extra.len() / 2]);
+
+    // Bit-flipped: one bit of the third record's payload flipped, inside the
+    // log (intact records follow it), so replay must refuse, not truncate.
+    let mut flipped = session.clone();
+    flipped[ends[1] + 16 + 10] ^= 0x04;
+
+    for (name, bytes) in [
+        ("journal-one-sale", &session),
+        ("journal-two-sales", &two_sales),
+        ("journal-one-event", &single),
+        ("journal-torn-tail", &torn),
+        ("journal-bit-flipped", &flipped),
+    ] {
+        write(&decode_dir, name, bytes);
+    }
+
+    // The replay target's first byte picks the segment layout (see
+    // fuzz_targets/replay.rs): 0x00 one segment, 0xC0 | n two segments split
+    // after record n + 1, 0x80 | n two segments split at byte n * len / 63.
+    let replay_seeds: [(&str, Vec<u8>); 7] = [
+        ("one-segment-one-sale", with_control(0x00, &session)),
+        ("two-segments-one-sale", with_control(0xC0 | 5, &session)),
+        ("one-segment-two-sales", with_control(0x00, &two_sales)),
+        ("one-segment-one-event", with_control(0x00, &single)),
+        ("one-segment-torn-tail", with_control(0x00, &torn)),
+        ("two-segments-torn-tail", with_control(0xC0 | 7, &torn)),
+        ("one-segment-bit-flipped", with_control(0x00, &flipped)),
+    ];
+    for (name, bytes) in &replay_seeds {
+        write(&replay_dir, name, bytes);
+    }
+}

@@ -1,0 +1,1043 @@
+//! Crash recovery of the real `flashgate` binary: `kill -9` in the middle of
+//! an order burst, a graceful restart, a torn journal tail, and damage inside
+//! the journal.
+//!
+//! The rule checked throughout: whatever got a 2xx is there after a restart;
+//! what was in flight at the kill may or may not be, and the stock is never
+//! oversold either way.
+
+mod common;
+
+use bytes::Bytes;
+use common::*;
+use http_body_util::{BodyExt, Full};
+use hyper::client::conn::http1::SendRequest;
+use hyper::{Method, Request};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::time::Instant;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_flashgate");
+
+// ---- a scratch directory and the process under test ---------------------------
+
+/// A temp directory holding the node's data dir and its logs; removed on drop.
+/// Declare it before the [`Node`]s so it is dropped after them.
+struct Scratch(PathBuf);
+
+impl Scratch {
+    fn new(tag: &str) -> Scratch {
+        let dir = unique_dir(tag);
+        std::fs::create_dir_all(&dir).expect("create the scratch dir");
+        Scratch(dir)
+    }
+
+    fn data_dir(&self) -> PathBuf {
+        self.0.join("data")
+    }
+
+    fn journal_dir(&self) -> PathBuf {
+        self.data_dir().join("journal")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// A running `flashgate serve`; killed and reaped on drop if still running,
+/// so a failing test never leaves a process behind.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    stderr_path: PathBuf,
+}
+
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
+impl Node {
+    /// Spawns `flashgate serve` on the scratch dir's data dir and a free port,
+    /// without waiting for it. `run` names this start's log files.
+    fn spawn(scratch: &Scratch, run: &str) -> Node {
+        let port = free_port();
+        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let stderr_path = scratch.0.join(format!("stderr-{run}.log"));
+        let mut command = Command::new(BINARY);
+        command.arg("serve");
+        for (name, _) in std::env::vars() {
+            if name.starts_with("FLASHGATE__") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .env("FLASHGATE__SERVER__LISTEN", addr.to_string())
+            .env(
+                "FLASHGATE__STORAGE__DATA_DIR",
+                scratch.data_dir().display().to_string(),
+            )
+            .env("FLASHGATE__LOG__LEVEL", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
+            .spawn()
+            .expect("spawn flashgate");
+        Node {
+            child,
+            addr,
+            stderr_path,
+        }
+    }
+
+    /// Spawns the node and waits until `/healthz` answers 200. Retries on
+    /// another port if the chosen one was taken in the meantime.
+    async fn start(scratch: &Scratch, run: &str) -> Node {
+        for attempt in 0..3 {
+            let mut node = Node::spawn(scratch, &format!("{run}-{attempt}"));
+            match node.wait_healthy().await {
+                Ok(()) => return node,
+                Err(stderr) if stderr.contains("cannot listen") => continue,
+                Err(stderr) => {
+                    panic!("flashgate (start `{run}`) exited before serving; stderr:\n{stderr}")
+                }
+            }
+        }
+        panic!("flashgate could not bind a free port in 3 attempts");
+    }
+
+    /// `Err(stderr)` if the process exited; panics if it neither exits nor
+    /// answers within [`WAIT`].
+    async fn wait_healthy(&mut self) -> Result<(), String> {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return Err(self.stderr());
+            }
+            if let Ok(Ok(mut stream)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect(self.addr),
+            )
+            .await
+            {
+                raw_write(&mut stream, raw_head("GET", "/healthz", &[]).as_bytes()).await;
+                if raw_read_response(&mut stream).await.status == 200 {
+                    return Ok(());
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "flashgate did not answer /healthz within {WAIT:?}; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    async fn client(&self) -> Client {
+        Client::connect(self.addr).await
+    }
+
+    /// SIGKILL (what `Child::kill` sends) and reap: no flush, no goodbye.
+    fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL flashgate");
+        self.child.wait().expect("reap flashgate");
+    }
+
+    /// Waits for the process to exit, at most `limit`.
+    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
+        let deadline = Instant::now() + limit;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return Some(status);
+            }
+            if Instant::now() >= deadline {
+                return None;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGTERM, then requires a zero exit within [`WAIT`].
+    async fn stop(&mut self) {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()
+            .expect("run kill");
+        assert!(status.success(), "kill -TERM failed");
+        let status = self.wait_exit(WAIT).await.unwrap_or_else(|| {
+            panic!(
+                "flashgate did not exit within {WAIT:?} of SIGTERM; stderr:\n{}",
+                self.stderr()
+            )
+        });
+        assert!(
+            status.success(),
+            "flashgate exited with {status} after SIGTERM; stderr:\n{}",
+            self.stderr()
+        );
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+// ---- a client that survives the server dying -----------------------------------
+
+/// One keep-alive connection whose requests return an error instead of
+/// panicking when the server goes away (the common client panics).
+struct Conn {
+    addr: SocketAddr,
+    sender: SendRequest<Full<Bytes>>,
+}
+
+impl Conn {
+    async fn open(addr: SocketAddr) -> Conn {
+        let stream = within("a TCP connection", tokio::net::TcpStream::connect(addr))
+            .await
+            .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"));
+        let _ = stream.set_nodelay(true);
+        let (sender, connection) = within(
+            "the HTTP/1 handshake",
+            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+        )
+        .await
+        .unwrap_or_else(|error| panic!("HTTP handshake with {addr} failed: {error}"));
+        tokio::spawn(async move {
+            let _ = connection.await;
+        });
+        Conn { addr, sender }
+    }
+
+    /// `Ok((status, json body))`, or `Err` if the connection broke. A
+    /// response that takes longer than [`WAIT`] is an `Err` starting with
+    /// "timed out".
+    async fn call(
+        &mut self,
+        path: &str,
+        token: &str,
+        key: Option<&str>,
+        body: Option<&Value>,
+    ) -> Result<(u16, Value), String> {
+        let exchange = async {
+            let mut request = Request::builder()
+                .method(Method::POST)
+                .uri(path)
+                .header("host", self.addr.to_string())
+                .header("authorization", bearer(token));
+            if let Some(key) = key {
+                request = request.header("idempotency-key", key);
+            }
+            let payload = match body {
+                Some(body) => {
+                    request = request.header("content-type", "application/json");
+                    Bytes::from(body.to_string())
+                }
+                None => Bytes::new(),
+            };
+            let request = request.body(Full::new(payload)).expect("a valid request");
+            self.sender
+                .ready()
+                .await
+                .map_err(|error| format!("connection not ready: {error}"))?;
+            let response = self
+                .sender
+                .send_request(request)
+                .await
+                .map_err(|error| format!("request failed: {error}"))?;
+            let status = response.status().as_u16();
+            let bytes = response
+                .into_body()
+                .collect()
+                .await
+                .map_err(|error| format!("body failed: {error}"))?
+                .to_bytes();
+            let json = serde_json::from_slice(&bytes).unwrap_or_else(|error| {
+                panic!(
+                    "status {status} with a body that is not JSON ({error}): {}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            });
+            Ok((status, json))
+        };
+        match tokio::time::timeout(WAIT, exchange).await {
+            Ok(result) => result,
+            Err(_) => Err(format!("timed out after {WAIT:?} waiting for POST {path}")),
+        }
+    }
+}
+
+fn order_body(sale_id: &str, quantity: u32) -> Value {
+    json!({ "sale_id": sale_id, "sku_id": SKU, "quantity": quantity })
+}
+
+fn error_code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+fn stock_counts(stats: &Value) -> (i64, i64, i64, i64) {
+    let item = &stats["items"][0];
+    let field = |name: &str| {
+        item[name]
+            .as_i64()
+            .unwrap_or_else(|| panic!("no {name} in {stats}"))
+    };
+    (
+        field("stock"),
+        field("remaining"),
+        field("reserved"),
+        field("paid"),
+    )
+}
+
+/// `remaining + reserved + paid == stock`, nothing negative, nothing oversold.
+fn assert_stock_conserved(stats: &Value, stock: i64) {
+    let (total, remaining, reserved, paid) = stock_counts(stats);
+    assert_eq!(total, stock, "the item's stock changed: {stats}");
+    assert!(
+        remaining >= 0 && reserved >= 0 && paid >= 0,
+        "negative counts: {stats}"
+    );
+    assert_eq!(
+        remaining + reserved + paid,
+        stock,
+        "remaining + reserved + paid != stock: {stats}"
+    );
+    assert!(reserved + paid <= stock, "oversold: {stats}");
+}
+
+// ---- journal files -------------------------------------------------------------
+
+/// The journal's segment files (`<20 digits>.log`), oldest first.
+fn segments(journal_dir: &Path) -> Vec<PathBuf> {
+    let mut found: Vec<PathBuf> = std::fs::read_dir(journal_dir)
+        .unwrap_or_else(|error| panic!("cannot list {}: {error}", journal_dir.display()))
+        .map(|entry| entry.expect("dir entry").path())
+        .filter(|path| {
+            path.file_name()
+                .and_then(|name| name.to_str())
+                .and_then(|name| name.strip_suffix(".log"))
+                .is_some_and(|stem| stem.len() == 20 && stem.bytes().all(|b| b.is_ascii_digit()))
+        })
+        .collect();
+    found.sort();
+    assert!(
+        !found.is_empty(),
+        "no segment file in {}",
+        journal_dir.display()
+    );
+    found
+}
+
+/// Start offsets of the records of a segment (`[len u32][crc u32][seq u64][payload]`).
+fn record_offsets(bytes: &[u8]) -> Vec<usize> {
+    let mut offsets = Vec::new();
+    let mut offset = 0;
+    while offset + 16 <= bytes.len() {
+        let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+        assert!(
+            offset + 16 + len <= bytes.len(),
+            "the segment ends inside the record at {offset}"
+        );
+        offsets.push(offset);
+        offset += 16 + len;
+    }
+    assert_eq!(offset, bytes.len(), "trailing bytes after the last record");
+    offsets
+}
+
+// ---- 1. kill -9 in the middle of a burst -----------------------------------------
+
+const BURST_SALE: &str = "s-crash";
+const BURST_STOCK: i64 = 200;
+const BURST_BUYERS: usize = 600;
+const BURST_CONNECTIONS: usize = 32;
+/// The kill comes once this many orders are acknowledged (40% of the stock),
+/// so it lands while units are still being sold.
+const KILL_AFTER_ACKS: usize = 80;
+
+fn burst_buyer(buyer: usize) -> String {
+    format!("o_crash_{buyer:04}")
+}
+
+fn burst_key(buyer: usize) -> String {
+    format!("burst-{buyer}")
+}
+
+/// Every third buyer takes two units (the per-user limit), the rest one.
+fn burst_quantity(buyer: usize) -> u32 {
+    if buyer % 3 == 0 {
+        2
+    } else {
+        1
+    }
+}
+
+/// Every seventh buyer cancels right after getting the order.
+fn burst_cancels(buyer: usize) -> bool {
+    buyer % 7 == 3
+}
+
+/// An order acknowledged with 201 before the kill.
+#[derive(Debug)]
+struct Ack {
+    buyer: usize,
+    order: Value,
+    /// The cancel was sent (it may not have been answered).
+    cancel_sent: bool,
+    /// The 200 body of an answered cancel.
+    cancelled: Option<Value>,
+}
+
+#[derive(Default)]
+struct ConnectionOutcome {
+    acks: Vec<Ack>,
+    broken: Option<String>,
+}
+
+/// Shared by the burst connections.
+struct Burst {
+    addr: SocketAddr,
+    start: tokio::sync::Barrier,
+    answered: AtomicUsize,
+    acked: AtomicUsize,
+    /// The node; the connection that receives the acknowledgement number
+    /// [`KILL_AFTER_ACKS`] kills it on the spot.
+    node: std::sync::Mutex<Node>,
+    killed_after_answers: AtomicUsize,
+}
+
+async fn burst_connection(burst: Arc<Burst>, connection: usize) -> ConnectionOutcome {
+    let addr = burst.addr;
+    let mut conn = Conn::open(addr).await;
+    burst.start.wait().await;
+    let mut outcome = ConnectionOutcome::default();
+    for buyer in (connection..BURST_BUYERS).step_by(BURST_CONNECTIONS) {
+        let token = buyer_token(&burst_buyer(buyer));
+        let body = order_body(BURST_SALE, burst_quantity(buyer));
+        let reply = conn
+            .call("/v1/orders", &token, Some(&burst_key(buyer)), Some(&body))
+            .await;
+        let (status, order) = match reply {
+            Ok(reply) => reply,
+            Err(error) => {
+                outcome.broken = Some(error);
+                return outcome;
+            }
+        };
+        let answers = burst.answered.fetch_add(1, Ordering::SeqCst) + 1;
+        match status {
+            201 => {}
+            409 if error_code(&order) == "SOLD_OUT" => continue,
+            other => panic!("buyer {buyer}: unexpected {other} to an order: {order}"),
+        }
+        if burst.acked.fetch_add(1, Ordering::SeqCst) + 1 == KILL_AFTER_ACKS {
+            // As soon as the answer is in: whatever the node acknowledged
+            // without making it durable first is lost now.
+            burst
+                .node
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .kill_9();
+            burst.killed_after_answers.store(answers, Ordering::SeqCst);
+        }
+        let mut ack = Ack {
+            buyer,
+            order,
+            cancel_sent: false,
+            cancelled: None,
+        };
+        if burst_cancels(buyer) {
+            ack.cancel_sent = true;
+            let order_id = ack.order["order_id"].as_str().expect("order_id").to_owned();
+            let path = format!("/v1/orders/{order_id}/cancel");
+            match conn.call(&path, &token, None, None).await {
+                Ok((200, cancelled)) => {
+                    assert_eq!(cancelled["status"], "cancelled", "{cancelled}");
+                    ack.cancelled = Some(cancelled);
+                }
+                Ok((status, body)) => panic!("buyer {buyer}: cancel answered {status}: {body}"),
+                Err(error) => {
+                    outcome.acks.push(ack);
+                    outcome.broken = Some(error);
+                    return outcome;
+                }
+            }
+        }
+        outcome.acks.push(ack);
+    }
+    outcome
+}
+
+/// What an order looks like after the restart, status aside.
+fn without_status(order: &Value) -> Value {
+    let mut order = order.clone();
+    order
+        .as_object_mut()
+        .expect("an order object")
+        .remove("status");
+    order
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_mid_burst_loses_no_acknowledged_order_and_never_oversells() {
+    let scratch = Scratch::new("crash-burst");
+    let node = Node::start(&scratch, "first").await;
+    node.client()
+        .await
+        .live_sale(BURST_SALE, BURST_STOCK, 2)
+        .await;
+
+    let burst = Arc::new(Burst {
+        addr: node.addr,
+        start: tokio::sync::Barrier::new(BURST_CONNECTIONS),
+        answered: AtomicUsize::new(0),
+        acked: AtomicUsize::new(0),
+        node: std::sync::Mutex::new(node),
+        killed_after_answers: AtomicUsize::new(0),
+    });
+    let tasks: Vec<_> = (0..BURST_CONNECTIONS)
+        .map(|connection| tokio::spawn(burst_connection(Arc::clone(&burst), connection)))
+        .collect();
+    let mut acks = Vec::new();
+    let mut broken = 0;
+    for task in tasks {
+        let outcome = within("a burst connection to end", task)
+            .await
+            .expect("burst connection task");
+        if let Some(error) = &outcome.broken {
+            assert!(
+                !error.starts_with("timed out"),
+                "a request hung before the kill: {error}"
+            );
+            broken += 1;
+        }
+        acks.extend(outcome.acks);
+    }
+    let answered_at_kill = burst.killed_after_answers.load(Ordering::SeqCst);
+    assert!(
+        answered_at_kill > 0,
+        "the burst ended with only {} orders acknowledged, the node was never killed",
+        burst.acked.load(Ordering::SeqCst)
+    );
+    let answered_total = burst.answered.load(Ordering::SeqCst);
+    assert!(
+        answered_total < BURST_BUYERS && broken > 0,
+        "the kill did not land mid-burst: {answered_total} of {BURST_BUYERS} orders answered"
+    );
+    let cancels_acked = acks.iter().filter(|ack| ack.cancelled.is_some()).count();
+    eprintln!(
+        "kill -9 after {answered_at_kill} answers; {} orders and {cancels_acked} cancels \
+         acknowledged; {broken} connections broken",
+        acks.len()
+    );
+
+    // Restart on the same data dir.
+    let mut node = Node::start(&scratch, "after-kill").await;
+    let mut client = node.client().await;
+
+    // Every acknowledged order is there, as it was acknowledged.
+    let mut acked_ids = HashSet::new();
+    for ack in &acks {
+        let order_id = ack.order["order_id"].as_str().expect("order_id");
+        assert!(
+            acked_ids.insert(order_id.to_owned()),
+            "duplicate {order_id}"
+        );
+        let token = buyer_token(&burst_buyer(ack.buyer));
+        let reply = client.get(&format!("/v1/orders/{order_id}"), &token).await;
+        assert_eq!(
+            reply.status,
+            200,
+            "order {order_id} of buyer {} was acknowledged with 201 before the kill \
+             and is gone after the restart: {}",
+            ack.buyer,
+            reply.text()
+        );
+        let read = reply.json();
+        assert_eq!(read["sale_id"], BURST_SALE, "{read}");
+        assert_eq!(read["sku_id"], SKU, "{read}");
+        assert_eq!(read["quantity"], burst_quantity(ack.buyer), "{read}");
+        match (&ack.cancelled, ack.cancel_sent) {
+            (Some(cancelled), _) => assert_eq!(
+                &read, cancelled,
+                "an acknowledged cancel of buyer {} was lost",
+                ack.buyer
+            ),
+            (None, true) => {
+                // The cancel was in flight at the kill: either outcome.
+                assert!(
+                    read["status"] == "reserved" || read["status"] == "cancelled",
+                    "{read}"
+                );
+                assert_eq!(without_status(&read), without_status(&ack.order));
+            }
+            (None, false) => assert_eq!(
+                read, ack.order,
+                "the acknowledged order of buyer {} changed",
+                ack.buyer
+            ),
+        }
+    }
+
+    let stats = client.stats(BURST_SALE).await;
+    assert_stock_conserved(&stats, BURST_STOCK);
+    let live_acked: i64 = acks
+        .iter()
+        .filter(|ack| !ack.cancel_sent)
+        .map(|ack| i64::from(burst_quantity(ack.buyer)))
+        .sum();
+    let (_, _, reserved, paid) = stock_counts(&stats);
+    assert_eq!(paid, 0, "{stats}");
+    assert!(
+        reserved >= live_acked,
+        "{live_acked} units of acknowledged live orders but only {reserved} reserved: {stats}"
+    );
+    assert!(
+        stats["orders"]["created"].as_u64().unwrap() >= acks.len() as u64,
+        "{stats}"
+    );
+    assert!(
+        stats["orders"]["cancelled"].as_u64().unwrap() >= cancels_acked as u64,
+        "{stats}"
+    );
+
+    // Every buyer resends their original request with the same key: an
+    // acknowledged order replays (200, same id); an order that was durable but
+    // unacknowledged replays too; otherwise a new order is made or refused.
+    // Afterwards every order of the sale is known by id.
+    let acked_by_buyer: HashMap<usize, &Ack> = acks.iter().map(|ack| (ack.buyer, ack)).collect();
+    let mut orders: HashMap<String, (u32, String)> = HashMap::new();
+    let mut durable_unacked = 0;
+    let mut conn = Conn::open(node.addr).await;
+    for buyer in 0..BURST_BUYERS {
+        let token = buyer_token(&burst_buyer(buyer));
+        let quantity = burst_quantity(buyer);
+        let (status, body) = conn
+            .call(
+                "/v1/orders",
+                &token,
+                Some(&burst_key(buyer)),
+                Some(&order_body(BURST_SALE, quantity)),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("resend of buyer {buyer}: {error}"));
+        if let Some(ack) = acked_by_buyer.get(&buyer) {
+            assert_eq!(
+                status, 200,
+                "buyer {buyer}'s key no longer replays its acknowledged order: {body}"
+            );
+            assert_eq!(body["order_id"], ack.order["order_id"], "{body}");
+        }
+        match status {
+            200 | 201 => {
+                if status == 200 && !acked_by_buyer.contains_key(&buyer) {
+                    durable_unacked += 1;
+                }
+                let order_id = body["order_id"].as_str().expect("order_id").to_owned();
+                let state = body["status"].as_str().expect("status").to_owned();
+                assert_eq!(body["quantity"], quantity, "{body}");
+                assert!(
+                    orders.insert(order_id.clone(), (quantity, state)).is_none(),
+                    "order {order_id} belongs to two keys"
+                );
+            }
+            409 => assert_eq!(error_code(&body), "SOLD_OUT", "{body}"),
+            other => panic!("resend of buyer {buyer}: unexpected {other}: {body}"),
+        }
+    }
+    eprintln!("{durable_unacked} orders were durable without an acknowledgement");
+
+    let live_units = |orders: &HashMap<String, (u32, String)>| -> i64 {
+        orders
+            .values()
+            .filter(|(_, state)| state == "reserved")
+            .map(|(quantity, _)| i64::from(*quantity))
+            .sum()
+    };
+    let stats = client.stats(BURST_SALE).await;
+    assert_stock_conserved(&stats, BURST_STOCK);
+    assert_eq!(
+        stock_counts(&stats).2,
+        live_units(&orders),
+        "reserved units != units of the live orders: {stats}"
+    );
+    assert_eq!(stats["orders"]["created"], orders.len(), "{stats}");
+    let cancelled = orders.values().filter(|(_, s)| s == "cancelled").count();
+    assert_eq!(stats["orders"]["cancelled"], cancelled, "{stats}");
+
+    // The restarted node sells what is left, and not one unit more.
+    let mut drained = 0;
+    loop {
+        assert!(
+            drained <= BURST_STOCK,
+            "more than the whole stock sold to new buyers"
+        );
+        let token = buyer_token(&format!("o_drain_{drained:04}"));
+        let (status, body) = conn
+            .call(
+                "/v1/orders",
+                &token,
+                Some("drain"),
+                Some(&order_body(BURST_SALE, 1)),
+            )
+            .await
+            .unwrap_or_else(|error| panic!("drain order {drained}: {error}"));
+        if status == 409 {
+            assert_eq!(error_code(&body), "SOLD_OUT", "{body}");
+            break;
+        }
+        assert_eq!(status, 201, "drain order {drained}: {body}");
+        let order_id = body["order_id"].as_str().expect("order_id").to_owned();
+        assert!(
+            !orders.contains_key(&order_id),
+            "a new order reused the id {order_id}"
+        );
+        orders.insert(order_id, (1, "reserved".to_owned()));
+        drained += 1;
+    }
+    let stats = client.stats(BURST_SALE).await;
+    assert_stock_conserved(&stats, BURST_STOCK);
+    let (_, remaining, reserved, _) = stock_counts(&stats);
+    assert_eq!(remaining, 0, "{stats}");
+    assert_eq!(reserved, BURST_STOCK, "{stats}");
+    assert_eq!(live_units(&orders), BURST_STOCK, "{stats}");
+    assert_eq!(stats["orders"]["created"], orders.len(), "{stats}");
+    assert_eq!(stats["status"], "sold_out", "{stats}");
+
+    // And the log written after the crash replays to the same state.
+    node.stop().await;
+    let mut node = Node::start(&scratch, "final").await;
+    let again = node.client().await.stats(BURST_SALE).await;
+    assert_eq!(again["items"], stats["items"], "{again}");
+    assert_eq!(again["orders"], stats["orders"], "{again}");
+    node.stop().await;
+}
+
+// ---- 2. a graceful restart restores everything --------------------------------------
+
+#[tokio::test]
+async fn restart_after_clean_shutdown_restores_sales_orders_holds_and_keys() {
+    const SALE: &str = "s-clean";
+    let scratch = Scratch::new("crash-clean");
+    let mut node = Node::start(&scratch, "first").await;
+    let mut client = node.client().await;
+    client.live_sale(SALE, 10, 3).await;
+    let (alice, bob) = (buyer_token("o_alice"), buyer_token("o_bob"));
+
+    let alice_order = client
+        .order(&alice, "k-alice", SALE, 2)
+        .await
+        .expect_json(201);
+    let bob_order = client.order(&bob, "k-bob", SALE, 1).await.expect_json(201);
+    let (alice_id, bob_id) = (
+        alice_order["order_id"].as_str().unwrap().to_owned(),
+        bob_order["order_id"].as_str().unwrap().to_owned(),
+    );
+    let bob_cancelled = client
+        .post_empty(&format!("/v1/orders/{bob_id}/cancel"), &bob)
+        .await
+        .expect_json(200);
+    assert_eq!(bob_cancelled["status"], "cancelled");
+    client
+        .post_json(
+            &format!("/admin/v1/sales/{SALE}/items/{SKU}/restock"),
+            HOST_TOKEN,
+            &json!({ "add": 5 }),
+        )
+        .await
+        .expect_json(200);
+    let paused = client.sale_action(SALE, "pause").await.expect_json(200);
+    assert_eq!(paused["status"], "paused");
+
+    let sale_before = client
+        .get(&format!("/v1/sales/{SALE}"), &alice)
+        .await
+        .expect_json(200);
+    let stats_before = client.stats(SALE).await;
+    assert_eq!(stock_counts(&stats_before), (15, 13, 2, 0));
+    let admin_order = |id: &str| format!("/admin/v1/orders/{id}");
+    let alice_admin = client
+        .get(&admin_order(&alice_id), OPS_TOKEN)
+        .await
+        .expect_json(200);
+    let bob_admin = client
+        .get(&admin_order(&bob_id), OPS_TOKEN)
+        .await
+        .expect_json(200);
+    assert_eq!(bob_admin["history"].as_array().map(Vec::len), Some(2));
+    drop(client);
+
+    node.stop().await;
+    let mut node = Node::start(&scratch, "second").await;
+    let mut client = node.client().await;
+
+    // The sale: paused, same counts.
+    let sale_after = client
+        .get(&format!("/v1/sales/{SALE}"), &alice)
+        .await
+        .expect_json(200);
+    assert_eq!(sale_after, sale_before);
+    let stats_after = client.stats(SALE).await;
+    for field in ["status", "items", "orders"] {
+        assert_eq!(stats_after[field], stats_before[field], "stats.{field}");
+    }
+    // Orders and their history.
+    assert_eq!(
+        client
+            .get(&admin_order(&alice_id), OPS_TOKEN)
+            .await
+            .expect_json(200),
+        alice_admin
+    );
+    assert_eq!(
+        client
+            .get(&admin_order(&bob_id), OPS_TOKEN)
+            .await
+            .expect_json(200),
+        bob_admin
+    );
+    assert_eq!(
+        client
+            .get(&format!("/v1/orders/{alice_id}"), &alice)
+            .await
+            .expect_json(200),
+        alice_order
+    );
+    assert_eq!(
+        client
+            .get(&format!("/v1/orders/{bob_id}"), &bob)
+            .await
+            .expect_json(200),
+        bob_cancelled
+    );
+
+    // Idempotency keys: same key and body replays, another body conflicts.
+    let replay = client
+        .order(&alice, "k-alice", SALE, 2)
+        .await
+        .expect_json(200);
+    assert_eq!(replay, alice_order);
+    assert_error(
+        &client.order(&alice, "k-alice", SALE, 1).await,
+        422,
+        "IDEMPOTENCY_CONFLICT",
+    );
+    let bob_replay = client.order(&bob, "k-bob", SALE, 1).await.expect_json(200);
+    assert_eq!(bob_replay["order_id"], json!(bob_id));
+    assert_eq!(bob_replay["status"], "cancelled");
+
+    // Still paused; once started again, holds count against the limits.
+    assert_error(
+        &client.order(&alice, "k-alice-2", SALE, 1).await,
+        409,
+        "SALE_NOT_LIVE",
+    );
+    let live = client.start_sale(SALE).await.expect_json(200);
+    assert_eq!(live["status"], "live");
+    assert_error(
+        &client.order(&alice, "k-alice-3", SALE, 2).await,
+        409,
+        "LIMIT_EXCEEDED",
+    );
+    let bob_again = client
+        .order(&bob, "k-bob-2", SALE, 3)
+        .await
+        .expect_json(201);
+    let carol = client
+        .order(&buyer_token("o_carol"), "k-carol", SALE, 1)
+        .await
+        .expect_json(201);
+    let new_ids: HashSet<&str> = [&bob_again, &carol]
+        .iter()
+        .map(|order| order["order_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(new_ids.len(), 2);
+    assert!(
+        !new_ids.contains(alice_id.as_str()) && !new_ids.contains(bob_id.as_str()),
+        "new order ids repeat old ones: {new_ids:?}"
+    );
+    assert_eq!(stock_counts(&client.stats(SALE).await), (15, 9, 6, 0));
+    drop(client);
+    node.stop().await;
+}
+
+// ---- 3. a torn tail is cut off ----------------------------------------------------
+
+#[tokio::test]
+async fn torn_journal_tail_is_truncated_on_start() {
+    const SALE: &str = "s-torn";
+    let scratch = Scratch::new("crash-torn");
+    let mut node = Node::start(&scratch, "first").await;
+    let mut client = node.client().await;
+    client.live_sale(SALE, 50, 1).await;
+    let mut acked = Vec::new();
+    for buyer in 0..5 {
+        let openid = format!("o_torn_{buyer}");
+        let order = client
+            .order(&buyer_token(&openid), "k", SALE, 1)
+            .await
+            .expect_json(201);
+        acked.push((openid, order));
+    }
+    drop(client);
+    node.kill_9();
+
+    let segment = segments(&scratch.journal_dir()).pop().unwrap();
+    let intact = std::fs::metadata(&segment).expect("segment").len();
+    // A commit cut short: the first half of a plausible header (length 180,
+    // a checksum), then bytes that never became a record.
+    let mut garbage = Vec::new();
+    garbage.extend_from_slice(&180u32.to_le_bytes());
+    garbage.extend_from_slice(&0x5eed_f00du32.to_le_bytes());
+    let mut state = 0x2545_f491_4f6c_dd1du64;
+    for _ in 0..37 {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        garbage.push(state as u8);
+    }
+    {
+        use std::io::Write;
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&segment)
+            .expect("open the segment");
+        file.write_all(&garbage).expect("append garbage");
+        file.sync_all().expect("sync");
+    }
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        intact + garbage.len() as u64
+    );
+
+    let mut node = Node::start(&scratch, "after-tear").await;
+    assert_eq!(
+        std::fs::metadata(&segment).unwrap().len(),
+        intact,
+        "the torn tail of {} was not cut back to {intact} bytes",
+        segment.display()
+    );
+    let mut client = node.client().await;
+    for (openid, order) in &acked {
+        let order_id = order["order_id"].as_str().unwrap();
+        let read = client
+            .get(&format!("/v1/orders/{order_id}"), &buyer_token(openid))
+            .await
+            .expect_json(200);
+        assert_eq!(&read, order);
+    }
+    assert_eq!(stock_counts(&client.stats(SALE).await), (50, 45, 5, 0));
+
+    // The log goes on from the cut: a new order survives another crash.
+    let later = client
+        .order(&buyer_token("o_torn_later"), "k", SALE, 1)
+        .await
+        .expect_json(201);
+    drop(client);
+    node.kill_9();
+    assert!(std::fs::metadata(&segment).unwrap().len() > intact);
+    let mut node = Node::start(&scratch, "after-second-kill").await;
+    let mut client = node.client().await;
+    let order_id = later["order_id"].as_str().unwrap();
+    assert_eq!(
+        client
+            .get(
+                &format!("/v1/orders/{order_id}"),
+                &buyer_token("o_torn_later")
+            )
+            .await
+            .expect_json(200),
+        later
+    );
+    assert_eq!(stock_counts(&client.stats(SALE).await), (50, 44, 6, 0));
+    drop(client);
+    node.stop().await;
+}
+
+// ---- 4. damage inside the log stops the start ---------------------------------------
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn corrupted_journal_mid_log_refuses_to_start_with_segment_and_offset() {
+    const SALE: &str = "s-damaged";
+    const CONNECTIONS: usize = 8;
+    const ORDERS_EACH: usize = 8;
+    let scratch = Scratch::new("crash-corrupt");
+    let mut node = Node::start(&scratch, "first").await;
+    node.client().await.live_sale(SALE, 1000, 1).await;
+    let tasks: Vec<_> = (0..CONNECTIONS)
+        .map(|connection| {
+            let addr = node.addr;
+            tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                for n in 0..ORDERS_EACH {
+                    let token = buyer_token(&format!("o_dmg_{connection}_{n}"));
+                    client.order(&token, "k", SALE, 1).await.expect_json(201);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        within("the orders", task).await.expect("order task");
+    }
+    node.stop().await;
+
+    let segment = segments(&scratch.journal_dir()).pop().unwrap();
+    let mut bytes = std::fs::read(&segment).expect("read the segment");
+    let offsets = record_offsets(&bytes);
+    let total_records = 2 + CONNECTIONS * ORDERS_EACH;
+    assert_eq!(offsets.len(), total_records, "one record per change");
+    // One bit flipped in the payload of the first order's record, with
+    // dozens of intact records after it.
+    let damaged = offsets[2];
+    let payload_len = offsets[3] - damaged - 16;
+    bytes[damaged + 16 + payload_len / 2] ^= 0x20;
+    std::fs::write(&segment, &bytes).expect("write the damaged segment");
+
+    let mut node = Node::spawn(&scratch, "damaged");
+    let status = node
+        .wait_exit(Duration::from_secs(5))
+        .await
+        .unwrap_or_else(|| {
+            panic!(
+                "flashgate kept running on a journal damaged inside the log; stderr:\n{}",
+                node.stderr()
+            )
+        });
+    let stderr = node.stderr();
+    assert!(!status.success(), "exited with {status}; stderr:\n{stderr}");
+    assert!(
+        stderr.contains(&segment.display().to_string()),
+        "stderr does not name the segment {}:\n{stderr}",
+        segment.display()
+    );
+    assert!(
+        stderr.contains(&format!("offset {damaged}")),
+        "stderr does not name offset {damaged}:\n{stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&segment).expect("read the segment"),
+        bytes,
+        "a refused start must not change the journal"
+    );
+}
