@@ -289,3 +289,45 @@ fn checkpoints_replace_older_ones_and_covered_segments_are_deleted() {
     );
     assert_eq!(list_segments(&dir.0).unwrap().len(), 1);
 }
+
+#[test]
+fn a_submit_after_shutdown_fails_instead_of_hanging() {
+    let dir = TempDir::new("after-shutdown");
+    let (outcome, _) = collect(&dir.0).unwrap();
+    let journal = Journal::start(options(&dir.0, 1 << 30), &outcome).unwrap();
+    journal.shutdown();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let result = runtime.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            journal.submit(b"late".to_vec()).durable(),
+        )
+        .await
+    });
+    assert!(
+        matches!(result, Ok(Err(JournalError::Unavailable(_)))),
+        "{result:?}"
+    );
+}
+
+#[test]
+fn unsynced_mode_still_writes_everything_by_shutdown() {
+    let dir = TempDir::new("unsynced");
+    let (outcome, _) = collect(&dir.0).unwrap();
+    let mut unsynced = options(&dir.0, 4096);
+    unsynced.durability = Durability::None;
+    let journal = Journal::start(unsynced, &outcome).unwrap();
+    for i in 0..1_000 {
+        let commit = journal.submit(format!("record {i}").into_bytes());
+        assert!(matches!(
+            commit,
+            writer::Commit::Ready(Ok(0)) | writer::Commit::Waiting(_)
+        ));
+    }
+    journal.shutdown();
+    let (outcome, records) = collect(&dir.0).unwrap();
+    assert_eq!((outcome.last_seq, records.len()), (1_000, 1_000));
+}

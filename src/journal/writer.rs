@@ -28,6 +28,8 @@ struct Shared {
     durable_seq: AtomicU64,
     healthy: AtomicBool,
     stopping: AtomicBool,
+    /// Set once the writer has exited: nothing queued after it is written.
+    stopped: AtomicBool,
     options: JournalOptions,
 }
 
@@ -80,6 +82,7 @@ impl Journal {
             durable_seq: AtomicU64::new(replayed.last_seq),
             healthy: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
+            stopped: AtomicBool::new(false),
             options,
         });
         let writer_shared = Arc::clone(&shared);
@@ -115,16 +118,30 @@ impl Journal {
             let error = JournalError::Unavailable("an earlier write failed".into());
             return Commit::Ready(Err(error));
         }
-        shared.queued.fetch_add(1, Ordering::AcqRel);
-        let (done, commit) = match shared.options.durability {
-            Durability::Fsync => {
-                let (sender, receiver) = oneshot::channel();
-                (Some(sender), Commit::Waiting(receiver))
-            }
-            Durability::None => (None, Commit::Ready(Ok(0))),
+        if shared.stopping.load(Ordering::Acquire) {
+            let error = JournalError::Unavailable("the journal is shutting down".into());
+            return Commit::Ready(Err(error));
+        }
+        let queued = shared.queued.fetch_add(1, Ordering::AcqRel);
+        // With "none" nobody waits, unless the writer falls this far behind:
+        // then submitters wait for it, which bounds the queue.
+        let wait =
+            shared.options.durability == Durability::Fsync || queued >= UNSYNCED_QUEUE_RECORDS_MAX;
+        let (done, commit) = if wait {
+            let (sender, receiver) = oneshot::channel();
+            (Some(sender), Commit::Waiting(receiver))
+        } else {
+            (None, Commit::Ready(Ok(0)))
         };
         shared.inbox.push(Pending { payload, done });
         self.writer_thread.unpark();
+        if shared.stopped.load(Ordering::Acquire) {
+            // The writer exited between our check and our push.
+            fail_queued(
+                shared,
+                &JournalError::Unavailable("the journal has shut down".into()),
+            );
+        }
         commit
     }
 
@@ -195,14 +212,46 @@ impl SegmentFile {
     }
 }
 
+/// With `durability = "none"`, how many records may wait for the writer
+/// before submitters start waiting for it anyway.
+const UNSYNCED_QUEUE_RECORDS_MAX: usize = 65_536;
+
 /// How long the idle writer sleeps before looking at the queue again; a
 /// submit wakes it sooner.
 const IDLE_PARK: Duration = Duration::from_millis(50);
 
-fn write_loop(shared: &Shared, mut segment: SegmentFile, mut next_seq: u64) {
+fn write_loop(shared: &Shared, segment: SegmentFile, next_seq: u64) {
+    let mut segment = segment;
+    run_writer(shared, &mut segment, next_seq);
+    // Whatever the mode, what was written is synced before the writer ends.
+    if shared.healthy.load(Ordering::Acquire) {
+        if let Err(error) = segment.file.sync_data() {
+            tracing::error!(%error, "journal: final sync failed");
+        }
+    }
+    shared.stopped.store(true, Ordering::Release);
+    fail_queued(
+        shared,
+        &JournalError::Unavailable("the journal has shut down".into()),
+    );
+}
+
+fn run_writer(shared: &Shared, segment: &mut SegmentFile, mut next_seq: u64) {
     let mut buffer = Vec::with_capacity(shared.options.commit_batch_bytes_max);
     let mut waiting: Vec<(u64, Done)> = Vec::new();
     loop {
+        if !shared.healthy.load(Ordering::Acquire) {
+            // After a failed write the tail is unknown: never write again.
+            fail_queued(
+                shared,
+                &JournalError::Unavailable("an earlier write failed".into()),
+            );
+            if shared.stopping.load(Ordering::Acquire) {
+                return;
+            }
+            thread::park_timeout(IDLE_PARK);
+            continue;
+        }
         buffer.clear();
         waiting.clear();
         let first_seq = next_seq;
@@ -236,7 +285,7 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, mut next_seq: u64) {
         }
         let records = next_seq - first_seq;
         let started = Instant::now();
-        let written = commit(shared, &mut segment, &buffer);
+        let written = commit(shared, segment, &buffer);
         metrics::histogram!(names::JOURNAL_COMMIT_SECONDS).record(started.elapsed().as_secs_f64());
         metrics::histogram!(names::JOURNAL_RECORDS_PER_COMMIT).record(records as f64);
         match written {
@@ -247,8 +296,14 @@ fn write_loop(shared: &Shared, mut segment: SegmentFile, mut next_seq: u64) {
                     let _ = done.send(Ok(seq)); // the request may have gone; fine
                 }
                 if segment.bytes >= shared.options.segment_bytes_max {
-                    match SegmentFile::create(&shared.options.dir, next_seq) {
-                        Ok(fresh) => segment = fresh,
+                    // A closed segment is synced whatever the mode.
+                    let rotated = segment
+                        .file
+                        .sync_data()
+                        .map_err(|e| JournalError::io(&shared.options.dir, e))
+                        .and_then(|()| SegmentFile::create(&shared.options.dir, next_seq));
+                    match rotated {
+                        Ok(fresh) => *segment = fresh,
                         Err(error) => fail(shared, &mut waiting, error),
                     }
                 }
@@ -282,6 +337,11 @@ fn fail(shared: &Shared, waiting: &mut Vec<(u64, Done)>, error: JournalError) {
     for (_, done) in waiting.drain(..) {
         let _ = done.send(Err(error.clone()));
     }
+    fail_queued(shared, &error);
+}
+
+/// Answers every queued record with `error`.
+fn fail_queued(shared: &Shared, error: &JournalError) {
     while let Some(pending) = shared.inbox.pop() {
         shared.queued.fetch_sub(1, Ordering::AcqRel);
         if let Some(done) = pending.done {
