@@ -10,6 +10,8 @@ use crate::journal::{self, Journal, JournalError, JournalOptions};
 use crate::metrics as names;
 use crate::sale::{Engine, EngineLimits, Event};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
+use crate::store::feeder::{Feeder, FeederOptions};
+use crate::store::{StoreConfig, StoreError};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
@@ -33,6 +35,8 @@ pub enum StartError {
     Config(String),
     #[error(transparent)]
     Journal(#[from] JournalError),
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
 }
 
 /// A running gateway.
@@ -40,6 +44,7 @@ pub struct Gateway {
     pub local_addr: SocketAddr,
     pub state: Arc<AppState>,
     journal: Arc<Journal>,
+    feeder: Arc<Feeder>,
     trigger: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
 }
@@ -58,6 +63,10 @@ impl Gateway {
         }
         crate::metrics::handle();
         let (engine, journal) = recover(&config, &journal_dir)?;
+        let feeder = Arc::new(Feeder::start(
+            feeder_options(&config),
+            Arc::clone(&journal),
+        )?);
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
             .await
@@ -71,6 +80,7 @@ impl Gateway {
             AppState::new(
                 Arc::clone(&engine),
                 Arc::clone(&journal),
+                Arc::clone(&feeder.status),
                 config,
                 shutdown.clone(),
             )
@@ -85,6 +95,7 @@ impl Gateway {
             local_addr,
             state,
             journal,
+            feeder,
             trigger,
             tasks,
         })
@@ -99,24 +110,54 @@ impl Gateway {
                 tracing::error!(%error, "a gateway task failed");
             }
         }
-        let journal = self.journal;
-        let flushed = tokio::task::spawn_blocking(move || journal.shutdown()).await;
-        if let Err(error) = flushed {
-            tracing::error!(%error, "journal flush failed");
+        let (journal, feeder) = (self.journal, self.feeder);
+        let drained = tokio::task::spawn_blocking(move || {
+            journal.shutdown();
+            feeder.shutdown(); // applies what the flushed journal holds
+        })
+        .await;
+        if let Err(error) = drained {
+            tracing::error!(%error, "journal flush or store drain failed");
         }
     }
 }
 
 /// Rebuilds the engine from the journal, then attaches the journal so new
 /// changes are appended after what was replayed.
-fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Journal>), StartError> {
-    let limits = EngineLimits {
+fn engine_limits(config: &Config) -> EngineLimits {
+    EngineLimits {
         shard_count: config.inventory.shards,
         sales_max: config.sale.sales_max,
         items_per_sale_max: config.sale.items_per_sale_max,
         stock_per_item_max: config.sale.stock_per_item_max,
         orders_max: config.sale.orders_max,
+    }
+}
+
+fn feeder_options(config: &Config) -> FeederOptions {
+    let storage = &config.storage;
+    let store = if storage.postgres_url.is_empty() {
+        StoreConfig::Sqlite {
+            path: storage.data_dir.join("flashgate.sqlite3"),
+        }
+    } else {
+        StoreConfig::Postgres {
+            url: storage.postgres_url.clone(),
+        }
     };
+    FeederOptions {
+        store,
+        journal_dir: storage.data_dir.join("journal"),
+        snapshot_dir: snapshot_dir(config),
+        limits: engine_limits(config),
+        batch_records_max: storage.store_batch_records_max,
+        snapshot_every_records: storage.snapshot_every_records,
+        poll: Duration::from_millis(20),
+    }
+}
+
+fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Journal>), StartError> {
+    let limits = engine_limits(config);
     let started = Instant::now();
     let snapshot = journal::checkpoint::load_latest(&snapshot_dir(config))?;
     let after_seq = snapshot.as_ref().map_or(0, |snapshot| snapshot.seq);

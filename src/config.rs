@@ -68,6 +68,10 @@ pub struct StorageConfig {
     pub durability: Durability,
     pub journal_segment_bytes_max: u64,
     pub commit_batch_bytes_max: usize,
+    pub postgres_url: String,
+    pub store_batch_records_max: usize,
+    pub snapshot_every_records: u64,
+    pub store_lag_seconds_max: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -133,6 +137,10 @@ impl Default for StorageConfig {
             durability: Durability::Fsync,
             journal_segment_bytes_max: 64 * 1024 * 1024,
             commit_batch_bytes_max: 1024 * 1024,
+            postgres_url: String::new(),
+            store_batch_records_max: 1000,
+            snapshot_every_records: 1_000_000,
+            store_lag_seconds_max: 60,
         }
     }
 }
@@ -265,6 +273,29 @@ impl Config {
         if !(64 * 1024..=1 << 40).contains(&self.storage.journal_segment_bytes_max) {
             let message = "must be within 65536..=1099511627776";
             return Err(key_error("storage.journal_segment_bytes_max", message));
+        }
+        let url = &self.storage.postgres_url;
+        if !(url.is_empty() || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            let message = "must be empty (SQLite in the data dir) or a postgres:// URL";
+            return Err(key_error("storage.postgres_url", message));
+        }
+        if !(1..=100_000).contains(&self.storage.store_batch_records_max) {
+            return Err(key_error(
+                "storage.store_batch_records_max",
+                "must be within 1..=100000",
+            ));
+        }
+        if self.storage.snapshot_every_records < 1 {
+            return Err(key_error(
+                "storage.snapshot_every_records",
+                "must be at least 1",
+            ));
+        }
+        if self.storage.store_lag_seconds_max < 1 {
+            return Err(key_error(
+                "storage.store_lag_seconds_max",
+                "must be at least 1",
+            ));
         }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.storage.commit_batch_bytes_max) {
             let message = "must be within 65536..=268435456";

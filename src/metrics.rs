@@ -22,6 +22,9 @@ pub const SSE_STREAMS: &str = "flashgate_sse_streams";
 pub const JOURNAL_COMMIT_SECONDS: &str = "flashgate_journal_commit_seconds";
 pub const JOURNAL_RECORDS_PER_COMMIT: &str = "flashgate_journal_records_per_commit";
 pub const JOURNAL_BYTES_TOTAL: &str = "flashgate_journal_bytes_total";
+pub const STORE_LAG_RECORDS: &str = "flashgate_store_lag_records";
+pub const STORE_LAG_SECONDS: &str = "flashgate_store_lag_seconds";
+pub const STORE_APPLIED_SEQ: &str = "flashgate_store_applied_seq";
 
 /// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[

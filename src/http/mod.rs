@@ -22,6 +22,7 @@ use crate::journal::Journal;
 use crate::metrics as names;
 use crate::sale::Engine;
 use crate::shutdown::Shutdown;
+use crate::store::feeder::FeederStatus;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
@@ -35,6 +36,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub struct AppState {
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
+    pub store: Arc<FeederStatus>,
     pub config: Config,
     pub sessions: SessionKeys,
     pub admins: AdminTokens,
@@ -55,6 +57,7 @@ impl AppState {
     pub fn new(
         engine: Arc<Engine>,
         journal: Arc<Journal>,
+        store: Arc<FeederStatus>,
         config: Config,
         shutdown: Shutdown,
     ) -> Result<AppState, String> {
@@ -62,6 +65,7 @@ impl AppState {
         Ok(AppState {
             engine,
             journal,
+            store,
             sessions: SessionKeys::new(config.auth.session_secret.as_bytes()),
             admins,
             config,

@@ -39,6 +39,8 @@ pub fn readyz(state: &AppState) -> Response<ResponseBody> {
         Some("draining")
     } else if !state.journal.is_healthy() {
         Some("journal_unavailable")
+    } else if store_lag_seconds(state) > state.config.storage.store_lag_seconds_max as f64 {
+        Some("store_lagging")
     } else {
         None
     };
@@ -49,4 +51,11 @@ pub fn readyz(state: &AppState) -> Response<ResponseBody> {
         ),
         None => json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
     }
+}
+
+fn store_lag_seconds(state: &AppState) -> f64 {
+    state
+        .store
+        .lag(state.journal.durable_seq(), crate::clock::now_ms())
+        .1
 }

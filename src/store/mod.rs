@@ -33,6 +33,7 @@
 //! [`StoreError::Inconsistent`] rather than storing a guess.
 
 mod apply;
+pub mod feeder;
 mod postgres;
 mod rows;
 mod sqlite;

@@ -1,0 +1,259 @@
+//! The store writer: one thread that follows the journal from behind and
+//! applies it to the store in batches, off the order path.
+//!
+//! It also keeps a shadow engine, fed the same events in the same order, so
+//! it can write a snapshot that is exactly the state after a given record;
+//! once a snapshot and the store both cover a segment, the segment is
+//! deleted and disk use stays bounded during a long sale. The shadow costs a
+//! second copy of the engine's memory; in exchange, snapshots never pause
+//! the order path.
+//!
+//! A store error (PostgreSQL down, say) is retried with backoff; the journal
+//! keeps everything meanwhile, and `/readyz` reports the growing lag.
+
+use crate::clock::{now_ms, UnixMs};
+use crate::journal::tail::Tail;
+use crate::journal::{checkpoint, Journal};
+use crate::metrics as names;
+use crate::sale::{Engine, EngineLimits, Event};
+use crate::store::{Store, StoreConfig, StoreError};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::{self, JoinHandle};
+use std::time::Duration;
+
+#[derive(Debug, Clone)]
+pub struct FeederOptions {
+    pub store: StoreConfig,
+    pub journal_dir: PathBuf,
+    pub snapshot_dir: PathBuf,
+    pub limits: EngineLimits,
+    /// Records per store transaction, at most.
+    pub batch_records_max: usize,
+    /// A snapshot is written after this many records since the last one.
+    pub snapshot_every_records: u64,
+    /// How often to look for new records when caught up.
+    pub poll: Duration,
+}
+
+/// What the store writer has done, for metrics and `/readyz`.
+#[derive(Default)]
+pub struct FeederStatus {
+    applied_seq: AtomicU64,
+    /// Time of the last applied event, Unix ms.
+    applied_at: AtomicI64,
+    /// Set while the store refuses writes.
+    failing: AtomicBool,
+    stopping: AtomicBool,
+}
+
+impl FeederStatus {
+    pub fn applied_seq(&self) -> u64 {
+        self.applied_seq.load(Ordering::Acquire)
+    }
+
+    /// Records behind the journal, and roughly how old the oldest of them is.
+    pub fn lag(&self, durable_seq: u64, now: UnixMs) -> (u64, f64) {
+        let records = durable_seq.saturating_sub(self.applied_seq());
+        let seconds = if records == 0 {
+            0.0
+        } else {
+            (now - self.applied_at.load(Ordering::Acquire)).max(0) as f64 / 1000.0
+        };
+        (records, seconds)
+    }
+
+    pub fn is_failing(&self) -> bool {
+        self.failing.load(Ordering::Acquire)
+    }
+}
+
+pub struct Feeder {
+    pub status: Arc<FeederStatus>,
+    thread: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Feeder {
+    /// Opens the store (an error here stops start-up: a wrong URL should
+    /// not wait for the lag alarm) and starts following the journal.
+    pub fn start(options: FeederOptions, journal: Arc<Journal>) -> Result<Feeder, StoreError> {
+        let mut store = Store::open(&options.store)?;
+        let applied = store.applied_position()?;
+        let snapshot = checkpoint::load_latest(&options.snapshot_dir).map_err(|error| {
+            StoreError::Inconsistent {
+                seq: 0,
+                reason: error.to_string(),
+            }
+        })?;
+        let shadow_seq = snapshot.as_ref().map_or(0, |snapshot| snapshot.seq);
+        let shadow =
+            match &snapshot {
+                Some(snapshot) => Engine::restore(options.limits.clone(), now_ms(), snapshot)
+                    .map_err(|error| StoreError::Inconsistent {
+                        seq: shadow_seq,
+                        reason: error.to_string(),
+                    })?,
+                None => Engine::new(options.limits.clone(), now_ms()),
+            };
+        let status = Arc::new(FeederStatus::default());
+        status.applied_seq.store(applied, Ordering::Release);
+        status.applied_at.store(now_ms(), Ordering::Release);
+        let follower = Follower {
+            tail: Tail::new(&options.journal_dir, applied.min(shadow_seq)),
+            options,
+            journal,
+            store,
+            shadow,
+            shadow_seq,
+            snapshot_seq: shadow_seq,
+            status: Arc::clone(&status),
+        };
+        let thread = thread::Builder::new()
+            .name("store-writer".into())
+            .spawn(move || follower.run())
+            .map_err(|error| StoreError::Inconsistent {
+                seq: 0,
+                reason: error.to_string(),
+            })?;
+        Ok(Feeder {
+            status,
+            thread: Mutex::new(Some(thread)),
+        })
+    }
+
+    /// Applies what the journal holds, then stops. Call after the journal
+    /// has been flushed.
+    pub fn shutdown(&self) {
+        self.status.stopping.store(true, Ordering::Release);
+        let thread = self
+            .thread
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(thread) = thread {
+            thread.thread().unpark();
+            if thread.join().is_err() {
+                tracing::error!("store writer panicked");
+            }
+        }
+    }
+}
+
+struct Follower {
+    options: FeederOptions,
+    journal: Arc<Journal>,
+    tail: Tail,
+    store: Store,
+    shadow: Engine,
+    shadow_seq: u64,
+    snapshot_seq: u64,
+    status: Arc<FeederStatus>,
+}
+
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+impl Follower {
+    fn run(mut self) {
+        let mut backoff = Duration::from_millis(50);
+        loop {
+            let durable = self.journal.durable_seq();
+            let stopping = self.status.stopping.load(Ordering::Acquire);
+            let records = match self.tail.read(durable, self.options.batch_records_max) {
+                Ok(records) => records,
+                Err(error) => {
+                    tracing::error!(%error, "store writer cannot read the journal");
+                    Vec::new()
+                }
+            };
+            if records.is_empty() {
+                self.report(durable);
+                if stopping {
+                    return;
+                }
+                thread::park_timeout(self.options.poll);
+                continue;
+            }
+            let batch = decode(records);
+            while let Err(error) = self.store.apply_batch(&batch) {
+                self.status.failing.store(true, Ordering::Release);
+                tracing::warn!(%error, retry_in_ms = backoff.as_millis() as u64, "store write failed");
+                if self.status.stopping.load(Ordering::Acquire) {
+                    tracing::error!(
+                        "store writer stopping with records unapplied; the journal keeps them"
+                    );
+                    return;
+                }
+                thread::sleep(backoff);
+                backoff = (backoff * 2).min(BACKOFF_MAX);
+            }
+            backoff = Duration::from_millis(50);
+            self.status.failing.store(false, Ordering::Release);
+            self.advance(&batch);
+            self.report(durable);
+        }
+    }
+
+    fn advance(&mut self, batch: &[(u64, Event)]) {
+        for (seq, event) in batch {
+            if *seq <= self.shadow_seq {
+                continue;
+            }
+            if let Err(error) = self.shadow.apply(event) {
+                // The journal replayed into the live engine; this cannot differ.
+                tracing::error!(%error, seq, "shadow engine diverged; snapshots stop");
+                self.options.snapshot_every_records = u64::MAX;
+            }
+            self.shadow_seq = *seq;
+        }
+        if let Some((seq, event)) = batch.last() {
+            self.status.applied_seq.fetch_max(*seq, Ordering::AcqRel);
+            self.status.applied_at.store(event.at(), Ordering::Release);
+        }
+        if self.shadow_seq - self.snapshot_seq >= self.options.snapshot_every_records {
+            self.checkpoint();
+        }
+    }
+
+    fn checkpoint(&mut self) {
+        let snapshot = self.shadow.snapshot(self.shadow_seq);
+        match checkpoint::write(&self.options.snapshot_dir, &snapshot) {
+            Ok(path) => {
+                self.snapshot_seq = self.shadow_seq;
+                let covered = self.snapshot_seq.min(self.status.applied_seq());
+                match checkpoint::delete_covered_segments(&self.options.journal_dir, covered) {
+                    Ok(removed) => tracing::info!(
+                        snapshot = %path.display(), seq = self.snapshot_seq, segments_removed = removed,
+                        "checkpoint written"
+                    ),
+                    Err(error) => tracing::error!(%error, "cannot delete covered segments"),
+                }
+            }
+            Err(error) => tracing::error!(%error, "cannot write snapshot"),
+        }
+    }
+
+    fn report(&self, durable: u64) {
+        let (records, seconds) = self.status.lag(durable, now_ms());
+        metrics::gauge!(names::STORE_LAG_RECORDS).set(records as f64);
+        metrics::gauge!(names::STORE_LAG_SECONDS).set(seconds);
+        metrics::gauge!(names::STORE_APPLIED_SEQ).set(self.status.applied_seq() as f64);
+    }
+}
+
+/// Journal payloads to events. The live engine replayed these same bytes at
+/// start-up, so a record that does not decode here was written after it by
+/// this very process: that is a bug, logged and skipped rather than wedging
+/// the store forever.
+fn decode(records: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Event)> {
+    records
+        .into_iter()
+        .filter_map(|(seq, payload)| match serde_json::from_slice(&payload) {
+            Ok(event) => Some((seq, event)),
+            Err(error) => {
+                tracing::error!(%error, seq, "journal record does not decode; not stored");
+                None
+            }
+        })
+        .collect()
+}
