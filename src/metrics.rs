@@ -22,6 +22,7 @@ pub const SSE_STREAMS: &str = "flashgate_sse_streams";
 pub const JOURNAL_COMMIT_SECONDS: &str = "flashgate_journal_commit_seconds";
 pub const JOURNAL_RECORDS_PER_COMMIT: &str = "flashgate_journal_records_per_commit";
 pub const JOURNAL_BYTES_TOTAL: &str = "flashgate_journal_bytes_total";
+pub const JOURNAL_DURABLE_SEQ: &str = "flashgate_journal_durable_seq";
 pub const STORE_LAG_RECORDS: &str = "flashgate_store_lag_records";
 pub const STORE_LAG_SECONDS: &str = "flashgate_store_lag_seconds";
 pub const STORE_APPLIED_SEQ: &str = "flashgate_store_applied_seq";
