@@ -101,4 +101,14 @@ fn describe() {
         Unit::Bytes,
         "bytes appended to the journal"
     );
+    describe_gauge!(
+        JOURNAL_DURABLE_SEQ,
+        "last journal record known to be on disk"
+    );
+    describe_gauge!(
+        STORE_APPLIED_SEQ,
+        "last journal record applied to the store"
+    );
+    describe_gauge!(STORE_LAG_RECORDS, "journal records not yet in the store");
+    describe_gauge!(STORE_LAG_SECONDS, Unit::Seconds, "age of the store's lag");
 }

@@ -24,6 +24,12 @@ pub fn metrics(state: &AppState) -> Response<ResponseBody> {
     metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).set(in_flight as f64);
     metrics::gauge!(names::SSE_STREAMS).set(state.sse_streams.load(Ordering::Acquire) as f64);
     metrics::gauge!(names::HOLDS_PENDING).set(state.engine.holds_pending() as f64);
+    let durable_seq = state.journal.durable_seq();
+    let (lag_records, lag_seconds) = state.store.lag(durable_seq, crate::clock::now_ms());
+    metrics::gauge!(names::JOURNAL_DURABLE_SEQ).set(durable_seq as f64);
+    metrics::gauge!(names::STORE_APPLIED_SEQ).set(state.store.applied_seq() as f64);
+    metrics::gauge!(names::STORE_LAG_RECORDS).set(lag_records as f64);
+    metrics::gauge!(names::STORE_LAG_SECONDS).set(lag_seconds);
     let text = crate::metrics::handle().render();
     bytes_response(StatusCode::OK, "text/plain; version=0.0.4", text.into())
 }
