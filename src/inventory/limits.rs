@@ -22,7 +22,7 @@ impl PerUserLimits {
     /// Adds `quantity` to the buyer's count if the result stays within `limit`.
     pub fn try_acquire(&self, buyer: &str, quantity: u32, limit: u32) -> Result<(), LimitExceeded> {
         if let Some(mut held) = self.held.get_mut(buyer) {
-            if *held + quantity > limit {
+            if held.checked_add(quantity).is_none_or(|total| total > limit) {
                 return Err(LimitExceeded { held: *held });
             }
             *held += quantity;
@@ -32,7 +32,7 @@ impl PerUserLimits {
             return Err(LimitExceeded { held: 0 });
         }
         let mut held = self.held.entry(buyer.into()).or_insert(0);
-        if *held + quantity > limit {
+        if held.checked_add(quantity).is_none_or(|total| total > limit) {
             return Err(LimitExceeded { held: *held });
         }
         *held += quantity;

@@ -72,7 +72,10 @@ pub fn replay(
                         outcome.records_applied += 1;
                     }
                     outcome.last_seq = seq;
-                    expected_seq = Some(seq + 1);
+                    let Some(next) = seq.checked_add(1) else {
+                        return Err(corrupt(path, offset, "sequence number out of range"));
+                    };
+                    expected_seq = Some(next);
                     offset += bytes;
                 }
                 Decoded::Incomplete | Decoded::Corrupt(_)

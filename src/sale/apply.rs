@@ -22,8 +22,41 @@ impl Engine {
     /// Applies a replayed event. A reservation must find its stock: a log
     /// that would oversell is refused, never applied.
     pub fn apply(&self, event: &Event) -> Result<(), SaleError> {
+        self.check_replayed(event)
+            .map_err(|error| SaleError::Replay(format!("event refused: {error}")))?;
         self.replayed_at_max.fetch_max(event.at(), Ordering::AcqRel);
         self.apply_with(event, None).map(drop)
+    }
+
+    /// A replayed event gets the checks its live request had: the journal
+    /// is trusted for order, not for content (a damaged or foreign log must
+    /// be refused with an error, never panic or corrupt the stock).
+    fn check_replayed(&self, event: &Event) -> Result<(), SaleError> {
+        match event {
+            Event::SaleCreated { sale, .. } => self.validate_sale(sale),
+            Event::ItemRestocked {
+                sale_id,
+                sku_id,
+                add,
+                ..
+            } => {
+                let sale = self.sale(sale_id)?;
+                let stock = sale.items[item_index(&sale, sku_id)?].stock.counts().stock;
+                let room = self.limits.stock_per_item_max - stock;
+                if *add < 1 || *add > room {
+                    return Err(SaleError::Invalid {
+                        field: "add".into(),
+                        message: format!("{add} does not fit the item's stock"),
+                    });
+                }
+                Ok(())
+            }
+            Event::OrderReserved { quantity, .. } if *quantity == 0 => Err(SaleError::Invalid {
+                field: "quantity".into(),
+                message: "must be at least 1".into(),
+            }),
+            _ => Ok(()),
+        }
     }
 
     /// Applies a live event, submitting it to the sink on the way.

@@ -355,7 +355,7 @@ impl Engine {
         self.holds.pending()
     }
 
-    fn validate_sale(&self, spec: &SaleSpec) -> Result<(), SaleError> {
+    pub(super) fn validate_sale(&self, spec: &SaleSpec) -> Result<(), SaleError> {
         if !is_valid_host_id(&spec.sale_id) {
             return Err(invalid(
                 "sale_id",

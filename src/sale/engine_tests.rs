@@ -459,3 +459,45 @@ fn a_snapshot_restores_stock_orders_limits_keys_and_holds() {
     );
     assert_eq!(restored.expire_due(T0 + 90_000).len(), 1);
 }
+
+/// Inputs the fuzzer's author crafted: valid checksums, impossible content.
+/// Replay must refuse each with an error, never panic or wrap a counter.
+#[test]
+fn replay_refuses_impossible_events_instead_of_panicking() {
+    let engine = Engine::new(limits(), T0);
+    let created = |stock: i64| Event::SaleCreated {
+        at: T0,
+        sale: spec(stock, 5),
+    };
+    assert!(matches!(
+        engine.apply(&created(-1)),
+        Err(SaleError::Replay(_))
+    ));
+    engine.apply(&created(1_000)).unwrap();
+    let restock = |add: i64| Event::ItemRestocked {
+        at: T0,
+        sale_id: "s1".into(),
+        sku_id: "k1".into(),
+        add,
+    };
+    assert!(engine.apply(&restock(0)).is_err());
+    assert!(engine.apply(&restock(i64::MAX)).is_err());
+    let reserve = |order_id: &str, quantity: u32| Event::OrderReserved {
+        at: T0,
+        order_id: order_id.into(),
+        sale_id: "s1".into(),
+        sku_id: "k1".into(),
+        buyer: "x".into(),
+        quantity,
+        amount: "1.00".parse().unwrap(),
+        idempotency_key: order_id.into(),
+        expires_at: T0 + 60_000,
+    };
+    assert!(engine.apply(&reserve("order-0", 0)).is_err());
+    assert!(
+        engine.apply(&reserve("order-1", u32::MAX)).is_err(),
+        "more than the stock"
+    );
+    engine.apply(&reserve("order-2", 1)).unwrap();
+    assert_eq!(counts(&engine).remaining, 999);
+}
