@@ -8,8 +8,8 @@
 //! Keys are kept for the life of the process: their number is bounded by the
 //! orders made, which the stock bounds.
 
+use crate::inventory::ConcurrentMap;
 use dashmap::mapref::entry::Entry;
-use dashmap::DashMap;
 
 /// What the body of an order request asked for; the key is bound to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ struct Claim {
 
 #[derive(Default)]
 pub struct IdempotencyKeys {
-    claims: DashMap<(Box<str>, Box<str>), Claim>,
+    claims: ConcurrentMap<(Box<str>, Box<str>), Claim>,
 }
 
 /// The outcome of claiming a key.

@@ -5,11 +5,11 @@
 //! both squeeze under the limit. Units come back when an order is cancelled
 //! or expires, so the limit counts live (reserved, paying, paid) orders.
 
-use dashmap::DashMap;
+use crate::inventory::ConcurrentMap;
 
 #[derive(Default)]
 pub struct PerUserLimits {
-    held: DashMap<Box<str>, u32>,
+    held: ConcurrentMap<Box<str>, u32>,
 }
 
 /// The buyer would hold more than the limit; `held` is what they hold now.

@@ -101,7 +101,7 @@ impl Engine {
                     SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
                 })?;
                 let commit = submit();
-                self.insert_order(&sale, index, event);
+                self.insert_order(&sale, index, event, false);
                 Ok(commit)
             }
             Event::OrderTransitioned {
@@ -135,7 +135,15 @@ impl Engine {
     /// Records a reservation whose stock is already taken, and binds its
     /// idempotency key (after the order is readable: a concurrent duplicate
     /// reads it at once).
-    pub(super) fn insert_order(&self, sale: &Arc<Sale>, index: usize, event: &Event) -> OrderView {
+    /// `want_view`: the live path answers with the order; replay does not
+    /// pay for formatting a view it would throw away.
+    pub(super) fn insert_order(
+        &self,
+        sale: &Arc<Sale>,
+        index: usize,
+        event: &Event,
+        want_view: bool,
+    ) -> Option<OrderView> {
         let Event::OrderReserved {
             at,
             order_id,
@@ -163,7 +171,7 @@ impl Engine {
             paid_at: None,
             history: vec![(OrderStatus::Reserved, *at)],
         };
-        let view = record.view();
+        let view = want_view.then(|| record.view());
         self.orders.insert(order_id.as_str().into(), record);
         let request = OrderRequest {
             sale_id: sale.spec.sale_id.clone(),

@@ -9,7 +9,7 @@
 
 use crate::clock::UnixMs;
 use crate::ids::{is_valid_host_id, OrderIds};
-use crate::inventory::{IdempotencyKeys, KeyClaim, OrderRequest, Shortage};
+use crate::inventory::{ConcurrentMap, IdempotencyKeys, KeyClaim, OrderRequest, Shortage};
 use crate::journal::Commit;
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
@@ -17,7 +17,6 @@ use crate::sale::views::{AdminOrderView, OrderRecord, OrderView, SaleStats, Sale
 use crate::sale::{
     invalid, EventSink, OrderAction, RejectReason, Sale, SaleAction, SaleError, Unjournaled,
 };
-use dashmap::DashMap;
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
@@ -59,8 +58,8 @@ pub struct Placed {
 
 pub struct Engine {
     pub(super) limits: EngineLimits,
-    pub(super) sales: DashMap<Box<str>, Arc<Sale>>,
-    pub(super) orders: DashMap<Box<str>, OrderRecord>,
+    pub(super) sales: ConcurrentMap<Box<str>, Arc<Sale>>,
+    pub(super) orders: ConcurrentMap<Box<str>, OrderRecord>,
     pub(super) keys: IdempotencyKeys,
     pub(super) holds: HoldTimers,
     pub(super) order_ids: OrderIds,
@@ -79,8 +78,8 @@ impl Engine {
             sink: Arc::new(Unjournaled),
             replayed_at_max: AtomicI64::new(0),
             limits,
-            sales: DashMap::new(),
-            orders: DashMap::new(),
+            sales: ConcurrentMap::default(),
+            orders: ConcurrentMap::default(),
             keys: IdempotencyKeys::default(),
             holds: HoldTimers::default(),
             order_ids: OrderIds::new(started_at),
@@ -263,7 +262,9 @@ impl Engine {
         };
         // Queued after any release whose stock this CAS may have taken.
         let commit = self.sink.submit(&event);
-        let order = self.insert_order(sale, index, &event);
+        let order = self
+            .insert_order(sale, index, &event, true)
+            .expect("a view was asked for");
         Ok((order, commit))
     }
 
