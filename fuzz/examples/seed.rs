@@ -1,11 +1,14 @@
 //! Writes the seed corpus of both fuzz targets.
 //!
 //! The journals hold real events: a live session is driven through the
-//! engine's own API (create, start, order, cancel, expire, pause, end; the
-//! payment transitions, which the HTTP layer builds, are built here the same
-//! way and applied through `Engine::apply`), each event serialised with
-//! serde_json and framed with `journal::record::encode`, sequence numbers
-//! from 1, as the journal writer does.
+//! engine's own API (create, start, order, cancel, expire, pause, end) with a
+//! recording `EventSink` attached, which keeps every event the engine submits
+//! in submission order, as the journal would. The payment transitions, which
+//! the HTTP layer builds, are built here the same way, applied through
+//! `Engine::apply` and recorded in the same log. Each event is serialised
+//! with serde_json (the externally tagged form, `{"order_reserved":{..}}`)
+//! and framed with `journal::record::encode`, sequence numbers from 1, as
+//! the journal writer does.
 //!
 //! Run from `fuzz/`: `cargo run --example seed` (stable Rust, no fuzz flags).
 //! Writes `corpus/record_decode/` and `corpus/replay/` next to this crate's
@@ -13,14 +16,48 @@
 
 use flashgate::inventory::OrderRequest;
 use flashgate::journal::record::encode;
-use flashgate::sale::{Engine, EngineLimits, Event, OrderAction, PlaceOrder, SaleAction, SaleSpec};
+use flashgate::journal::Commit;
+use flashgate::sale::{
+    Engine, EngineLimits, Event, EventSink, OrderAction, PlaceOrder, SaleAction, SaleSpec,
+};
 use std::fs;
 use std::path::Path;
+use std::sync::{Arc, Mutex};
 
 const T0: i64 = 1_764_000_000_000;
 
-fn engine() -> Engine {
-    Engine::new(
+/// The engine's sink in these sessions: keeps a copy of every event, in the
+/// order the engine submits them (the journal's order); every commit is
+/// ready at once.
+#[derive(Default)]
+struct Recorder {
+    events: Mutex<Vec<Event>>,
+}
+
+impl Recorder {
+    fn push(&self, event: Event) {
+        self.events.lock().unwrap().push(event);
+    }
+
+    fn take(&self) -> Vec<Event> {
+        std::mem::take(&mut *self.events.lock().unwrap())
+    }
+}
+
+impl EventSink for Recorder {
+    fn submit(&self, event: &Event) -> Commit {
+        self.push(event.clone());
+        Commit::Ready(Ok(0))
+    }
+
+    fn barrier(&self) -> Commit {
+        Commit::Ready(Ok(0))
+    }
+}
+
+/// A fresh engine with a recorder attached.
+fn engine() -> (Engine, Arc<Recorder>) {
+    let mut engine = Engine::new(
         EngineLimits {
             shard_count: 4,
             sales_max: 16,
@@ -29,7 +66,10 @@ fn engine() -> Engine {
             orders_max: 10000,
         },
         T0,
-    )
+    );
+    let recorder = Arc::new(Recorder::default());
+    engine.attach_sink(recorder.clone());
+    (engine, recorder)
 }
 
 fn spec(sale_id: &str, items: &[(&str, &str, i64, u32)]) -> SaleSpec {
@@ -56,6 +96,8 @@ fn spec(sale_id: &str, items: &[(&str, &str, i64, u32)]) -> SaleSpec {
     .expect("a valid sale spec")
 }
 
+/// Places an order through the live path; returns its id. The recorder
+/// gets the `order_reserved` event.
 fn order(
     engine: &Engine,
     sale_id: &str,
@@ -64,7 +106,7 @@ fn order(
     key: &str,
     quantity: u32,
     now: i64,
-) -> Event {
+) -> String {
     let placed = engine
         .place_order(
             PlaceOrder {
@@ -80,73 +122,97 @@ fn order(
             now,
         )
         .expect("order placed");
-    placed.event.expect("a new order has an event")
+    assert!(!placed.replayed, "a new key makes a new order");
+    placed.order.order_id
 }
 
-fn order_id(event: &Event) -> String {
-    match event {
-        Event::OrderReserved { order_id, .. } => order_id.clone(),
-        _ => unreachable!(),
-    }
-}
-
-fn transition(engine: &Engine, order_id: &str, action: OrderAction, at: i64) -> Event {
+/// A payment transition, built as the HTTP layer builds it, applied through
+/// `Engine::apply` and recorded in the session's log.
+fn transition(engine: &Engine, log: &Recorder, order_id: &str, action: OrderAction, at: i64) {
     let event = Event::OrderTransitioned {
         at,
         order_id: order_id.into(),
         action,
     };
     engine.apply(&event).expect("a legal transition");
-    event
+    log.push(event);
 }
 
 /// One sale, two items, the whole life cycle.
 fn one_sale_session() -> Vec<Event> {
-    let engine = engine();
-    let mut log = Vec::new();
+    let (engine, log) = engine();
     let sale = spec("s1", &[("k1", "99.50", 10, 3), ("k2", "5", 2, 1)]);
-    log.push(engine.create_sale(sale, T0).unwrap().1);
-    log.push(engine.sale_action("s1", SaleAction::Start, T0 + 1).unwrap().1);
-    let a = order(&engine, "s1", "k1", "alice", "key-a1", 2, T0 + 10);
-    let b = order(&engine, "s1", "k2", "bob", "key-b1", 1, T0 + 11);
-    let c = order(&engine, "s1", "k1", "carol", "key-c1", 3, T0 + 12);
-    let (a_id, b_id, c_id) = (order_id(&a), order_id(&b), order_id(&c));
-    log.extend([a, b, c]);
-    log.push(transition(&engine, &a_id, OrderAction::StartPayment, T0 + 20));
-    log.push(transition(&engine, &a_id, OrderAction::ConfirmPayment, T0 + 25));
-    log.push(engine.cancel_order("bob", &b_id, T0 + 30).unwrap().1);
-    log.push(engine.restock("s1", "k2", 5, T0 + 40).unwrap().1);
-    log.extend(engine.expire_due(T0 + 12 + 61_000)); // carol's hold runs out
+    engine.create_sale(sale, T0).unwrap();
+    engine.sale_action("s1", SaleAction::Start, T0 + 1).unwrap();
+    let a_id = order(&engine, "s1", "k1", "alice", "key-a1", 2, T0 + 10);
+    let b_id = order(&engine, "s1", "k2", "bob", "key-b1", 1, T0 + 11);
+    let c_id = order(&engine, "s1", "k1", "carol", "key-c1", 3, T0 + 12);
+    transition(&engine, &log, &a_id, OrderAction::StartPayment, T0 + 20);
+    transition(&engine, &log, &a_id, OrderAction::ConfirmPayment, T0 + 25);
+    engine.cancel_order("bob", &b_id, T0 + 30).unwrap();
+    engine.restock("s1", "k2", 5, T0 + 40).unwrap();
+    let expired = engine.expire_due(T0 + 12 + 61_000); // carol's hold runs out
+    assert_eq!(expired.len(), 1);
+    engine
+        .sale_action("s1", SaleAction::Pause, T0 + 70_000)
+        .unwrap();
+    engine
+        .sale_action("s1", SaleAction::Start, T0 + 71_000)
+        .unwrap();
+    transition(
+        &engine,
+        &log,
+        &a_id,
+        OrderAction::RequestRefund,
+        T0 + 80_000,
+    );
+    transition(
+        &engine,
+        &log,
+        &a_id,
+        OrderAction::CompleteRefund,
+        T0 + 81_000,
+    );
+    engine
+        .sale_action("s1", SaleAction::End, T0 + 90_000)
+        .unwrap();
+    let log = log.take();
     assert!(log.iter().any(|e| matches!(
         e,
         Event::OrderTransitioned { order_id, action: OrderAction::Expire, .. } if *order_id == c_id
     )));
-    log.push(engine.sale_action("s1", SaleAction::Pause, T0 + 70_000).unwrap().1);
-    log.push(engine.sale_action("s1", SaleAction::Start, T0 + 71_000).unwrap().1);
-    log.push(transition(&engine, &a_id, OrderAction::RequestRefund, T0 + 80_000));
-    log.push(transition(&engine, &a_id, OrderAction::CompleteRefund, T0 + 81_000));
-    log.push(engine.sale_action("s1", SaleAction::End, T0 + 90_000).unwrap().1);
+    assert_eq!(log.len(), 15);
     log
 }
 
 /// Two sales side by side, orders interleaved.
 fn two_sales_session() -> Vec<Event> {
-    let engine = engine();
-    let mut log = Vec::new();
-    log.push(engine.create_sale(spec("s1", &[("k1", "1.99", 4, 2)]), T0).unwrap().1);
-    log.push(engine.create_sale(spec("s2", &[("lip-01", "129", 1, 1)]), T0).unwrap().1);
-    log.push(engine.sale_action("s1", SaleAction::Start, T0 + 1).unwrap().1);
-    log.push(engine.sale_action("s2", SaleAction::Start, T0 + 2).unwrap().1);
-    log.push(order(&engine, "s2", "lip-01", "dave", "d-1", 1, T0 + 3));
-    log.push(order(&engine, "s1", "k1", "dave", "d-2", 2, T0 + 4));
-    log.push(order(&engine, "s1", "k1", "erin", "e-1", 2, T0 + 5));
+    let (engine, log) = engine();
+    engine
+        .create_sale(spec("s1", &[("k1", "1.99", 4, 2)]), T0)
+        .unwrap();
+    engine
+        .create_sale(spec("s2", &[("lip-01", "129", 1, 1)]), T0)
+        .unwrap();
+    engine.sale_action("s1", SaleAction::Start, T0 + 1).unwrap();
+    engine.sale_action("s2", SaleAction::Start, T0 + 2).unwrap();
+    order(&engine, "s2", "lip-01", "dave", "d-1", 1, T0 + 3);
+    order(&engine, "s1", "k1", "dave", "d-2", 2, T0 + 4);
+    order(&engine, "s1", "k1", "erin", "e-1", 2, T0 + 5);
+    let log = log.take();
+    assert_eq!(log.len(), 7);
     log
 }
 
 /// The smallest useful journal: one sale created.
 fn one_event() -> Vec<Event> {
-    let engine = engine();
-    vec![engine.create_sale(spec("s1", &[("k1", "10", 1, 1)]), T0).unwrap().1]
+    let (engine, log) = engine();
+    engine
+        .create_sale(spec("s1", &[("k1", "10", 1, 1)]), T0)
+        .unwrap();
+    let log = log.take();
+    assert_eq!(log.len(), 1);
+    log
 }
 
 /// Frames events as a segment's bytes, sequence numbers from `first_seq`;
