@@ -496,7 +496,12 @@ struct Replayed {
 fn run_replay(dir: &Path, kind: ReplayKind, cold: bool) -> Replayed {
     let dropped = cold && drop_page_cache(dir);
     let started = Instant::now();
-    let mut engine = (kind == ReplayKind::Apply).then(|| Engine::new(engine_limits(), T0));
+    // As the gateway does at start-up: size the maps from the journal.
+    let mut engine = (kind == ReplayKind::Apply).then(|| {
+        let mut engine = Engine::new(engine_limits(), T0);
+        engine.presize(flashgate::app::estimated_orders(dir, u64::MAX));
+        engine
+    });
     let outcome: ReplayOutcome = replay(dir, 0, COMMIT_BATCH_BYTES_MAX, |_, payload| {
         if kind == ReplayKind::Raw {
             black_box(payload);

@@ -166,6 +166,9 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
             .map_err(|error| StartError::Config(format!("snapshot cannot be restored: {error}")))?,
         None => Engine::new(limits, now_ms()),
     };
+    if snapshot.is_none() {
+        engine.presize(estimated_orders(journal_dir, config.sale.orders_max));
+    }
     // A torn commit is at most one batch plus the record that overflowed it.
     let tail_window_bytes = config.storage.commit_batch_bytes_max
         + journal::record::HEADER_BYTES
@@ -205,6 +208,18 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
     let journal = Arc::new(Journal::start(options, &replayed)?);
     engine.attach_sink(journal.clone());
     Ok((Arc::new(engine), journal))
+}
+
+/// About how many orders a journal holds: most records are orders, and a
+/// record is rarely under 256 bytes. Capped at the node's order limit.
+pub fn estimated_orders(journal_dir: &Path, orders_max: u64) -> usize {
+    let bytes: u64 = journal::segment::list_segments(journal_dir)
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|(_, path)| std::fs::metadata(path).ok())
+        .map(|metadata| metadata.len())
+        .sum();
+    (bytes / 256).min(orders_max) as usize
 }
 
 pub fn snapshot_dir(config: &Config) -> std::path::PathBuf {

@@ -2,11 +2,13 @@
 //! order, never a second one.
 //!
 //! A key is scoped to the buyer (two buyers may use the same key). The first
-//! request claims the key before it reserves anything; a concurrent duplicate
-//! sees the claim and is told to retry, a later one sees the finished order.
-//! A claim whose reservation failed is dropped so the buyer may try again.
-//! Keys are kept for the life of the process: their number is bounded by the
-//! orders made, which the stock bounds.
+//! request claims the key, with its body, before it reserves anything; a
+//! concurrent duplicate sees the claim and is told to retry. Once the order
+//! exists the key holds only its id: the order itself says what was asked
+//! for, so the engine compares a replayed body against it (one allocation
+//! per key instead of a copy of every body). A claim whose reservation
+//! failed is dropped so the buyer may try again. Keys are kept for the life
+//! of the process: their number is bounded by the orders made.
 
 use crate::inventory::ConcurrentMap;
 use dashmap::mapref::entry::Entry;
@@ -19,9 +21,11 @@ pub struct OrderRequest {
     pub quantity: u32,
 }
 
-struct Claim {
-    request: OrderRequest,
-    order_id: Option<String>,
+enum Claim {
+    /// Being processed: the body, to tell a duplicate from a conflict.
+    InProgress(OrderRequest),
+    /// Made this order.
+    Bound(Box<str>),
 }
 
 #[derive(Default)]
@@ -32,58 +36,50 @@ pub struct IdempotencyKeys {
 /// The outcome of claiming a key.
 #[derive(Debug, PartialEq, Eq)]
 pub enum KeyClaim {
-    /// The key is new: go on and make the order, then `bind` it to the order or `abandon` it.
+    /// The key is new: go on and make the order, then `bind` or `abandon`.
     Claimed,
-    /// The same key and body already made this order.
+    /// The key made this order; the caller checks the body matches it.
     Replay { order_id: String },
     /// The same key and body are being processed right now.
     InProgress,
-    /// The key was used with a different body.
+    /// The key is being processed with a different body.
     Conflict,
 }
 
 impl IdempotencyKeys {
+    pub fn with_capacity(keys: usize) -> IdempotencyKeys {
+        let claims = ConcurrentMap::with_capacity_and_hasher(keys, Default::default());
+        IdempotencyKeys { claims }
+    }
+
     pub fn claim(&self, buyer: &str, key: &str, request: &OrderRequest) -> KeyClaim {
         match self.claims.entry((buyer.into(), key.into())) {
             Entry::Vacant(vacant) => {
-                vacant.insert(Claim {
-                    request: request.clone(),
-                    order_id: None,
-                });
+                vacant.insert(Claim::InProgress(request.clone()));
                 KeyClaim::Claimed
             }
-            Entry::Occupied(occupied) => {
-                let claim = occupied.get();
-                if claim.request != *request {
-                    return KeyClaim::Conflict;
-                }
-                match &claim.order_id {
-                    Some(order_id) => KeyClaim::Replay {
-                        order_id: order_id.clone(),
-                    },
-                    None => KeyClaim::InProgress,
-                }
-            }
+            Entry::Occupied(occupied) => match occupied.get() {
+                Claim::Bound(order_id) => KeyClaim::Replay {
+                    order_id: order_id.to_string(),
+                },
+                Claim::InProgress(claimed) if claimed == request => KeyClaim::InProgress,
+                Claim::InProgress(_) => KeyClaim::Conflict,
+            },
         }
     }
 
     /// Binds a key to the order it made: completes a live claim, or
     /// restores the key when an event is replayed.
-    pub fn bind(&self, buyer: &str, key: &str, request: OrderRequest, order_id: &str) {
-        self.claims.insert(
-            (buyer.into(), key.into()),
-            Claim {
-                request,
-                order_id: Some(order_id.to_owned()),
-            },
-        );
+    pub fn bind(&self, buyer: &str, key: &str, order_id: &str) {
+        self.claims
+            .insert((buyer.into(), key.into()), Claim::Bound(order_id.into()));
     }
 
     /// Drops a claim whose order was not made, so the key can be retried.
     pub fn abandon(&self, buyer: &str, key: &str) {
         self.claims
             .remove_if(&(buyer.into(), key.into()), |_, claim| {
-                claim.order_id.is_none()
+                matches!(claim, Claim::InProgress(_))
             });
     }
 
@@ -109,18 +105,18 @@ mod tests {
     }
 
     #[test]
-    fn same_key_same_body_replays_and_other_body_conflicts() {
+    fn a_key_in_progress_tells_duplicates_from_conflicts_then_replays() {
         let keys = IdempotencyKeys::default();
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::InProgress);
-        keys.bind("alice", "k", request(1), "order-1");
+        assert_eq!(keys.claim("alice", "k", &request(2)), KeyClaim::Conflict);
+        keys.bind("alice", "k", "order-1");
         assert_eq!(
             keys.claim("alice", "k", &request(1)),
             KeyClaim::Replay {
                 order_id: "order-1".into()
             }
         );
-        assert_eq!(keys.claim("alice", "k", &request(2)), KeyClaim::Conflict);
         assert_eq!(
             keys.claim("bob", "k", &request(2)),
             KeyClaim::Claimed,
@@ -134,7 +130,7 @@ mod tests {
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
         keys.abandon("alice", "k");
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
-        keys.bind("alice", "k", request(1), "order-1");
+        keys.bind("alice", "k", "order-1");
         keys.abandon("alice", "k");
         assert_eq!(keys.len(), 1);
     }

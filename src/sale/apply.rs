@@ -8,7 +8,6 @@
 //! and therefore made durable, after the record that freed it.
 
 use crate::clock::UnixMs;
-use crate::inventory::OrderRequest;
 use crate::journal::Commit;
 use crate::sale::engine::{item_index, shard_hint_of};
 use crate::sale::event::{Event, SaleSpec};
@@ -173,12 +172,7 @@ impl Engine {
         };
         let view = want_view.then(|| record.view());
         self.orders.insert(order_id.as_str().into(), record);
-        let request = OrderRequest {
-            sale_id: sale.spec.sale_id.clone(),
-            sku_id: sale.spec.items[index].sku_id.clone(),
-            quantity: *quantity,
-        };
-        self.keys.bind(buyer, idempotency_key, request, order_id);
+        self.keys.bind(buyer, idempotency_key, order_id);
         self.holds.schedule(*expires_at, order_id);
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view

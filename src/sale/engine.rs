@@ -86,6 +86,15 @@ impl Engine {
         }
     }
 
+    /// Sizes the order and key maps for about `orders` orders before a
+    /// replay, so a million-record replay does not rehash them again and
+    /// again. Only on an empty engine.
+    pub fn presize(&mut self, orders: usize) {
+        assert!(self.orders.is_empty(), "presize only an empty engine");
+        self.orders = ConcurrentMap::with_capacity_and_hasher(orders, Default::default());
+        self.keys = IdempotencyKeys::with_capacity(orders);
+    }
+
     pub fn attach_sink(&mut self, sink: Arc<dyn EventSink>) {
         self.sink = sink;
     }
@@ -182,6 +191,13 @@ impl Engine {
             KeyClaim::Claimed => {}
             KeyClaim::Replay { order_id } => {
                 let order = self.order_for_buyer(buyer, &order_id)?;
+                let request = &command.request;
+                let same_body = order.sale_id == request.sale_id
+                    && order.sku_id == request.sku_id
+                    && order.quantity == request.quantity;
+                if !same_body {
+                    return Err(SaleError::IdempotencyConflict);
+                }
                 // The original's record was queued before its key was bound.
                 let commit = self.sink.barrier();
                 return Ok(Placed {

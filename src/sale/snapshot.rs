@@ -7,7 +7,7 @@
 //! would: stock shards, per-buyer counts, idempotency keys and hold timers.
 
 use crate::clock::UnixMs;
-use crate::inventory::{ItemStock, OrderRequest, StockCounts};
+use crate::inventory::{ItemStock, StockCounts};
 use crate::sale::engine::item_index;
 use crate::sale::views::OrderRecord;
 use crate::sale::{Engine, EngineLimits, OrderStatus, Sale, SaleError, SaleSpec, SaleStatus};
@@ -145,15 +145,9 @@ impl Engine {
         if snapshot.status.holds_unpaid_stock() {
             self.holds.schedule(snapshot.expires_at, &snapshot.order_id);
         }
-        let request = OrderRequest {
-            sale_id: snapshot.sale_id.clone(),
-            sku_id: snapshot.sku_id.clone(),
-            quantity: snapshot.quantity,
-        };
         self.keys.bind(
             &snapshot.buyer,
             &snapshot.idempotency_key,
-            request,
             &snapshot.order_id,
         );
         let record = OrderRecord {
