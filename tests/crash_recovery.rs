@@ -10,6 +10,7 @@ mod common;
 
 use bytes::Bytes;
 use common::*;
+use flashgate::store::{Store, StoreConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
@@ -366,6 +367,149 @@ fn record_offsets(bytes: &[u8]) -> Vec<usize> {
     offsets
 }
 
+// ---- the store behind the journal -----------------------------------------------
+
+/// The node's SQLite store (the default: no `storage.postgres_url`).
+fn store_config(scratch: &Scratch) -> StoreConfig {
+    StoreConfig::Sqlite {
+        path: scratch.data_dir().join("flashgate.sqlite3"),
+    }
+}
+
+fn open_store(scratch: &Scratch) -> Store {
+    Store::open(&store_config(scratch))
+        .unwrap_or_else(|error| panic!("cannot open the node's SQLite store: {error}"))
+}
+
+/// The seq of the last whole record on disk; a torn tail is ignored.
+fn journal_last_seq(journal_dir: &Path) -> u64 {
+    let mut last = 0;
+    for path in segments(journal_dir) {
+        let bytes = std::fs::read(&path).expect("read a segment");
+        let mut offset = 0;
+        while offset + 16 <= bytes.len() {
+            let len = u32::from_le_bytes(bytes[offset..offset + 4].try_into().unwrap()) as usize;
+            if offset + 16 + len > bytes.len() {
+                break;
+            }
+            last = u64::from_le_bytes(bytes[offset + 8..offset + 16].try_into().unwrap());
+            offset += 16 + len;
+        }
+    }
+    last
+}
+
+/// A gauge of the node's `/metrics`, as an integer.
+fn gauge(text: &str, name: &str) -> u64 {
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
+    let value: f64 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number: {value:?}"));
+    value as u64
+}
+
+/// Waits (bounded) until the store has applied everything the journal
+/// holds, as the node's `/metrics` reports; returns that seq.
+async fn wait_store_converged(client: &mut Client) -> u64 {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = client.get_anonymous("/metrics").await;
+        assert_eq!(reply.status, 200, "/metrics: {}", reply.text());
+        let text = reply.text();
+        let durable = gauge(&text, "flashgate_journal_durable_seq");
+        let applied = gauge(&text, "flashgate_store_applied_seq");
+        if durable > 0 && applied == durable {
+            return durable;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the store did not converge to the journal within {WAIT:?}: journal durable \
+             seq {durable}, store applied seq {applied}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Once the store has caught up: a row for every order in `must_hold` and
+/// every order the node counts, each with the status, buyer, quantity,
+/// amount and history the node reports, and no row the node does not know.
+/// Returns the number of order rows.
+async fn assert_store_matches_node(
+    client: &mut Client,
+    scratch: &Scratch,
+    sale_id: &str,
+    must_hold: &[String],
+) -> usize {
+    let position = wait_store_converged(client).await;
+    let mut store = open_store(scratch);
+    let applied = store.applied_position().expect("applied_position");
+    assert_eq!(applied, position, "the store's position vs /metrics");
+    let conn = rusqlite::Connection::open(scratch.data_dir().join("flashgate.sqlite3"))
+        .expect("open the SQLite store");
+    let ids: HashSet<String> = conn
+        .prepare("SELECT order_id FROM orders")
+        .expect("prepare")
+        .query_map([], |row| row.get::<_, String>(0))
+        .expect("query orders")
+        .map(|id| id.expect("an order id"))
+        .collect();
+    for id in must_hold {
+        assert!(
+            ids.contains(id),
+            "acknowledged order {id} has no row in the store at position {position}"
+        );
+    }
+    for id in &ids {
+        let row = store
+            .order(id)
+            .expect("read an order")
+            .expect("a listed order");
+        let reply = client
+            .get(&format!("/admin/v1/orders/{id}"), OPS_TOKEN)
+            .await;
+        assert_eq!(
+            reply.status,
+            200,
+            "the store holds order {id} ({row:?}) that the node does not know: {}",
+            reply.text()
+        );
+        let known = reply.json();
+        assert_eq!(
+            row.status.as_str(),
+            known["status"],
+            "{id}: {row:?} vs {known}"
+        );
+        assert_eq!(row.buyer, known["buyer"], "{id}");
+        assert_eq!(row.sale_id, known["sale_id"], "{id}");
+        assert_eq!(row.quantity, known["quantity"], "{id}");
+        assert_eq!(row.amount.to_string(), known["amount"], "{id}");
+        let history: Vec<String> = store
+            .order_events(id)
+            .expect("read the history")
+            .iter()
+            .map(|event| event.status.as_str().to_owned())
+            .collect();
+        let known_history: Vec<&str> = known["history"]
+            .as_array()
+            .expect("history")
+            .iter()
+            .map(|entry| entry["status"].as_str().expect("status"))
+            .collect();
+        assert_eq!(history, known_history, "history rows of {id}");
+    }
+    let stats = client.stats(sale_id).await;
+    assert_eq!(
+        stats["orders"]["created"],
+        ids.len(),
+        "order rows in the store vs orders the node counts: {stats}"
+    );
+    ids.len()
+}
+
 // ---- 1. kill -9 in the middle of a burst -----------------------------------------
 
 const BURST_SALE: &str = "s-crash";
@@ -552,6 +696,16 @@ async fn kill_9_mid_burst_loses_no_acknowledged_order_and_never_oversells() {
         acks.len()
     );
 
+    // The store never runs ahead of the journal, not even at a kill.
+    let journal_last = journal_last_seq(&scratch.journal_dir());
+    let applied_at_kill = open_store(&scratch)
+        .applied_position()
+        .expect("applied_position");
+    assert!(
+        applied_at_kill <= journal_last,
+        "the store applied up to {applied_at_kill} but the journal ends at {journal_last}"
+    );
+
     // Restart on the same data dir.
     let mut node = Node::start(&scratch, "after-kill").await;
     let mut client = node.client().await;
@@ -621,6 +775,15 @@ async fn kill_9_mid_burst_loses_no_acknowledged_order_and_never_oversells() {
         stats["orders"]["cancelled"].as_u64().unwrap() >= cancels_acked as u64,
         "{stats}"
     );
+
+    // The store converges to the restarted node's journal: a row for every
+    // acknowledged order, with the status the node reports, and no other.
+    let acked_order_ids: Vec<String> = acks
+        .iter()
+        .map(|ack| ack.order["order_id"].as_str().expect("order_id").to_owned())
+        .collect();
+    let rows = assert_store_matches_node(&mut client, &scratch, BURST_SALE, &acked_order_ids).await;
+    eprintln!("the store holds {rows} orders after the restart");
 
     // Every buyer resends their original request with the same key: an
     // acknowledged order replays (200, same id); an order that was durable but
@@ -728,9 +891,14 @@ async fn kill_9_mid_burst_loses_no_acknowledged_order_and_never_oversells() {
     // And the log written after the crash replays to the same state.
     node.stop().await;
     let mut node = Node::start(&scratch, "final").await;
-    let again = node.client().await.stats(BURST_SALE).await;
+    let mut client = node.client().await;
+    let again = client.stats(BURST_SALE).await;
     assert_eq!(again["items"], stats["items"], "{again}");
     assert_eq!(again["orders"], stats["orders"], "{again}");
+    let all_ids: Vec<String> = orders.keys().cloned().collect();
+    let rows = assert_store_matches_node(&mut client, &scratch, BURST_SALE, &all_ids).await;
+    assert_eq!(rows, orders.len(), "order rows in the store");
+    drop(client);
     node.stop().await;
 }
 
