@@ -63,10 +63,13 @@ impl Gateway {
         }
         crate::metrics::handle();
         let (engine, journal) = recover(&config, &journal_dir)?;
-        let feeder = Arc::new(Feeder::start(
-            feeder_options(&config),
-            Arc::clone(&journal),
-        )?);
+        // The PostgreSQL client is blocking (it runs a runtime of its own):
+        // open the store off this async thread.
+        let (options, feeder_journal) = (feeder_options(&config), Arc::clone(&journal));
+        let feeder = tokio::task::spawn_blocking(move || Feeder::start(options, feeder_journal))
+            .await
+            .map_err(|error| StartError::Config(format!("store start-up failed: {error}")))??;
+        let feeder = Arc::new(feeder);
         let addr = config.listen_addr();
         let listener = TcpListener::bind(addr)
             .await

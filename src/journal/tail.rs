@@ -48,6 +48,12 @@ impl Tail {
             }
             let before = records.len();
             self.read_segment(durable_seq, records_max, &mut records)?;
+            if self.segment.is_none() {
+                if !self.open_segment()? {
+                    break;
+                }
+                continue;
+            }
             if records.len() == before && self.next_seq <= durable_seq {
                 // This segment holds no more: the next one starts at next_seq.
                 if !self.advance_segment()? {
@@ -91,15 +97,25 @@ impl Tail {
         records_max: usize,
         records: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<(), JournalError> {
-        let Some((path, offset)) = self.segment.as_mut() else {
+        let Some((path, offset)) = self.segment.clone() else {
             return Ok(());
         };
-        let mut file = File::open(&*path).map_err(|e| JournalError::io(path, e))?;
-        let read_from = *offset + self.pending.len() as u64;
+        let mut file = match File::open(&path) {
+            Ok(file) => file,
+            // A checkpoint deleted it after we had read it all: the next
+            // segment starts at `next_seq`.
+            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                self.segment = None;
+                self.pending.clear();
+                return Ok(());
+            }
+            Err(error) => return Err(JournalError::io(&path, error)),
+        };
+        let read_from = offset + self.pending.len() as u64;
         file.seek(SeekFrom::Start(read_from))
-            .map_err(|e| JournalError::io(path, e))?;
+            .map_err(|e| JournalError::io(&path, e))?;
         file.read_to_end(&mut self.pending)
-            .map_err(|e| JournalError::io(path, e))?;
+            .map_err(|e| JournalError::io(&path, e))?;
         let mut consumed = 0usize;
         while records.len() < records_max && self.next_seq <= durable_seq {
             match decode(&self.pending[consumed..]) {
@@ -115,7 +131,7 @@ impl Tail {
                     if seq != self.next_seq {
                         return Err(JournalError::Corrupt {
                             segment: path.clone(),
-                            offset: *offset + (consumed - bytes) as u64,
+                            offset: offset + (consumed - bytes) as u64,
                             reason: "sequence number out of order".into(),
                         });
                     }
@@ -127,7 +143,7 @@ impl Tail {
             }
         }
         self.pending.drain(..consumed);
-        *offset += consumed as u64;
+        self.segment = Some((path, offset + consumed as u64));
         Ok(())
     }
 }

@@ -12,6 +12,7 @@
 //! keeps everything meanwhile, and `/readyz` reports the growing lag.
 
 use crate::clock::{now_ms, UnixMs};
+use crate::journal::segment::list_segments;
 use crate::journal::tail::Tail;
 use crate::journal::{checkpoint, Journal};
 use crate::metrics as names;
@@ -80,6 +81,19 @@ impl Feeder {
     pub fn start(options: FeederOptions, journal: Arc<Journal>) -> Result<Feeder, StoreError> {
         let mut store = Store::open(&options.store)?;
         let applied = store.applied_position()?;
+        let segments = list_segments(&options.journal_dir).unwrap_or_default();
+        if let Some((first_seq, _)) = segments.first() {
+            if applied + 1 < *first_seq {
+                return Err(StoreError::Inconsistent {
+                    seq: applied,
+                    reason: format!(
+                        "the store is at journal record {applied} but the journal now starts at \
+                         {first_seq}: the records between were deleted after a checkpoint; \
+                         point the node at its own store (or restore that store)"
+                    ),
+                });
+            }
+        }
         let snapshot = checkpoint::load_latest(&options.snapshot_dir).map_err(|error| {
             StoreError::Inconsistent {
                 seq: 0,
@@ -157,8 +171,10 @@ impl Follower {
     fn run(mut self) {
         let mut backoff = Duration::from_millis(50);
         loop {
-            let durable = self.journal.durable_seq();
+            // `stopping` first: once it is set the journal is flushed, so the
+            // durable position read after it is final.
             let stopping = self.status.stopping.load(Ordering::Acquire);
+            let durable = self.journal.durable_seq();
             let records = match self.tail.read(durable, self.options.batch_records_max) {
                 Ok(records) => records,
                 Err(error) => {
