@@ -20,10 +20,6 @@
 //! default 3), `JOURNAL_BENCH_RECORDS` (recovery records, default 1000000),
 //! `JOURNAL_BENCH_DIR` (parent of the temp dirs, default the system temp dir).
 
-/// The same allocator as the `flashgate` binary, so replay costs match it.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 use flashgate::ids::OrderIds;
 use flashgate::journal::{replay, Durability, Journal, JournalOptions, ReplayOutcome};
 use flashgate::metrics as names;

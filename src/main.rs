@@ -8,12 +8,6 @@ use flashgate::http::auth::SessionKeys;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-/// mimalloc: the order path and replay allocate many small, short-lived
-/// strings and map nodes; it is markedly faster than the system allocator
-/// at that (see README, "Measured").
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[derive(Parser)]
 #[command(
     name = "flashgate",
