@@ -29,32 +29,6 @@ const BINARY: &str = env!("CARGO_BIN_EXE_flashgate");
 
 // ---- a scratch directory and the process under test ---------------------------
 
-/// A temp directory holding the node's data dir and its logs; removed on drop.
-/// Declare it before the [`Node`]s so it is dropped after them.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = unique_dir(tag);
-        std::fs::create_dir_all(&dir).expect("create the scratch dir");
-        Scratch(dir)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.0.join("data")
-    }
-
-    fn journal_dir(&self) -> PathBuf {
-        self.data_dir().join("journal")
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// A running `flashgate serve`; killed and reaped on drop if still running,
 /// so a failing test never leaves a process behind.
 struct Node {

@@ -38,40 +38,6 @@ static ONE_GATEWAY_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const
 
 // ---- scratch space, databases and backends -------------------------------------
 
-/// A temp directory holding a data dir; removed on drop. Declare it before
-/// the gateway so it outlives it.
-struct Scratch(PathBuf);
-
-impl Scratch {
-    fn new(tag: &str) -> Scratch {
-        let dir = unique_dir(tag);
-        std::fs::create_dir_all(&dir).expect("create the scratch dir");
-        Scratch(dir)
-    }
-
-    fn data_dir(&self) -> PathBuf {
-        self.0.join("data")
-    }
-
-    fn journal_dir(&self) -> PathBuf {
-        self.data_dir().join("journal")
-    }
-
-    fn snapshot_dir(&self) -> PathBuf {
-        self.data_dir().join("snapshots")
-    }
-
-    fn sqlite(&self) -> Backend {
-        Backend::Sqlite(self.data_dir().join("flashgate.sqlite3"))
-    }
-}
-
-impl Drop for Scratch {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
-
 /// Runs `work` on a thread of its own. The blocking `postgres` client runs a
 /// runtime of its own and refuses to run inside a test's.
 fn off_runtime<R: Send>(work: impl FnOnce() -> R + Send) -> R {
@@ -729,7 +695,7 @@ async fn orders_cancels_restock_and_pause_reach_the_store(scratch: &Scratch, bac
 #[tokio::test]
 async fn sqlite_store_holds_every_order_status_amount_history_and_sale_change() {
     let scratch = Scratch::new("store-sqlite");
-    let backend = scratch.sqlite();
+    let backend = Backend::Sqlite(scratch.sqlite_path());
     orders_cancels_restock_and_pause_reach_the_store(&scratch, backend).await;
 }
 
@@ -836,7 +802,8 @@ async fn restarts_neither_lose_nor_double(
 async fn sqlite_restart_resends_the_whole_journal_and_the_store_neither_loses_nor_doubles() {
     let scratch = Scratch::new("store-restart");
     // No snapshot is ever written: every start resends from record 1.
-    restarts_neither_lose_nor_double(&scratch, scratch.sqlite(), 1_000_000).await;
+    restarts_neither_lose_nor_double(&scratch, Backend::Sqlite(scratch.sqlite_path()), 1_000_000)
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -889,7 +856,7 @@ async fn order_burst(gateway: &TestGateway, prefix: &str, count: usize) -> Vec<(
 async fn snapshots_delete_covered_segments_and_a_restart_restores_every_order() {
     let _turn = ONE_GATEWAY_AT_A_TIME.lock().await;
     let scratch = Scratch::new("store-snap");
-    let backend = scratch.sqlite();
+    let backend = Backend::Sqlite(scratch.sqlite_path());
     let gateway = start_gateway(&scratch.data_dir(), &backend, snap_config).await;
     let mut client = gateway.client().await;
     client
@@ -995,7 +962,7 @@ async fn store_keeps_following_after_a_checkpoint_deletes_the_segment_it_stopped
     const SALE: &str = "s-boundary";
     let _turn = ONE_GATEWAY_AT_A_TIME.lock().await;
     let scratch = Scratch::new("store-boundary");
-    let backend = scratch.sqlite();
+    let backend = Backend::Sqlite(scratch.sqlite_path());
     let gateway = start_gateway(&scratch.data_dir(), &backend, |config| {
         config.storage.snapshot_every_records = 1; // a checkpoint after every batch
         config.storage.journal_segment_bytes_max = 65_536;

@@ -58,6 +58,41 @@ pub fn unique_dir(tag: &str) -> PathBuf {
     ))
 }
 
+/// A temp directory holding a node's data dir (and logs); removed on drop.
+/// Declare it before the gateway or process so it outlives them.
+pub struct Scratch(pub PathBuf);
+
+impl Scratch {
+    pub fn new(tag: &str) -> Scratch {
+        let dir = unique_dir(tag);
+        std::fs::create_dir_all(&dir).expect("create the scratch dir");
+        Scratch(dir)
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.0.join("data")
+    }
+
+    pub fn journal_dir(&self) -> PathBuf {
+        self.data_dir().join("journal")
+    }
+
+    pub fn snapshot_dir(&self) -> PathBuf {
+        self.data_dir().join("snapshots")
+    }
+
+    /// Where the embedded store lives.
+    pub fn sqlite_path(&self) -> PathBuf {
+        self.data_dir().join("flashgate.sqlite3")
+    }
+}
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 pub fn now_ms() -> i64 {
     flashgate::clock::now_ms()
 }
