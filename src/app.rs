@@ -176,16 +176,7 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
     let tail_window_bytes = config.storage.commit_batch_bytes_max
         + journal::record::HEADER_BYTES
         + journal::record::PAYLOAD_BYTES_MAX;
-    let replayed = journal::replay(
-        journal_dir,
-        after_seq,
-        tail_window_bytes,
-        |_seq, payload| {
-            let event: Event = serde_json::from_slice(payload)
-                .map_err(|error| format!("undecodable event: {error}"))?;
-            engine.apply(&event).map_err(|error| error.to_string())
-        },
-    )?;
+    let replayed = replay_into(&engine, journal_dir, after_seq, tail_window_bytes)?;
     if replayed.last_seq < after_seq {
         return Err(StartError::Config(format!(
             "the journal ends at record {} but the snapshot covers up to {after_seq}: \
@@ -211,6 +202,57 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
     let journal = Arc::new(Journal::start(options, &replayed)?);
     engine.attach_sink(journal.clone());
     Ok((Arc::new(engine), journal))
+}
+
+/// Replays the journal after `after_seq` into `engine`, on two cores: a
+/// reader thread reads, checks and decodes records while this thread
+/// applies them, in order, in batches. Damage is reported by the reader
+/// with its segment and offset; a record the engine refuses, by its seq.
+pub fn replay_into(
+    engine: &Engine,
+    journal_dir: &Path,
+    after_seq: u64,
+    tail_window_bytes: usize,
+) -> Result<journal::ReplayOutcome, StartError> {
+    const BATCH_RECORDS: usize = 1024;
+    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(16);
+    std::thread::scope(|scope| {
+        let reader = scope.spawn(move || {
+            let mut batch = Vec::with_capacity(BATCH_RECORDS);
+            let outcome =
+                journal::replay(journal_dir, after_seq, tail_window_bytes, |seq, payload| {
+                    let event: Event = serde_json::from_slice(payload)
+                        .map_err(|error| format!("undecodable event: {error}"))?;
+                    batch.push((seq, event));
+                    if batch.len() == BATCH_RECORDS {
+                        let full = std::mem::replace(&mut batch, Vec::with_capacity(BATCH_RECORDS));
+                        sender.send(full).map_err(|_| "replay stopped".to_owned())?;
+                    }
+                    Ok(())
+                });
+            if outcome.is_ok() && !batch.is_empty() {
+                let _ = sender.send(batch);
+            }
+            outcome
+        });
+        let mut refused = None;
+        'batches: for batch in receiver {
+            for (seq, event) in batch {
+                if let Err(error) = engine.apply(&event) {
+                    refused = Some(format!("journal record {seq} cannot be replayed: {error}"));
+                    break 'batches;
+                }
+            }
+        }
+        // Dropping the receiver (above) stops a reader still sending.
+        let outcome = reader
+            .join()
+            .map_err(|_| StartError::Config("the journal reader panicked".into()))?;
+        match refused {
+            Some(message) => Err(StartError::Config(message)),
+            None => Ok(outcome?),
+        }
+    })
 }
 
 /// About how many orders a journal holds: most records are orders, and a
@@ -243,5 +285,59 @@ async fn expire_holds(engine: Arc<Engine>, tick: Duration, mut shutdown: Shutdow
             metrics::counter!(names::ORDERS_EXPIRED_TOTAL).increment(expired.len() as u64);
             tracing::debug!(count = expired.len(), "holds expired");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sale::{ItemSpec, SaleSpec};
+
+    #[test]
+    fn replay_into_names_the_record_the_engine_refuses() {
+        let dir = std::env::temp_dir().join(format!("fg-replay-into-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let created = Event::SaleCreated {
+            at: 1,
+            sale: SaleSpec {
+                sale_id: "s1".into(),
+                title: "t".into(),
+                starts_at: None,
+                ends_at: None,
+                hold_seconds: 60,
+                items: vec![ItemSpec {
+                    sku_id: "k1".into(),
+                    title: "i".into(),
+                    price: "1.00".parse().unwrap(),
+                    stock: 5,
+                    per_user_limit: 1,
+                }],
+            },
+        };
+        let refused = Event::ItemRestocked {
+            at: 2,
+            sale_id: "s1".into(),
+            sku_id: "k1".into(),
+            add: 0,
+        };
+        let mut bytes = Vec::new();
+        for (seq, event) in [(1, &created), (2, &refused)] {
+            journal::record::encode(seq, &serde_json::to_vec(event).unwrap(), &mut bytes);
+        }
+        std::fs::write(journal::segment::segment_path(&dir, 1), &bytes).unwrap();
+        let engine = Engine::new(engine_limits(&Config::default()), 0);
+        let error = replay_into(&engine, &dir, 0, 1 << 20)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("journal record 2 cannot be replayed"),
+            "{error}"
+        );
+        assert_eq!(
+            engine.sale("s1").unwrap().id(),
+            "s1",
+            "records before it were applied"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
