@@ -14,7 +14,6 @@ use flashgate::store::{Store, StoreConfig};
 use http_body_util::{BodyExt, Full};
 use hyper::client::conn::http1::SendRequest;
 use hyper::{Method, Request};
-use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
@@ -188,19 +187,7 @@ struct Conn {
 
 impl Conn {
     async fn open(addr: SocketAddr) -> Conn {
-        let stream = within("a TCP connection", tokio::net::TcpStream::connect(addr))
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"));
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = within(
-            "the HTTP/1 handshake",
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("HTTP handshake with {addr} failed: {error}"));
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let sender = http1_sender(addr).await;
         Conn { addr, sender }
     }
 
@@ -371,19 +358,6 @@ fn journal_last_seq(journal_dir: &Path) -> u64 {
         }
     }
     last
-}
-
-/// A gauge of the node's `/metrics`, as an integer.
-fn gauge(text: &str, name: &str) -> u64 {
-    let value = text
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
-    let value: f64 = value
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number: {value:?}"));
-    value as u64
 }
 
 /// Waits (bounded) until the store has applied everything the journal

@@ -224,23 +224,6 @@ async fn start_gateway(
 
 // ---- positions ---------------------------------------------------------------------
 
-/// A gauge of `/metrics`, as an integer.
-fn gauge(text: &str, name: &str) -> u64 {
-    let value = text
-        .lines()
-        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
-    let value: f64 = value
-        .trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("{name} is not a number: {value:?}"));
-    assert!(
-        value >= 0.0 && value.fract() == 0.0,
-        "{name} is not a position: {value}"
-    );
-    value as u64
-}
-
 /// `(journal durable seq, store applied seq)` as `/metrics` reports them.
 async fn positions(client: &mut Client) -> (u64, u64) {
     let reply = client.get_anonymous("/metrics").await;

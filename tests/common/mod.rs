@@ -93,6 +93,41 @@ impl Drop for Scratch {
     }
 }
 
+/// A keep-alive HTTP/1.1 connection to `addr`, its driver spawned.
+pub async fn http1_sender(addr: SocketAddr) -> SendRequest<Full<Bytes>> {
+    let stream = within("a TCP connection", TcpStream::connect(addr))
+        .await
+        .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"));
+    let _ = stream.set_nodelay(true);
+    let (sender, connection) = within(
+        "the HTTP/1 handshake",
+        hyper::client::conn::http1::handshake(TokioIo::new(stream)),
+    )
+    .await
+    .unwrap_or_else(|error| panic!("HTTP handshake with {addr} failed: {error}"));
+    tokio::spawn(async move {
+        let _ = connection.await;
+    });
+    sender
+}
+
+/// A gauge of a `/metrics` text that holds a journal position.
+pub fn gauge(text: &str, name: &str) -> u64 {
+    let value = text
+        .lines()
+        .find_map(|line| line.strip_prefix(name)?.strip_prefix(' '))
+        .unwrap_or_else(|| panic!("no {name} in /metrics:\n{text}"));
+    let value: f64 = value
+        .trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("{name} is not a number: {value:?}"));
+    assert!(
+        value >= 0.0 && value.fract() == 0.0,
+        "{name} is not a position: {value}"
+    );
+    value as u64
+}
+
 pub fn now_ms() -> i64 {
     flashgate::clock::now_ms()
 }
@@ -278,19 +313,7 @@ pub struct Client {
 
 impl Client {
     pub async fn connect(addr: SocketAddr) -> Client {
-        let stream = within("a TCP connection", TcpStream::connect(addr))
-            .await
-            .unwrap_or_else(|error| panic!("cannot connect to {addr}: {error}"));
-        let _ = stream.set_nodelay(true);
-        let (sender, connection) = within(
-            "the HTTP/1 handshake",
-            hyper::client::conn::http1::handshake(TokioIo::new(stream)),
-        )
-        .await
-        .unwrap_or_else(|error| panic!("HTTP handshake with {addr} failed: {error}"));
-        tokio::spawn(async move {
-            let _ = connection.await;
-        });
+        let sender = http1_sender(addr).await;
         Client { addr, sender }
     }
 
