@@ -21,6 +21,7 @@ pub struct Config {
     pub inventory: InventoryConfig,
     pub sale: SaleConfig,
     pub storage: StorageConfig,
+    pub pay: PayConfig,
     pub log: LogConfig,
 }
 
@@ -72,6 +73,30 @@ pub struct StorageConfig {
     pub store_batch_records_max: usize,
     pub snapshot_every_records: u64,
     pub store_lag_seconds_max: u64,
+}
+
+/// WeChat Pay (API v3, JSAPI / Mini Program payment). An empty `mchid`
+/// means no merchant credentials: `serve` then runs the WeChat Pay
+/// simulator in-process with freshly generated keys.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PayConfig {
+    pub mchid: String,
+    pub appid: String,
+    pub merchant_serial_no: String,
+    pub merchant_private_key_file: PathBuf,
+    pub apiv3_key: String,
+    pub wechatpay_public_key_id: String,
+    pub wechatpay_public_key_file: PathBuf,
+    pub base_url: String,
+    pub backup_base_url: String,
+    pub notify_url: String,
+    pub timeout_ms: u64,
+    pub attempts_max: u32,
+    pub requests_per_second_max: u32,
+    pub paying_query_after_seconds: u64,
+    pub reconcile_interval_seconds: u64,
+    pub simulator_listen: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -142,6 +167,109 @@ impl Default for StorageConfig {
             snapshot_every_records: 1_000_000,
             store_lag_seconds_max: 60,
         }
+    }
+}
+
+impl Default for PayConfig {
+    fn default() -> Self {
+        PayConfig {
+            mchid: String::new(),
+            appid: String::new(),
+            merchant_serial_no: String::new(),
+            merchant_private_key_file: PathBuf::new(),
+            apiv3_key: String::new(),
+            wechatpay_public_key_id: String::new(),
+            wechatpay_public_key_file: PathBuf::new(),
+            base_url: "https://api.mch.weixin.qq.com".into(),
+            backup_base_url: "https://api2.mch.weixin.qq.com".into(),
+            notify_url: String::new(),
+            timeout_ms: 5000,
+            attempts_max: 3,
+            requests_per_second_max: 400,
+            paying_query_after_seconds: 60,
+            reconcile_interval_seconds: 10,
+            simulator_listen: "127.0.0.1:8090".into(),
+        }
+    }
+}
+
+impl PayConfig {
+    /// True when merchant credentials are configured (real WeChat Pay or an
+    /// external simulator); false runs the embedded simulator.
+    pub fn has_merchant(&self) -> bool {
+        !self.mchid.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(100..=60_000).contains(&self.timeout_ms) {
+            return Err(key_error("pay.timeout_ms", "must be within 100..=60000"));
+        }
+        if !(1..=10).contains(&self.attempts_max) {
+            return Err(key_error("pay.attempts_max", "must be within 1..=10"));
+        }
+        if !(1..=10_000).contains(&self.requests_per_second_max) {
+            let message = "must be within 1..=10000";
+            return Err(key_error("pay.requests_per_second_max", message));
+        }
+        if !(1..=86_400).contains(&self.paying_query_after_seconds) {
+            let message = "must be within 1..=86400";
+            return Err(key_error("pay.paying_query_after_seconds", message));
+        }
+        if !(1..=3600).contains(&self.reconcile_interval_seconds) {
+            let message = "must be within 1..=3600";
+            return Err(key_error("pay.reconcile_interval_seconds", message));
+        }
+        if self.simulator_listen.parse::<SocketAddr>().is_err() {
+            let message = "expected an address like 127.0.0.1:8090";
+            return Err(key_error("pay.simulator_listen", message));
+        }
+        if !self.has_merchant() {
+            return Ok(());
+        }
+        let required = [
+            ("pay.appid", self.appid.is_empty()),
+            ("pay.merchant_serial_no", self.merchant_serial_no.is_empty()),
+            (
+                "pay.merchant_private_key_file",
+                self.merchant_private_key_file.as_os_str().is_empty(),
+            ),
+            (
+                "pay.wechatpay_public_key_file",
+                self.wechatpay_public_key_file.as_os_str().is_empty(),
+            ),
+        ];
+        for (key, missing) in required {
+            if missing {
+                return Err(key_error(key, "is required when pay.mchid is set"));
+            }
+        }
+        if self.apiv3_key.len() != 32 {
+            let message =
+                "must be the 32-byte APIv3 key (set it through FLASHGATE__PAY__APIV3_KEY)";
+            return Err(key_error("pay.apiv3_key", message));
+        }
+        if !self.wechatpay_public_key_id.starts_with("PUB_KEY_ID_") {
+            let message = "must be the WeChat Pay public key id, PUB_KEY_ID_...";
+            return Err(key_error("pay.wechatpay_public_key_id", message));
+        }
+        for (key, url) in [
+            ("pay.base_url", &self.base_url),
+            ("pay.backup_base_url", &self.backup_base_url),
+        ] {
+            let empty_backup = key == "pay.backup_base_url" && url.is_empty();
+            if !(empty_backup || url.starts_with("https://") || url.starts_with("http://")) {
+                return Err(key_error(key, "must be an http:// or https:// URL"));
+            }
+        }
+        let notify = &self.notify_url;
+        if !(notify.starts_with("https://") || notify.starts_with("http://"))
+            || notify.contains('?')
+        {
+            let message = "must be an absolute http(s) URL without a query string \
+                           ending in /v1/payments/wechat/notify";
+            return Err(key_error("pay.notify_url", message));
+        }
+        Ok(())
     }
 }
 
@@ -301,6 +429,7 @@ impl Config {
             let message = "must be within 65536..=268435456";
             return Err(key_error("storage.commit_batch_bytes_max", message));
         }
+        self.pay.validate()?;
         self.log
             .level
             .parse::<tracing_subscriber::filter::Targets>()
@@ -476,6 +605,57 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("auth.admin_tokens"), "{error}");
+    }
+
+    #[test]
+    fn merchant_credentials_are_all_or_nothing() {
+        let config = Config::load_from(None, env(&[])).unwrap();
+        assert!(!config.pay.has_merchant(), "the default runs the simulator");
+        let error = Config::load_from(None, env(&[("FLASHGATE__PAY__MCHID", "1900000001")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("pay.appid"), "{error}");
+        let complete = [
+            ("FLASHGATE__PAY__MCHID", "1900000001"),
+            ("FLASHGATE__PAY__APPID", "wx0000000000000001"),
+            (
+                "FLASHGATE__PAY__MERCHANT_SERIAL_NO",
+                "5F1C72E2A8931B72A2E13AF8DEE92471EB397115",
+            ),
+            (
+                "FLASHGATE__PAY__MERCHANT_PRIVATE_KEY_FILE",
+                "/etc/flashgate/apiclient_key.pem",
+            ),
+            (
+                "FLASHGATE__PAY__WECHATPAY_PUBLIC_KEY_FILE",
+                "/etc/flashgate/wxp_pub.pem",
+            ),
+            (
+                "FLASHGATE__PAY__WECHATPAY_PUBLIC_KEY_ID",
+                "PUB_KEY_ID_0000000000000024101100397200000006",
+            ),
+            (
+                "FLASHGATE__PAY__APIV3_KEY",
+                "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb",
+            ),
+            (
+                "FLASHGATE__PAY__NOTIFY_URL",
+                "https://shop.example.com/v1/payments/wechat/notify",
+            ),
+        ];
+        let config = Config::load_from(None, env(&complete)).unwrap();
+        assert!(config.pay.has_merchant());
+        let mut short_key = env(&complete);
+        short_key.push(("FLASHGATE__PAY__APIV3_KEY".into(), "short".into()));
+        let error = Config::load_from(None, short_key).unwrap_err().to_string();
+        assert!(error.contains("pay.apiv3_key"), "{error}");
+        let mut query = env(&complete);
+        query.push((
+            "FLASHGATE__PAY__NOTIFY_URL".into(),
+            "https://x.example/n?a=1".into(),
+        ));
+        let error = Config::load_from(None, query).unwrap_err().to_string();
+        assert!(error.contains("pay.notify_url"), "{error}");
     }
 
     #[test]
