@@ -39,9 +39,78 @@ pub fn parse_rfc3339(text: &str) -> Option<UnixMs> {
     UnixMs::try_from(time.unix_timestamp_nanos() / 1_000_000).ok()
 }
 
+/// WeChat Pay's clock: Beijing time, UTC+8 all year (no daylight saving).
+const BEIJING_OFFSET_SECONDS: i64 = 8 * 3600;
+
+/// RFC 3339 in Beijing time to the second, as WeChat Pay writes times
+/// (`time_expire`, `success_time`): `2026-11-24T20:00:00+08:00`.
+pub fn format_beijing_rfc3339(at: UnixMs) -> String {
+    let t = beijing(at);
+    format!(
+        "{:04}-{:02}-{:02}T{:02}:{:02}:{:02}+08:00",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// `yyyy-MM-dd HH:mm:ss` in Beijing time, the trade bill's time format.
+pub fn format_beijing_bill_time(at: UnixMs) -> String {
+    let t = beijing(at);
+    format!(
+        "{:04}-{:02}-{:02} {:02}:{:02}:{:02}",
+        t.year(),
+        u8::from(t.month()),
+        t.day(),
+        t.hour(),
+        t.minute(),
+        t.second()
+    )
+}
+
+/// The Beijing calendar day of an instant, `YYYY-MM-DD` (a bill date).
+pub fn beijing_date(at: UnixMs) -> String {
+    let t = beijing(at);
+    format!("{:04}-{:02}-{:02}", t.year(), u8::from(t.month()), t.day())
+}
+
+/// The first millisecond of a Beijing calendar day given as `YYYY-MM-DD`;
+/// the day runs to this plus 86,400,000.
+pub fn beijing_day_start(date: &str) -> Option<UnixMs> {
+    let text = format!("{date}T00:00:00+08:00");
+    if date.len() != 10 {
+        return None;
+    }
+    parse_rfc3339(&text)
+}
+
+/// The instant's wall clock in Beijing, truncated to the second (the
+/// returned value's offset is nominally UTC; only its fields are read).
+fn beijing(at: UnixMs) -> OffsetDateTime {
+    let shifted = i128::from(at.div_euclid(1000) + BEIJING_OFFSET_SECONDS) * 1_000_000_000;
+    OffsetDateTime::from_unix_timestamp_nanos(shifted).unwrap_or(OffsetDateTime::UNIX_EPOCH)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn beijing_time_is_utc_plus_eight() {
+        let at = parse_rfc3339("2026-11-24T16:30:05.900Z").unwrap();
+        assert_eq!(format_beijing_rfc3339(at), "2026-11-25T00:30:05+08:00");
+        assert_eq!(format_beijing_bill_time(at), "2026-11-25 00:30:05");
+        assert_eq!(beijing_date(at), "2026-11-25");
+        let start = beijing_day_start("2026-11-25").unwrap();
+        assert_eq!(format_rfc3339(start), "2026-11-24T16:00:00.000Z");
+        assert!(start <= at && at < start + 86_400_000);
+        assert_eq!(beijing_day_start("2026-13-01"), None);
+        assert_eq!(beijing_day_start("2026-1-1"), None);
+        assert_eq!(parse_rfc3339(&format_beijing_rfc3339(at)), Some(at - 900));
+    }
 
     #[test]
     fn rfc3339_round_trips_in_utc() {
