@@ -14,6 +14,7 @@ pub mod inventory;
 pub mod journal;
 pub mod metrics;
 pub mod money;
+pub mod pay;
 pub mod sale;
 pub mod shutdown;
 pub mod store;
