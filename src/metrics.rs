@@ -26,6 +26,11 @@ pub const JOURNAL_DURABLE_SEQ: &str = "flashgate_journal_durable_seq";
 pub const STORE_LAG_RECORDS: &str = "flashgate_store_lag_records";
 pub const STORE_LAG_SECONDS: &str = "flashgate_store_lag_seconds";
 pub const STORE_APPLIED_SEQ: &str = "flashgate_store_applied_seq";
+pub const WECHATPAY_REQUESTS_TOTAL: &str = "flashgate_wechatpay_requests_total";
+pub const WECHATPAY_REQUEST_DURATION_SECONDS: &str = "flashgate_wechatpay_request_duration_seconds";
+pub const WECHATPAY_RETRIES_TOTAL: &str = "flashgate_wechatpay_retries_total";
+pub const WECHATPAY_ERRORS_TOTAL: &str = "flashgate_wechatpay_errors_total";
+pub const WECHATPAY_THROTTLED_TOTAL: &str = "flashgate_wechatpay_throttled_total";
 
 /// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
@@ -39,6 +44,11 @@ pub fn handle() -> &'static PrometheusHandle {
         let recorder = PrometheusBuilder::new()
             .set_buckets_for_metric(
                 Matcher::Full(HTTP_REQUEST_DURATION_SECONDS.into()),
+                LATENCY_BUCKETS_SECONDS,
+            )
+            .expect("bucket list is not empty")
+            .set_buckets_for_metric(
+                Matcher::Full(WECHATPAY_REQUEST_DURATION_SECONDS.into()),
                 LATENCY_BUCKETS_SECONDS,
             )
             .expect("bucket list is not empty")
@@ -111,4 +121,25 @@ fn describe() {
     );
     describe_gauge!(STORE_LAG_RECORDS, "journal records not yet in the store");
     describe_gauge!(STORE_LAG_SECONDS, Unit::Seconds, "age of the store's lag");
+    describe_counter!(
+        WECHATPAY_REQUESTS_TOTAL,
+        "WeChat Pay request attempts by endpoint and outcome"
+    );
+    describe_histogram!(
+        WECHATPAY_REQUEST_DURATION_SECONDS,
+        Unit::Seconds,
+        "WeChat Pay latency per attempt by endpoint"
+    );
+    describe_counter!(
+        WECHATPAY_RETRIES_TOTAL,
+        "WeChat Pay attempts repeated after a retryable failure"
+    );
+    describe_counter!(
+        WECHATPAY_ERRORS_TOTAL,
+        "WeChat Pay calls that failed after their last attempt"
+    );
+    describe_counter!(
+        WECHATPAY_THROTTLED_TOTAL,
+        "WeChat Pay attempts refused by the client's own rate limiter"
+    );
 }

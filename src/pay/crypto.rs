@@ -568,4 +568,4 @@ pub fn pem_encode(label: &str, der: &[u8]) -> String {
 
 #[cfg(test)]
 #[path = "crypto_tests.rs"]
-mod tests;
+pub(crate) mod tests;

@@ -2,8 +2,9 @@
 //!
 //! `pay` owns everything that touches WeChat Pay's protocol and nothing of
 //! the sale domain: the signature and AEAD primitives ([`crypto`]), the JSON
-//! on the wire ([`wire`]), the trade-bill CSV ([`bill`]) and — on top of those
-//! — the HTTP client and callback verification. The simulator (`pay::sim`)
+//! on the wire ([`wire`]), the trade-bill CSV ([`bill`]) and, on top of those,
+//! the HTTP client ([`client`], its rate limiter in `limiter`) and callback
+//! verification ([`notify`]). The simulator (`pay::sim`)
 //! speaks the server side of the same protocol with the same modules, so a
 //! disagreement about a byte shows up in both directions at once.
 //!
@@ -13,14 +14,19 @@
 //! converted by `crate::money` at the boundary.
 
 pub mod bill;
+pub mod client;
 pub mod crypto;
+mod limiter;
+pub mod notify;
 pub mod wire;
 
 pub use bill::{BillError, BillRow, BillSummary};
+pub use client::{JsapiPrepay, MerchantConfig, PayClient};
 pub use crypto::{
     ApiV3Key, AuthorizationParams, CryptoError, RsaSigner, RsaVerifier, SignedHeaders, Verifier,
     VerifyError,
 };
+pub use notify::{Notification, NotificationVerifier, NotifyError};
 
 /// What a call to WeChat Pay can end in, other than success.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -47,9 +53,14 @@ pub enum PayError {
     /// A verified 2xx whose body is not the JSON the endpoint promises.
     #[error("response body: {0}")]
     Decode(String),
-    /// The client's own rate limiter had no token within its bounded wait.
-    #[error("client rate limit: no request token within {waited_ms} ms")]
-    RateLimited { waited_ms: u64 },
+    /// The client's own rate limiter would have made the call wait longer
+    /// than its bound; nothing was sent.
+    #[error("client rate limit: the next request slot is {wait_ms} ms away")]
+    RateLimited { wait_ms: u64 },
+    /// The request was refused before sending (an argument WeChat would
+    /// reject, such as an amount below 1 fen).
+    #[error("request refused locally: {0}")]
+    Request(String),
     /// The downloaded bill's SHA-1 differs from `hash_value`.
     #[error("bill hash mismatch: expected {expected}, got {actual}")]
     BillHash { expected: String, actual: String },
@@ -79,6 +90,7 @@ impl PayError {
             | PayError::UnexpectedStatus(_)
             | PayError::Decode(_)
             | PayError::RateLimited { .. }
+            | PayError::Request(_)
             | PayError::BillHash { .. }
             | PayError::Crypto(_)
             | PayError::Config(_) => false,
@@ -119,7 +131,7 @@ mod tests {
             api(404, "ORDER_NOT_EXIST"),
             api(429, "SOMETHING_ELSE"),
             PayError::Verify(VerifyError::BadSignature),
-            PayError::RateLimited { waited_ms: 5 },
+            PayError::RateLimited { wait_ms: 5 },
             PayError::Decode("x".into()),
         ] {
             assert!(!final_error.is_retryable(), "{final_error:?}");

@@ -1,0 +1,454 @@
+//! Callback (notification) handling: from the raw HTTP request WeChat POSTs
+//! to `notify_url` to a typed payment or refund result (wechatpay-v3.md §5, §6).
+//!
+//! The order of the checks is the protocol's: the signature is verified over
+//! the raw body bytes first (re-serialised JSON never verifies), then the
+//! envelope is parsed, then the resource is decrypted with its own nonce and
+//! associated data, then parsed by `event_type`. Every failure is a typed
+//! [`NotifyError`] that the HTTP layer answers with a 4xx, which makes WeChat
+//! deliver again later; a signature probe (`WECHATPAY/SIGNTEST/...`) is just
+//! one more `Verify` failure, never a panic.
+
+use super::crypto::{
+    ApiV3Key, SignedHeaders, Verifier, VerifyError, HEADER_SIGNATURE_TYPE, SIGNATURE_TYPE,
+};
+use super::wire::{
+    NotificationEnvelope, RefundResource, Transaction, ALGORITHM_AEAD_AES_256_GCM,
+    EVENT_REFUND_ABNORMAL, EVENT_REFUND_CLOSED, EVENT_REFUND_SUCCESS, EVENT_TRANSACTION_SUCCESS,
+};
+use super::CryptoError;
+
+/// Larger notification bodies are refused before any work: real ones are a
+/// few kilobytes.
+pub const NOTIFICATION_BYTES_MAX: usize = 64 * 1024;
+
+/// A verified, decrypted notification.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Notification {
+    /// `TRANSACTION.SUCCESS`: the order was paid.
+    Payment(Transaction),
+    /// `REFUND.SUCCESS`, `REFUND.ABNORMAL` or `REFUND.CLOSED`; the resource's
+    /// `refund_status` says which.
+    Refund(RefundResource),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NotifyError {
+    #[error("notification body of {bytes} bytes exceeds {NOTIFICATION_BYTES_MAX}")]
+    TooLarge { bytes: usize },
+    #[error("Wechatpay-Signature-Type {0:?} is not supported")]
+    SignatureType(String),
+    #[error("signature: {0}")]
+    Verify(#[from] VerifyError),
+    #[error("envelope is not valid notification JSON: {0}")]
+    Envelope(String),
+    #[error("resource algorithm {0:?} is not AEAD_AES_256_GCM")]
+    Algorithm(String),
+    #[error("resource: {0}")]
+    Decrypt(#[from] CryptoError),
+    #[error("unknown event type {0:?}")]
+    UnknownEvent(String),
+    #[error("decrypted resource is not a valid {event_type} resource: {reason}")]
+    Resource { event_type: String, reason: String },
+    #[error("{field} {found:?} is not this merchant's")]
+    Merchant { field: &'static str, found: String },
+}
+
+/// Verifies and decrypts notifications for one merchant.
+#[derive(Debug)]
+pub struct NotificationVerifier {
+    verifier: Verifier,
+    key: ApiV3Key,
+    mchid: String,
+    appid: String,
+}
+
+impl NotificationVerifier {
+    pub fn new(
+        verifier: Verifier,
+        key: ApiV3Key,
+        mchid: impl Into<String>,
+        appid: impl Into<String>,
+    ) -> Self {
+        Self {
+            verifier,
+            key,
+            mchid: mchid.into(),
+            appid: appid.into(),
+        }
+    }
+
+    /// The WeChat Pay keys, also used for API responses.
+    pub fn verifier(&self) -> &Verifier {
+        &self.verifier
+    }
+
+    /// Verifies `raw_body` as received, then decrypts and parses it. A
+    /// payment must name this merchant's mchid and appid, a refund its mchid.
+    pub fn parse(
+        &self,
+        headers: &http::HeaderMap,
+        raw_body: &[u8],
+        now_secs: i64,
+    ) -> Result<Notification, NotifyError> {
+        if raw_body.len() > NOTIFICATION_BYTES_MAX {
+            return Err(NotifyError::TooLarge {
+                bytes: raw_body.len(),
+            });
+        }
+        // Absent on older callbacks: the Java SDK defaults it to RSA.
+        if let Some(value) = headers.get(HEADER_SIGNATURE_TYPE) {
+            if value.as_bytes() != SIGNATURE_TYPE.as_bytes() {
+                return Err(NotifyError::SignatureType(
+                    String::from_utf8_lossy(value.as_bytes()).into_owned(),
+                ));
+            }
+        }
+        self.verifier
+            .verify(&SignedHeaders::from_header_map(headers), raw_body, now_secs)?;
+
+        let envelope: NotificationEnvelope = serde_json::from_slice(raw_body)
+            .map_err(|error| NotifyError::Envelope(error.to_string()))?;
+        let resource = &envelope.resource;
+        if resource.algorithm != ALGORITHM_AEAD_AES_256_GCM {
+            return Err(NotifyError::Algorithm(resource.algorithm.clone()));
+        }
+        let event_type = envelope.event_type.as_str();
+        if !is_known_event(event_type) {
+            return Err(NotifyError::UnknownEvent(envelope.event_type));
+        }
+        let plaintext = self.key.decrypt(
+            &resource.nonce,
+            &resource.associated_data,
+            &resource.ciphertext,
+        )?;
+        let resource_error = |error: serde_json::Error| NotifyError::Resource {
+            event_type: event_type.to_owned(),
+            reason: error.to_string(),
+        };
+        if event_type == EVENT_TRANSACTION_SUCCESS {
+            let transaction: Transaction =
+                serde_json::from_slice(&plaintext).map_err(resource_error)?;
+            self.check_merchant(&transaction.mchid, Some(&transaction.appid))?;
+            Ok(Notification::Payment(transaction))
+        } else {
+            let refund: RefundResource =
+                serde_json::from_slice(&plaintext).map_err(resource_error)?;
+            self.check_merchant(&refund.mchid, None)?;
+            Ok(Notification::Refund(refund))
+        }
+    }
+
+    fn check_merchant(&self, mchid: &str, appid: Option<&str>) -> Result<(), NotifyError> {
+        if mchid != self.mchid {
+            return Err(NotifyError::Merchant {
+                field: "mchid",
+                found: mchid.to_owned(),
+            });
+        }
+        match appid {
+            Some(appid) if appid != self.appid => Err(NotifyError::Merchant {
+                field: "appid",
+                found: appid.to_owned(),
+            }),
+            _ => Ok(()),
+        }
+    }
+}
+
+fn is_known_event(event_type: &str) -> bool {
+    matches!(
+        event_type,
+        EVENT_TRANSACTION_SUCCESS
+            | EVENT_REFUND_SUCCESS
+            | EVENT_REFUND_ABNORMAL
+            | EVENT_REFUND_CLOSED
+    )
+}
+
+/// Builds signed, encrypted notifications as WeChat does: the simulator's
+/// sender, the tests' and the fuzz seeds' source of valid input.
+pub mod build {
+    use super::super::crypto::{
+        self, ApiV3Key, RsaSigner, HEADER_NONCE, HEADER_SERIAL, HEADER_SIGNATURE,
+        HEADER_SIGNATURE_TYPE, HEADER_TIMESTAMP, SIGNATURE_TYPE,
+    };
+    use super::super::wire::{EncryptedResource, NotificationEnvelope, ALGORITHM_AEAD_AES_256_GCM};
+    use super::super::CryptoError;
+    use http::{HeaderMap, HeaderValue};
+
+    /// An envelope around `plaintext` encrypted with `key` under a fresh
+    /// 12-character nonce; `original_type` is also the associated data, as
+    /// in real traffic (`transaction`, `refund`).
+    pub fn envelope(
+        key: &ApiV3Key,
+        id: &str,
+        create_time: &str,
+        event_type: &str,
+        summary: &str,
+        original_type: &str,
+        plaintext: &[u8],
+    ) -> Result<NotificationEnvelope, CryptoError> {
+        let nonce = crypto::random_alphanumeric(12);
+        let ciphertext = key.encrypt(&nonce, original_type, plaintext)?;
+        Ok(NotificationEnvelope {
+            id: id.to_owned(),
+            create_time: create_time.to_owned(),
+            resource_type: "encrypt-resource".to_owned(),
+            event_type: event_type.to_owned(),
+            summary: summary.to_owned(),
+            resource: EncryptedResource {
+                original_type: original_type.to_owned(),
+                algorithm: ALGORITHM_AEAD_AES_256_GCM.to_owned(),
+                ciphertext,
+                associated_data: original_type.to_owned(),
+                nonce,
+            },
+        })
+    }
+
+    /// The five `Wechatpay-*` headers signing `body` at `timestamp_secs`.
+    pub fn signed_headers(
+        signer: &RsaSigner,
+        serial: &str,
+        timestamp_secs: i64,
+        body: &[u8],
+    ) -> Result<HeaderMap, CryptoError> {
+        let nonce = crypto::nonce_str();
+        let signature = signer.sign(&crypto::response_message(timestamp_secs, &nonce, body))?;
+        let mut headers = HeaderMap::new();
+        let text = |value: &str| HeaderValue::from_str(value).map_err(|_| CryptoError::Signing);
+        headers.insert(HEADER_TIMESTAMP, text(&timestamp_secs.to_string())?);
+        headers.insert(HEADER_NONCE, text(&nonce)?);
+        headers.insert(HEADER_SIGNATURE, text(&signature)?);
+        headers.insert(HEADER_SERIAL, text(serial)?);
+        headers.insert(
+            HEADER_SIGNATURE_TYPE,
+            HeaderValue::from_static(SIGNATURE_TYPE),
+        );
+        Ok(headers)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pay::crypto::{
+        RsaSigner, RsaVerifier, HEADER_SERIAL, HEADER_SIGNATURE, HEADER_TIMESTAMP,
+    };
+    use crate::pay::wire::{RefundStatus, TradeState};
+    use http::HeaderValue;
+
+    const KEY: &[u8] = b"a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+    const SERIAL: &str = "PUB_KEY_ID_0000000000000024101100397200000006";
+    const MCHID: &str = "1230000109";
+    const APPID: &str = "wxd678efh567hg6787";
+    const NOW: i64 = 1_764_000_000;
+
+    fn platform_signer() -> RsaSigner {
+        crate::pay::crypto::tests::go_test_signer()
+    }
+
+    fn notification_verifier() -> NotificationVerifier {
+        let public =
+            RsaVerifier::from_spki_pem(&platform_signer().public_key_pem().unwrap()).unwrap();
+        NotificationVerifier::new(
+            Verifier::with_key(SERIAL, public),
+            ApiV3Key::new(KEY).unwrap(),
+            MCHID,
+            APPID,
+        )
+    }
+
+    fn payment_plaintext(mchid: &str, appid: &str) -> Vec<u8> {
+        format!(
+            r#"{{"appid":"{appid}","mchid":"{mchid}","out_trade_no":"FG0001","transaction_id":"4200000985202103031441826014",
+                "trade_type":"JSAPI","trade_state":"SUCCESS","trade_state_desc":"支付成功","bank_type":"OTHERS",
+                "success_time":"2026-11-24T20:15:03+08:00","payer":{{"openid":"oUser"}},
+                "amount":{{"total":9900,"payer_total":9900,"currency":"CNY","payer_currency":"CNY"}}}}"#
+        )
+        .into_bytes()
+    }
+
+    fn signed(
+        event_type: &str,
+        original_type: &str,
+        plaintext: &[u8],
+    ) -> (http::HeaderMap, Vec<u8>) {
+        let key = ApiV3Key::new(KEY).unwrap();
+        let envelope = build::envelope(
+            &key,
+            "EV-1",
+            "2026-11-24T20:15:04+08:00",
+            event_type,
+            "支付成功",
+            original_type,
+            plaintext,
+        )
+        .unwrap();
+        let body = serde_json::to_vec(&envelope).unwrap();
+        let headers = build::signed_headers(&platform_signer(), SERIAL, NOW, &body).unwrap();
+        (headers, body)
+    }
+
+    #[test]
+    fn payment_notification_is_verified_decrypted_and_typed() {
+        let (headers, body) = signed(
+            "TRANSACTION.SUCCESS",
+            "transaction",
+            &payment_plaintext(MCHID, APPID),
+        );
+        let Notification::Payment(transaction) =
+            notification_verifier().parse(&headers, &body, NOW).unwrap()
+        else {
+            panic!("expected a payment");
+        };
+        assert_eq!(transaction.trade_state, TradeState::Success);
+        assert_eq!(transaction.amount.total, 9900);
+        assert_eq!(transaction.out_trade_no, "FG0001");
+    }
+
+    #[test]
+    fn refund_notifications_of_all_three_events_parse() {
+        for (event, status) in [
+            ("REFUND.SUCCESS", RefundStatus::Success),
+            ("REFUND.ABNORMAL", RefundStatus::Abnormal),
+            ("REFUND.CLOSED", RefundStatus::Closed),
+        ] {
+            let plaintext = format!(
+                r#"{{"mchid":"{MCHID}","transaction_id":"4200000985202103031441826014","out_trade_no":"FG0001",
+                    "refund_id":"50200207182018070300011301001","out_refund_no":"FG0001-R1","refund_status":"{status}",
+                    "user_received_account":"支付用户零钱","amount":{{"total":9900,"refund":9900,"payer_total":9900,"payer_refund":9900}}}}"#
+            );
+            let (headers, body) = signed(event, "refund", plaintext.as_bytes());
+            let Notification::Refund(refund) =
+                notification_verifier().parse(&headers, &body, NOW).unwrap()
+            else {
+                panic!("expected a refund");
+            };
+            assert_eq!(refund.refund_status, status);
+            assert_eq!(refund.amount.refund, 9900);
+        }
+    }
+
+    #[test]
+    fn every_failure_is_its_own_error() {
+        let verifier = notification_verifier();
+        let (headers, body) = signed(
+            "TRANSACTION.SUCCESS",
+            "transaction",
+            &payment_plaintext(MCHID, APPID),
+        );
+
+        // Re-serialised JSON (here: pretty-printed) no longer verifies.
+        let value: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        let pretty = serde_json::to_vec_pretty(&value).unwrap();
+        assert_eq!(
+            verifier.parse(&headers, &pretty, NOW),
+            Err(NotifyError::Verify(VerifyError::BadSignature))
+        );
+
+        let mut probe = headers.clone();
+        probe.insert(
+            HEADER_SIGNATURE,
+            HeaderValue::from_static("WECHATPAY/SIGNTEST/AAAA"),
+        );
+        assert_eq!(
+            verifier.parse(&probe, &body, NOW),
+            Err(NotifyError::Verify(VerifyError::BadSignature))
+        );
+
+        assert!(matches!(
+            verifier.parse(&headers, &body, NOW + 300),
+            Err(NotifyError::Verify(VerifyError::StaleTimestamp { .. }))
+        ));
+        let mut unknown = headers.clone();
+        unknown.insert(
+            HEADER_SERIAL,
+            HeaderValue::from_static("5DEA10EF55877E3CF6C33255C2E7DEFFF7E427EC"),
+        );
+        assert!(matches!(
+            verifier.parse(&unknown, &body, NOW),
+            Err(NotifyError::Verify(VerifyError::UnknownSerial(_)))
+        ));
+        let mut missing = headers.clone();
+        missing.remove(HEADER_TIMESTAMP);
+        assert_eq!(
+            verifier.parse(&missing, &body, NOW),
+            Err(NotifyError::Verify(VerifyError::MissingHeader(
+                "Wechatpay-Timestamp"
+            )))
+        );
+        let mut sm2 = headers.clone();
+        sm2.insert(
+            "Wechatpay-Signature-Type",
+            HeaderValue::from_static("WECHATPAY2-SM2-WITH-SM3"),
+        );
+        assert!(matches!(
+            verifier.parse(&sm2, &body, NOW),
+            Err(NotifyError::SignatureType(_))
+        ));
+        assert!(matches!(
+            verifier.parse(&headers, &vec![b' '; NOTIFICATION_BYTES_MAX + 1], NOW),
+            Err(NotifyError::TooLarge { .. })
+        ));
+
+        // Signed but otherwise wrong bodies.
+        let resign =
+            |body: &[u8]| build::signed_headers(&platform_signer(), SERIAL, NOW, body).unwrap();
+        assert!(matches!(
+            verifier.parse(&resign(b"not json"), b"not json", NOW),
+            Err(NotifyError::Envelope(_))
+        ));
+        let mut envelope: NotificationEnvelope = serde_json::from_slice(&body).unwrap();
+        let reparsed = |edit: &dyn Fn(&mut NotificationEnvelope)| {
+            let mut copy = envelope.clone();
+            edit(&mut copy);
+            let body = serde_json::to_vec(&copy).unwrap();
+            verifier.parse(&resign(&body), &body, NOW)
+        };
+        assert_eq!(
+            reparsed(&|e| e.resource.algorithm = "AEAD_SM4_GCM".into()),
+            Err(NotifyError::Algorithm("AEAD_SM4_GCM".into()))
+        );
+        assert_eq!(
+            reparsed(&|e| e.event_type = "PAYSCORE.USER_OPEN_SERVICE".into()),
+            Err(NotifyError::UnknownEvent(
+                "PAYSCORE.USER_OPEN_SERVICE".into()
+            ))
+        );
+        assert_eq!(
+            reparsed(&|e| e.resource.associated_data = "refund".into()),
+            Err(NotifyError::Decrypt(CryptoError::Decrypt))
+        );
+        assert!(matches!(
+            reparsed(&|e| e.event_type = "REFUND.SUCCESS".into()),
+            Err(NotifyError::Resource { .. })
+        ));
+        envelope.resource.nonce = "short".into();
+        let body = serde_json::to_vec(&envelope).unwrap();
+        assert_eq!(
+            verifier.parse(&resign(&body), &body, NOW),
+            Err(NotifyError::Decrypt(CryptoError::NonceLength { len: 5 }))
+        );
+
+        let (headers, body) = signed(
+            "TRANSACTION.SUCCESS",
+            "transaction",
+            &payment_plaintext("1900000000", APPID),
+        );
+        assert!(matches!(
+            verifier.parse(&headers, &body, NOW),
+            Err(NotifyError::Merchant { field: "mchid", .. })
+        ));
+        let (headers, body) = signed(
+            "TRANSACTION.SUCCESS",
+            "transaction",
+            &payment_plaintext(MCHID, "wxother"),
+        );
+        assert!(matches!(
+            verifier.parse(&headers, &body, NOW),
+            Err(NotifyError::Merchant { field: "appid", .. })
+        ));
+    }
+}
