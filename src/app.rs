@@ -280,10 +280,14 @@ async fn expire_holds(engine: Arc<Engine>, tick: Duration, mut shutdown: Shutdow
             _ = interval.tick() => {}
             _ = shutdown.triggered() => return,
         }
-        let expired = engine.expire_due(now_ms());
-        if !expired.is_empty() {
-            metrics::counter!(names::ORDERS_EXPIRED_TOTAL).increment(expired.len() as u64);
-            tracing::debug!(count = expired.len(), "holds expired");
+        let due = engine.expire_due(now_ms());
+        if !due.commits.is_empty() {
+            metrics::counter!(names::ORDERS_EXPIRED_TOTAL).increment(due.commits.len() as u64);
+            tracing::debug!(count = due.commits.len(), "holds expired");
+        }
+        // Closing their WeChat Pay orders is the payment worker's job.
+        if !due.paying_due.is_empty() {
+            tracing::info!(orders = ?due.paying_due, "paying orders' holds are due");
         }
     }
 }

@@ -18,6 +18,40 @@ pub fn is_valid_idempotency_key(key: &str) -> bool {
     (1..=64).contains(&key.len()) && key.bytes().all(|byte| (0x21..=0x7e).contains(&byte))
 }
 
+/// A reference WeChat Pay hands us (`prepay_id`, `transaction_id`,
+/// `refund_id`): 1–64 printable ASCII characters. WeChat's own are shorter;
+/// the bound keeps a forged or damaged one out of the journal.
+pub fn is_valid_wechat_reference(reference: &str) -> bool {
+    (1..=64).contains(&reference.len())
+        && reference.bytes().all(|byte| (0x21..=0x7e).contains(&byte))
+}
+
+/// `out_refund_no` as WeChat Pay accepts it: 1–64 characters of
+/// `[0-9A-Za-z_-|*@]`.
+pub fn is_valid_out_refund_no(out_refund_no: &str) -> bool {
+    (1..=64).contains(&out_refund_no.len())
+        && out_refund_no
+            .bytes()
+            .all(|byte| is_id_byte(byte) || matches!(byte, b'|' | b'*' | b'@'))
+}
+
+/// The refund number of an order's (one, full) refund: the order id with
+/// `R1` appended, so a refund notification leads back to its order and a
+/// retried refund reuses the number. Injective, so the order id is the
+/// number without its `R1`.
+pub fn out_refund_no_of(order_id: &str) -> String {
+    format!("{order_id}{REFUND_SUFFIX}")
+}
+
+/// The order an `out_refund_no` of [`out_refund_no_of`] belongs to.
+pub fn order_id_of_refund(out_refund_no: &str) -> Option<&str> {
+    out_refund_no
+        .strip_suffix(REFUND_SUFFIX)
+        .filter(|order_id| !order_id.is_empty())
+}
+
+const REFUND_SUFFIX: &str = "R1";
+
 fn is_id_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
 }
@@ -67,5 +101,27 @@ mod tests {
         let (first, second) = (ids.next_id(), ids.next_id());
         assert_ne!(first, second);
         assert!(is_valid_order_id(&first) && first.len() == 24, "{first}");
+    }
+
+    #[test]
+    fn refund_numbers_lead_back_to_their_order() {
+        let order_id = OrderIds::new(1_764_000_000_000).next_id();
+        let out_refund_no = out_refund_no_of(&order_id);
+        assert!(is_valid_out_refund_no(&out_refund_no), "{out_refund_no}");
+        assert_eq!(order_id_of_refund(&out_refund_no), Some(order_id.as_str()));
+        // An order id that itself ends in R1 still round-trips.
+        assert_eq!(
+            order_id_of_refund(&out_refund_no_of("abcR1")),
+            Some("abcR1")
+        );
+        assert_eq!(order_id_of_refund("R1"), None);
+        assert_eq!(order_id_of_refund("FG123"), None);
+        assert!(is_valid_out_refund_no("a|b*c@d_e-f"));
+        assert!(!is_valid_out_refund_no("a b") && !is_valid_out_refund_no(""));
+        assert!(!is_valid_out_refund_no(&"x".repeat(65)));
+        assert!(is_valid_wechat_reference(
+            "wx201410272009395522657a690389285100"
+        ));
+        assert!(!is_valid_wechat_reference("has space") && !is_valid_wechat_reference(""));
     }
 }

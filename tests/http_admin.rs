@@ -220,7 +220,10 @@ async fn stats_count_stock_orders_and_rejects_by_reason() {
     );
     assert_eq!(
         stats["orders"],
-        json!({ "created": 4, "cancelled": 1, "expired": 0 })
+        json!({
+            "created": 4, "cancelled": 1, "expired": 0,
+            "paid": 0, "refunded": 0, "reinstated": 0, "late_refunds": 0,
+        })
     );
     assert_eq!(stats["rejects"]["sold_out"], 1, "{stats}");
     assert_eq!(stats["rejects"]["limit"], 1, "{stats}");

@@ -1,11 +1,10 @@
 //! Writes the seed corpus of both fuzz targets.
 //!
 //! The journals hold real events: a live session is driven through the
-//! engine's own API (create, start, order, cancel, expire, pause, end) with a
-//! recording `EventSink` attached, which keeps every event the engine submits
-//! in submission order, as the journal would. The payment transitions, which
-//! the HTTP layer builds, are built here the same way, applied through
-//! `Engine::apply` and recorded in the same log. Each event is serialised
+//! engine's own API (create, start, order, pay, refund, cancel, expire,
+//! pause, end) with a recording `EventSink` attached, which keeps every
+//! event the engine submits in submission order, as the journal would.
+//! Each event is serialised
 //! with serde_json (the externally tagged form, `{"order_reserved":{..}}`)
 //! and framed with `journal::record::encode`, sequence numbers from 1, as
 //! the journal writer does.
@@ -18,7 +17,8 @@ use flashgate::inventory::OrderRequest;
 use flashgate::journal::record::encode;
 use flashgate::journal::Commit;
 use flashgate::sale::{
-    Engine, EngineLimits, Event, EventSink, OrderAction, PlaceOrder, SaleAction, SaleSpec,
+    Engine, EngineLimits, Event, EventSink, OrderAction, PaymentOutcome, PaymentReceived,
+    PlaceOrder, Prepay, RefundReason, SaleAction, SaleSpec,
 };
 use std::fs;
 use std::path::Path;
@@ -126,18 +126,6 @@ fn order(
     placed.order.order_id
 }
 
-/// A payment transition, built as the HTTP layer builds it, applied through
-/// `Engine::apply` and recorded in the session's log.
-fn transition(engine: &Engine, log: &Recorder, order_id: &str, action: OrderAction, at: i64) {
-    let event = Event::OrderTransitioned {
-        at,
-        order_id: order_id.into(),
-        action,
-    };
-    engine.apply(&event).expect("a legal transition");
-    log.push(event);
-}
-
 /// One sale, two items, the whole life cycle.
 fn one_sale_session() -> Vec<Event> {
     let (engine, log) = engine();
@@ -147,32 +135,36 @@ fn one_sale_session() -> Vec<Event> {
     let a_id = order(&engine, "s1", "k1", "alice", "key-a1", 2, T0 + 10);
     let b_id = order(&engine, "s1", "k2", "bob", "key-b1", 1, T0 + 11);
     let c_id = order(&engine, "s1", "k1", "carol", "key-c1", 3, T0 + 12);
-    transition(&engine, &log, &a_id, OrderAction::StartPayment, T0 + 20);
-    transition(&engine, &log, &a_id, OrderAction::ConfirmPayment, T0 + 25);
+    let prepay = Prepay {
+        prepay_id: "wx-seed-a1".into(),
+        valid_until: T0 + 7_200_000,
+    };
+    engine
+        .start_payment("alice", &a_id, prepay, T0 + 20)
+        .unwrap();
+    let payment = PaymentReceived {
+        transaction_id: "4200000001202611240000000001".into(),
+        amount_fen: 19_900,
+        paid_at: T0 + 24,
+    };
+    let (outcome, _) = engine.confirm_payment(&a_id, payment, T0 + 25).unwrap();
+    assert_eq!(outcome, PaymentOutcome::Paid);
     engine.cancel_order("bob", &b_id, T0 + 30).unwrap();
     engine.restock("s1", "k2", 5, T0 + 40).unwrap();
     let expired = engine.expire_due(T0 + 12 + 61_000); // carol's hold runs out
-    assert_eq!(expired.len(), 1);
+    assert_eq!(expired.commits.len(), 1);
     engine
         .sale_action("s1", SaleAction::Pause, T0 + 70_000)
         .unwrap();
     engine
         .sale_action("s1", SaleAction::Start, T0 + 71_000)
         .unwrap();
-    transition(
-        &engine,
-        &log,
-        &a_id,
-        OrderAction::RequestRefund,
-        T0 + 80_000,
-    );
-    transition(
-        &engine,
-        &log,
-        &a_id,
-        OrderAction::CompleteRefund,
-        T0 + 81_000,
-    );
+    engine
+        .request_refund(&a_id, RefundReason::Admin, T0 + 80_000)
+        .unwrap();
+    engine
+        .complete_refund(&a_id, "50300001202611240000000001", T0 + 81_000)
+        .unwrap();
     engine
         .sale_action("s1", SaleAction::End, T0 + 90_000)
         .unwrap();

@@ -102,9 +102,9 @@ impl From<SaleError> for ApiError {
                 (StatusCode::CONFLICT, "SOLD_OUT")
             }
             SaleError::LimitExceeded { .. } => (StatusCode::CONFLICT, "LIMIT_EXCEEDED"),
-            SaleError::InvalidState(_) | SaleError::IdempotencyInProgress => {
-                (StatusCode::CONFLICT, "INVALID_STATE")
-            }
+            SaleError::InvalidState(_)
+            | SaleError::IdempotencyInProgress
+            | SaleError::PaymentMismatch(_) => (StatusCode::CONFLICT, "INVALID_STATE"),
             SaleError::IdempotencyConflict => {
                 (StatusCode::UNPROCESSABLE_ENTITY, "IDEMPOTENCY_CONFLICT")
             }

@@ -27,6 +27,11 @@ pub type ConcurrentMap<K, V> = dashmap::DashMap<K, V, ahash::RandomState>;
 /// Only the shards change on a reservation; `reserved` is derived
 /// (`stock - remaining - paid`) so the hot path touches no shared counter.
 /// Invariant: `remaining + reserved + paid == stock`, and none is negative.
+///
+/// A unit moves `remaining → reserved` (reserve), then `reserved → paid`
+/// (mark_paid) or `reserved → remaining` (release); a refund moves it
+/// `paid → remaining` (return_paid); a late payment takes it back
+/// `remaining → paid` (reserve, then mark_paid).
 pub struct ItemStock {
     shards: Shards,
     stock_total: AtomicI64,
@@ -35,6 +40,8 @@ pub struct ItemStock {
 }
 
 /// A point-in-time view of an item's stock, exact when no request is in flight.
+/// `released` counts every unit that went back on sale (expired, cancelled
+/// and refunded orders), cumulatively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct StockCounts {
     pub stock: i64,
@@ -91,9 +98,30 @@ impl ItemStock {
         self.shards.restock(quantity);
     }
 
-    /// A held unit becomes paid: it stays out of the shards for good.
+    /// Held units become paid: they stay out of the shards until refunded.
     pub fn mark_paid(&self, quantity: i64) {
+        debug_assert!(quantity > 0);
         self.paid_total.fetch_add(quantity, Ordering::SeqCst);
+    }
+
+    /// Paid units of a refunded order go back on sale: paid down, remaining
+    /// up. The caller holds the order, so the units are known to be paid.
+    pub fn return_paid(&self, quantity: i64, hint: usize) {
+        debug_assert!(quantity > 0);
+        // Out of `paid` before into the shards: a concurrent reader may see
+        // the unit as reserved for a moment, never as sold twice over. Paid
+        // never goes below zero: a caller returning more is a bug, stopped
+        // before it changes a count.
+        let taken = self
+            .paid_total
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |paid| {
+                (paid >= quantity).then_some(paid - quantity)
+            });
+        if let Err(paid) = taken {
+            panic!("returned {quantity} paid units of {paid}");
+        }
+        self.shards.release(quantity, hint);
+        self.released_total.fetch_add(quantity, Ordering::Relaxed);
     }
 
     pub fn remaining(&self) -> i64 {
@@ -104,10 +132,12 @@ impl ItemStock {
         self.shards.is_sold_out_flagged()
     }
 
-    /// Read in this order so a unit is not counted twice: paid units never
-    /// return to the shards, and restocked units are counted in `stock`
-    /// before they reach the shards. (A gather in flight can still move a
-    /// unit between shards mid-sum, hence "exact when nothing is in flight".)
+    /// Read in this order so a unit is not counted twice: a unit reaches
+    /// `paid` only from a reservation, and restocked units are counted in
+    /// `stock` before they reach the shards. (A gather in flight can still
+    /// move a unit between shards mid-sum, and a refund can land between
+    /// the reads of `paid` and of the shards, hence "exact when nothing is
+    /// in flight".)
     pub fn counts(&self) -> StockCounts {
         let paid = self.paid_total.load(Ordering::SeqCst);
         let remaining = self.shards.remaining();
@@ -152,5 +182,38 @@ mod tests {
             counts.remaining + counts.reserved + counts.paid,
             counts.stock
         );
+    }
+
+    #[test]
+    fn a_refunded_unit_goes_back_on_sale_and_a_late_payment_takes_it_again() {
+        let item = ItemStock::new(2, 3);
+        item.reserve(2, 0).unwrap();
+        item.mark_paid(2);
+        item.return_paid(1, 1);
+        let counts = item.counts();
+        assert_eq!((counts.paid, counts.remaining, counts.reserved), (1, 2, 0));
+        assert_eq!(counts.released, 1);
+        // A late payment: reserve and pay at once.
+        item.reserve(2, 1).unwrap();
+        item.mark_paid(2);
+        let counts = item.counts();
+        assert_eq!((counts.paid, counts.remaining, counts.reserved), (3, 0, 0));
+        assert_eq!(
+            counts.remaining + counts.reserved + counts.paid,
+            counts.stock
+        );
+        assert!(item.reserve(1, 0).is_err(), "sold out again");
+        item.return_paid(3, 0);
+        assert_eq!(item.counts().remaining, 3);
+        assert!(!item.is_sold_out(), "a refund clears the sold-out flag");
+    }
+
+    #[test]
+    #[should_panic(expected = "returned 2 paid units of 1")]
+    fn returning_more_than_was_paid_is_refused() {
+        let item = ItemStock::new(1, 2);
+        item.reserve(1, 0).unwrap();
+        item.mark_paid(1);
+        item.return_paid(2, 0);
     }
 }

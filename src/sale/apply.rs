@@ -5,14 +5,18 @@
 //! validated, before its effect is visible to anyone else. For a release
 //! (cancel, expiry) or a restock that point comes before the stock is
 //! reservable again, so any reservation that takes that stock is queued,
-//! and therefore made durable, after the record that freed it.
+//! and therefore made durable, after the record that freed it. (A refund
+//! returns paid units the same way; a reinstating late payment takes units
+//! as a reservation does, before its record.)
 
 use crate::clock::UnixMs;
+use crate::inventory::Shortage;
 use crate::journal::Commit;
 use crate::sale::engine::{item_index, shard_hint_of};
 use crate::sale::event::{Event, SaleSpec};
+use crate::sale::payment::{LatePayment, Prepay, RefundReason, RefundRecord};
 use crate::sale::views::{OrderRecord, OrderView};
-use crate::sale::{Engine, EventSink, OrderAction, OrderStatus, Sale, SaleError};
+use crate::sale::{invalid, Engine, EventSink, OrderAction, OrderStatus, Sale, SaleError};
 use dashmap::mapref::entry::Entry;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -54,8 +58,33 @@ impl Engine {
                 field: "quantity".into(),
                 message: "must be at least 1".into(),
             }),
-            _ => Ok(()),
+            Event::OrderReserved { .. } | Event::SaleTransitioned { .. } => Ok(()),
+            Event::OrderTransitioned { .. }
+            | Event::PaymentStarted { .. }
+            | Event::PaymentConfirmed { .. }
+            | Event::RefundRequested { .. }
+            | Event::RefundCompleted { .. } => self.check_replayed_order_event(event),
         }
+    }
+
+    /// The checks the live path ran under the order's lock, run again on
+    /// the replayed event; and a reinstatement must find its units.
+    fn check_replayed_order_event(&self, event: &Event) -> Result<(), SaleError> {
+        let (order_id, action) = order_step(event)?;
+        let order = self
+            .orders
+            .get(order_id)
+            .ok_or_else(|| SaleError::NotFound(format!("order `{order_id}`")))?;
+        check_order_event(&order, event, action)?;
+        if action == OrderAction::ReinstatePayment {
+            let stock = &order.sale.items[order.item_index].stock;
+            if stock.remaining() < i64::from(order.quantity) {
+                return Err(SaleError::InsufficientStock {
+                    quantity: order.quantity,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Applies a live event, submitting it to the sink on the way.
@@ -103,11 +132,14 @@ impl Engine {
                 self.insert_order(&sale, index, event, false);
                 Ok(commit)
             }
-            Event::OrderTransitioned {
-                at,
-                order_id,
-                action,
-            } => self.apply_order_transition(order_id, *action, *at, submit),
+            Event::OrderTransitioned { order_id, .. }
+            | Event::PaymentStarted { order_id, .. }
+            | Event::PaymentConfirmed { order_id, .. }
+            | Event::RefundRequested { order_id, .. }
+            | Event::RefundCompleted { order_id, .. } => {
+                let mut order = self.order_mut(order_id)?;
+                self.apply_to_order(&mut order, event, submit)
+            }
         }
     }
 
@@ -169,6 +201,7 @@ impl Engine {
             expires_at: *expires_at,
             paid_at: None,
             history: vec![(OrderStatus::Reserved, *at)],
+            payment: None,
         };
         let view = want_view.then(|| record.view());
         self.orders.insert(order_id.as_str().into(), record);
@@ -178,45 +211,186 @@ impl Engine {
         view
     }
 
-    fn apply_order_transition(
+    /// Moves a locked order by one event: cancels, expiries and payment
+    /// events, live and replayed alike. Everything that can refuse runs
+    /// before `submit` (the table, the event against the order, and the
+    /// units a reinstatement takes); after it, nothing can fail.
+    pub(super) fn apply_to_order(
         &self,
-        order_id: &str,
-        action: OrderAction,
-        at: UnixMs,
+        order: &mut OrderRecord,
+        event: &Event,
         submit: impl FnOnce() -> Option<Commit>,
     ) -> Result<Option<Commit>, SaleError> {
-        let mut order = self
-            .orders
-            .get_mut(order_id)
-            .ok_or_else(|| SaleError::NotFound(format!("order `{order_id}`")))?;
-        let next = order
-            .status
-            .next(action)
-            .map_err(|error| SaleError::InvalidState(error.to_string().to_lowercase()))?;
-        // Under the order's lock, before the stock is released.
-        let commit = submit();
-        let item = &order.sale.items[order.item_index];
-        let quantity = order.quantity;
-        let counters = &order.sale.counters;
-        match next {
-            OrderStatus::Cancelled | OrderStatus::Expired => {
-                item.stock
-                    .release(i64::from(quantity), shard_hint_of(order_id));
-                item.buyers.release(&order.buyer, quantity);
-                let counter = match next {
-                    OrderStatus::Cancelled => &counters.orders_cancelled,
-                    _ => &counters.orders_expired,
-                };
-                counter.fetch_add(1, Ordering::Relaxed);
-            }
-            OrderStatus::Paid => {
-                item.stock.mark_paid(i64::from(quantity));
-                order.paid_at = Some(at);
-            }
-            _ => {}
+        let (_, action) = order_step(event)?;
+        let next = check_order_event(order, event, action)?;
+        if action == OrderAction::ReinstatePayment {
+            let hint = shard_hint_of(&order.order_id);
+            let stock = &order.sale.items[order.item_index].stock;
+            stock
+                .reserve(i64::from(order.quantity), hint)
+                .map_err(|shortage| match shortage {
+                    Shortage::SoldOut => SaleError::SoldOut,
+                    Shortage::Insufficient => SaleError::InsufficientStock {
+                        quantity: order.quantity,
+                    },
+                })?;
         }
+        // Under the order's lock, before any unit goes back on sale.
+        let commit = submit();
+        let from = order.status;
+        let at = event.at();
+        self.move_stock(order, action);
+        record_payment(order, event);
         order.status = next;
-        order.history.push((next, at));
+        if next != from {
+            order.history.push((next, at));
+        }
+        self.pending.track(&order.order_id, Some(from), next, at);
         Ok(commit)
+    }
+
+    /// The stock, buyer-limit and counter side of an order's move.
+    fn move_stock(&self, order: &OrderRecord, action: OrderAction) {
+        let sale = &order.sale;
+        let item = &sale.items[order.item_index];
+        let counters = &sale.counters;
+        let (quantity, hint) = (order.quantity, shard_hint_of(&order.order_id));
+        let units = i64::from(quantity);
+        let counter = match action {
+            OrderAction::StartPayment => return,
+            OrderAction::Cancel | OrderAction::Expire => {
+                item.stock.release(units, hint);
+                item.buyers.release(&order.buyer, quantity);
+                if action == OrderAction::Cancel {
+                    &counters.orders_cancelled
+                } else {
+                    &counters.orders_expired
+                }
+            }
+            OrderAction::RequestRefund => {
+                item.stock.return_paid(units, hint);
+                item.buyers.release(&order.buyer, quantity);
+                return;
+            }
+            OrderAction::ConfirmPayment => {
+                item.stock.mark_paid(units);
+                &counters.orders_paid
+            }
+            OrderAction::ReinstatePayment => {
+                // The units were taken before submit. The buyer's limit was
+                // checked when they ordered; the payment is not refused for it.
+                item.stock.mark_paid(units);
+                let _ = item.buyers.try_acquire(&order.buyer, quantity, u32::MAX);
+                counters.orders_paid.fetch_add(1, Ordering::Relaxed);
+                &counters.orders_reinstated
+            }
+            OrderAction::RefundLatePayment => &counters.late_refunds,
+            OrderAction::CompleteRefund => &counters.orders_refunded,
+        };
+        counter.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// The order an order event names and the table action it takes.
+fn order_step(event: &Event) -> Result<(&str, OrderAction), SaleError> {
+    event
+        .order_step()
+        .ok_or_else(|| SaleError::InvalidState("not an order event".into()))
+}
+
+/// What an order event must satisfy before it is applied, live or
+/// replayed: its own fields, the order table, and the order it names.
+/// Returns the status the order moves to.
+fn check_order_event(
+    order: &OrderRecord,
+    event: &Event,
+    action: OrderAction,
+) -> Result<OrderStatus, SaleError> {
+    event
+        .check_order_fields()
+        .map_err(|(field, message)| invalid(field, message))?;
+    let next = order
+        .status
+        .next(action)
+        .map_err(|error| SaleError::InvalidState(error.to_string()))?;
+    match event {
+        Event::PaymentConfirmed { amount_fen, .. } => {
+            let due_fen = order.amount_fen()?;
+            if *amount_fen != due_fen {
+                return Err(SaleError::PaymentMismatch(format!(
+                    "order `{}` is {due_fen} fen; the payment is {amount_fen} fen",
+                    order.order_id
+                )));
+            }
+        }
+        Event::RefundRequested { .. } if order.transaction_id().is_none() => {
+            let message = format!("order `{}` has no payment to refund", order.order_id);
+            return Err(SaleError::InvalidState(message));
+        }
+        _ => {}
+    }
+    Ok(next)
+}
+
+/// The payment data an event brings to its order.
+fn record_payment(order: &mut OrderRecord, event: &Event) {
+    match event {
+        Event::PaymentStarted {
+            at,
+            prepay_id,
+            prepay_valid_until,
+            ..
+        } => {
+            let payment = order.payment_mut();
+            payment.prepay = Some(Prepay {
+                prepay_id: prepay_id.clone(),
+                valid_until: *prepay_valid_until,
+            });
+            payment.started_at = Some(*at);
+        }
+        Event::PaymentConfirmed {
+            at,
+            transaction_id,
+            amount_fen,
+            paid_at,
+            late,
+            ..
+        } => {
+            order.paid_at = Some(*paid_at);
+            let payment = order.payment_mut();
+            payment.transaction_id = Some(transaction_id.clone());
+            payment.amount_fen = Some(*amount_fen);
+            if let Some(LatePayment::RefundDue { out_refund_no }) = late {
+                payment.refund = Some(RefundRecord {
+                    out_refund_no: out_refund_no.clone(),
+                    reason: RefundReason::LatePayment,
+                    requested_at: *at,
+                    refund_id: None,
+                });
+            }
+        }
+        Event::RefundRequested {
+            at,
+            out_refund_no,
+            reason,
+            ..
+        } => {
+            order.payment_mut().refund = Some(RefundRecord {
+                out_refund_no: out_refund_no.clone(),
+                reason: *reason,
+                requested_at: *at,
+                refund_id: None,
+            });
+        }
+        Event::RefundCompleted { refund_id, .. } => {
+            if let Some(refund) = order.payment_mut().refund.as_mut() {
+                refund.refund_id = Some(refund_id.clone());
+            }
+        }
+        Event::SaleCreated { .. }
+        | Event::SaleTransitioned { .. }
+        | Event::ItemRestocked { .. }
+        | Event::OrderReserved { .. }
+        | Event::OrderTransitioned { .. } => {}
     }
 }

@@ -13,9 +13,11 @@ use crate::inventory::{ConcurrentMap, IdempotencyKeys, KeyClaim, OrderRequest, S
 use crate::journal::Commit;
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
+use crate::sale::payment::PendingPayments;
 use crate::sale::views::{AdminOrderView, OrderRecord, OrderView, SaleStats, SaleView};
 use crate::sale::{
-    invalid, EventSink, OrderAction, RejectReason, Sale, SaleAction, SaleError, Unjournaled,
+    invalid, EventSink, OrderAction, OrderStatus, RejectReason, Sale, SaleAction, SaleError,
+    Unjournaled,
 };
 use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -56,12 +58,27 @@ pub struct Placed {
     pub commit: Commit,
 }
 
+/// What one run of the hold timers did.
+#[derive(Debug, Default)]
+pub struct ExpiryBatch {
+    /// The commits of the `reserved` orders it expired. Nobody needs to
+    /// wait for them: a crash before they are durable only means replay
+    /// expires the holds again.
+    pub commits: Vec<Commit>,
+    /// `paying` orders whose hold is due. Their units stay held: the
+    /// payment worker must first close their WeChat Pay order, which may
+    /// reveal a payment (then [`Engine::confirm_payment`]); if not, it calls
+    /// [`Engine::expire_closed_payment`].
+    pub paying_due: Vec<String>,
+}
+
 pub struct Engine {
     pub(super) limits: EngineLimits,
     pub(super) sales: ConcurrentMap<Box<str>, Arc<Sale>>,
     pub(super) orders: ConcurrentMap<Box<str>, OrderRecord>,
     pub(super) keys: IdempotencyKeys,
     pub(super) holds: HoldTimers,
+    pub(super) pending: PendingPayments,
     pub(super) order_ids: OrderIds,
     /// Every live event goes here before its effect becomes visible.
     pub(super) sink: Arc<dyn EventSink>,
@@ -82,6 +99,7 @@ impl Engine {
             orders: ConcurrentMap::default(),
             keys: IdempotencyKeys::default(),
             holds: HoldTimers::default(),
+            pending: PendingPayments::default(),
             order_ids: OrderIds::new(started_at),
         }
     }
@@ -300,30 +318,37 @@ impl Engine {
         Ok((self.order_for_buyer(buyer, order_id)?, commit))
     }
 
-    /// Expires every unpaid hold whose deadline has passed; returns the
-    /// commits of the expiries. Nobody needs to wait for them: a crash
-    /// before they are durable only means replay expires the holds again.
-    pub fn expire_due(&self, now: UnixMs) -> Vec<Commit> {
-        let mut commits = Vec::new();
+    /// Expires every `reserved` hold whose deadline has passed, and hands
+    /// back the `paying` ones (see [`ExpiryBatch`]). Each order is decided
+    /// under its lock, so a prepay racing the timer is either before (the
+    /// order is handed back) or after (the order is expired).
+    pub fn expire_due(&self, now: UnixMs) -> ExpiryBatch {
+        let mut batch = ExpiryBatch::default();
         for order_id in self.holds.pop_due(now) {
-            let due = self
-                .orders
-                .get(&order_id)
-                .is_some_and(|order| order.status.holds_unpaid_stock() && order.expires_at <= now);
-            if !due {
-                continue; // paid or cancelled since, or a stale entry
-            }
-            let event = Event::OrderTransitioned {
-                at: now,
-                order_id: order_id.into(),
-                action: OrderAction::Expire,
+            let Some(mut order) = self.orders.get_mut(&order_id) else {
+                continue; // a stale entry
             };
-            // A concurrent cancel may win the race; then there is nothing to do.
-            if let Ok(commit) = self.apply_live(&event) {
-                commits.push(commit);
+            if order.expires_at > now {
+                continue;
+            }
+            match order.status {
+                OrderStatus::Reserved => {
+                    let event = Event::OrderTransitioned {
+                        at: now,
+                        order_id: order_id.into(),
+                        action: OrderAction::Expire,
+                    };
+                    // Legal under the lock: reserved orders always expire.
+                    if let Ok(commit) = self.submit_to_order(&mut order, &event) {
+                        batch.commits.push(commit);
+                    }
+                }
+                OrderStatus::Paying => batch.paying_due.push(order_id.into()),
+                // Paid, cancelled or expired since.
+                _ => {}
             }
         }
-        commits
+        batch
     }
 
     // ---- reads -------------------------------------------------------------

@@ -2,91 +2,7 @@
 //! events a live session emits are replayed into a fresh engine.
 
 use super::*;
-use crate::sale::event::ItemSpec;
-
-const T0: UnixMs = 1_764_000_000_000;
-
-fn limits() -> EngineLimits {
-    EngineLimits {
-        shard_count: 4,
-        sales_max: 8,
-        items_per_sale_max: 4,
-        stock_per_item_max: 1_000,
-        orders_max: 100_000,
-    }
-}
-
-fn spec(stock: i64, per_user_limit: u32) -> SaleSpec {
-    SaleSpec {
-        sale_id: "s1".into(),
-        title: "Live sale".into(),
-        starts_at: None,
-        ends_at: None,
-        hold_seconds: 60,
-        items: vec![ItemSpec {
-            sku_id: "k1".into(),
-            title: "Lipstick".into(),
-            price: "99.50".parse().unwrap(),
-            stock,
-            per_user_limit,
-        }],
-    }
-}
-
-/// Keeps every live event the engine submits, as the journal would.
-#[derive(Default)]
-struct Recording(std::sync::Mutex<Vec<Event>>);
-
-impl EventSink for Recording {
-    fn submit(&self, event: &Event) -> Commit {
-        self.0.lock().unwrap().push(event.clone());
-        Commit::Ready(Ok(0))
-    }
-
-    fn barrier(&self) -> Commit {
-        Commit::Ready(Ok(0))
-    }
-}
-
-fn recorded_engine(stock: i64, per_user_limit: u32) -> (Engine, Arc<Recording>) {
-    let mut engine = Engine::new(limits(), T0);
-    let recording = Arc::new(Recording::default());
-    engine.attach_sink(recording.clone());
-    engine.create_sale(spec(stock, per_user_limit), T0).unwrap();
-    engine.sale_action("s1", SaleAction::Start, T0).unwrap();
-    (engine, recording)
-}
-
-fn live_engine(stock: i64, per_user_limit: u32) -> Engine {
-    recorded_engine(stock, per_user_limit).0
-}
-
-fn order(
-    engine: &Engine,
-    buyer: &str,
-    key: &str,
-    quantity: u32,
-    now: UnixMs,
-) -> Result<Placed, SaleError> {
-    let request = OrderRequest {
-        sale_id: "s1".into(),
-        sku_id: "k1".into(),
-        quantity,
-    };
-    engine.place_order(
-        PlaceOrder {
-            buyer,
-            idempotency_key: key,
-            request,
-            shard_hint: 0,
-        },
-        now,
-    )
-}
-
-fn counts(engine: &Engine) -> crate::inventory::StockCounts {
-    engine.stats("s1", T0).unwrap().items[0].counts
-}
+use crate::sale::test_support::*;
 
 #[test]
 fn orders_reserve_stock_and_the_amount_is_exact() {
@@ -108,11 +24,11 @@ fn an_unpaid_hold_expires_and_its_stock_and_limit_return() {
         SaleError::SoldOut
     );
     assert!(
-        engine.expire_due(T0 + 59_999).is_empty(),
+        engine.expire_due(T0 + 59_999).commits.is_empty(),
         "not due before hold_seconds"
     );
     let expired = engine.expire_due(T0 + 60_000);
-    assert_eq!(expired.len(), 1);
+    assert_eq!(expired.commits.len(), 1);
     let view = engine
         .order_for_buyer("alice", &placed.order.order_id)
         .unwrap();
@@ -136,7 +52,7 @@ fn a_cancelled_order_is_not_expired_again() {
         .cancel_order("alice", &placed.order.order_id, T0 + 2)
         .unwrap_err();
     assert!(matches!(again, SaleError::InvalidState(_)), "{again:?}");
-    assert!(engine.expire_due(T0 + 120_000).is_empty());
+    assert!(engine.expire_due(T0 + 120_000).commits.is_empty());
     assert_eq!(counts(&engine).remaining, 2);
     assert_eq!(counts(&engine).released, 1);
 }
@@ -290,7 +206,7 @@ fn replaying_the_events_of_a_session_rebuilds_the_same_state() {
     }
     engine.cancel_order("b", &ids[1], T0 + 10).unwrap();
     engine.restock("s1", "k1", 5, T0 + 11).unwrap();
-    assert_eq!(engine.expire_due(T0 + 60_002).len(), 2); // the holds of a and c
+    assert_eq!(engine.expire_due(T0 + 60_002).commits.len(), 2); // the holds of a and c
     engine
         .sale_action("s1", SaleAction::Pause, T0 + 70_000)
         .unwrap();
@@ -452,12 +368,12 @@ fn a_snapshot_restores_stock_orders_limits_keys_and_holds() {
         "per-buyer counts restored"
     );
     // Holds restored with their deadlines: a's expires at T0 + 60 s, c's later.
-    assert_eq!(restored.expire_due(T0 + 60_000).len(), 1);
+    assert_eq!(restored.expire_due(T0 + 60_000).commits.len(), 1);
     assert_eq!(
         restored.order_for_admin(&a).unwrap().order.status,
         "expired"
     );
-    assert_eq!(restored.expire_due(T0 + 90_000).len(), 1);
+    assert_eq!(restored.expire_due(T0 + 90_000).commits.len(), 1);
 }
 
 /// Inputs the fuzzer's author crafted: valid checksums, impossible content.

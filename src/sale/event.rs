@@ -6,8 +6,10 @@
 //! the event before acknowledging, replay the events on start.
 
 use crate::clock::UnixMs;
+use crate::ids::{is_valid_out_refund_no, is_valid_wechat_reference};
 use crate::sale::lifecycle::SaleAction;
 use crate::sale::order::OrderAction;
+use crate::sale::payment::{LatePayment, RefundReason};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
 
@@ -43,10 +45,43 @@ pub enum Event {
         idempotency_key: String,
         expires_at: UnixMs,
     },
+    /// A cancel or an expiry; the payment actions have events of their own.
     OrderTransitioned {
         at: UnixMs,
         order_id: String,
         action: OrderAction,
+    },
+    /// A WeChat Pay prepay was made: the order is `paying`.
+    PaymentStarted {
+        at: UnixMs,
+        order_id: String,
+        prepay_id: String,
+        prepay_valid_until: UnixMs,
+    },
+    /// A verified payment. `late` says which branch a payment of an expired
+    /// or cancelled order took when it was decided, so replay takes the same
+    /// one without deciding again (the stock may differ by then).
+    PaymentConfirmed {
+        at: UnixMs,
+        order_id: String,
+        transaction_id: String,
+        amount_fen: i64,
+        /// WeChat Pay's `success_time`, Unix ms.
+        paid_at: UnixMs,
+        late: Option<LatePayment>,
+    },
+    /// A paid order's full refund was asked for.
+    RefundRequested {
+        at: UnixMs,
+        order_id: String,
+        out_refund_no: String,
+        reason: RefundReason,
+    },
+    /// WeChat Pay reported the refund as done.
+    RefundCompleted {
+        at: UnixMs,
+        order_id: String,
+        refund_id: String,
     },
 }
 
@@ -80,7 +115,106 @@ impl Event {
             | Event::SaleTransitioned { at, .. }
             | Event::ItemRestocked { at, .. }
             | Event::OrderReserved { at, .. }
-            | Event::OrderTransitioned { at, .. } => *at,
+            | Event::OrderTransitioned { at, .. }
+            | Event::PaymentStarted { at, .. }
+            | Event::PaymentConfirmed { at, .. }
+            | Event::RefundRequested { at, .. }
+            | Event::RefundCompleted { at, .. } => *at,
         }
     }
+
+    /// The order an event moves and the action of the order table it takes;
+    /// `None` for sale events and reservations (which make the order).
+    pub fn order_step(&self) -> Option<(&str, OrderAction)> {
+        let step = match self {
+            Event::SaleCreated { .. }
+            | Event::SaleTransitioned { .. }
+            | Event::ItemRestocked { .. }
+            | Event::OrderReserved { .. } => return None,
+            Event::OrderTransitioned {
+                order_id, action, ..
+            } => (order_id, *action),
+            Event::PaymentStarted { order_id, .. } => (order_id, OrderAction::StartPayment),
+            Event::PaymentConfirmed { order_id, late, .. } => {
+                let action = match late {
+                    None => OrderAction::ConfirmPayment,
+                    Some(LatePayment::Reinstated) => OrderAction::ReinstatePayment,
+                    Some(LatePayment::RefundDue { .. }) => OrderAction::RefundLatePayment,
+                };
+                (order_id, action)
+            }
+            Event::RefundRequested { order_id, .. } => (order_id, OrderAction::RequestRefund),
+            Event::RefundCompleted { order_id, .. } => (order_id, OrderAction::CompleteRefund),
+        };
+        Some((step.0.as_str(), step.1))
+    }
+
+    /// What an order event must say about itself, whatever the state: the
+    /// checks replay and the store share, so a damaged or foreign log is
+    /// refused before it touches anything. The engine's live path checks
+    /// its inputs first and never builds an event that fails them.
+    /// The error names the field.
+    pub fn check_order_fields(&self) -> Result<(), (&'static str, String)> {
+        match self {
+            Event::OrderTransitioned { action, .. } => match action {
+                OrderAction::Cancel | OrderAction::Expire => Ok(()),
+                other => Err((
+                    "action",
+                    format!("order_transitioned carries a cancel or an expiry, not {other:?}"),
+                )),
+            },
+            Event::PaymentStarted {
+                at,
+                prepay_id,
+                prepay_valid_until,
+                ..
+            } => {
+                check_reference("prepay_id", prepay_id)?;
+                if prepay_valid_until <= at {
+                    let message = "the prepay expired before it was made".to_owned();
+                    return Err(("prepay_valid_until", message));
+                }
+                Ok(())
+            }
+            Event::PaymentConfirmed {
+                transaction_id,
+                amount_fen,
+                late,
+                ..
+            } => {
+                check_reference("transaction_id", transaction_id)?;
+                if *amount_fen <= 0 {
+                    return Err(("amount_fen", format!("{amount_fen} is not positive")));
+                }
+                match late {
+                    Some(LatePayment::RefundDue { out_refund_no }) => {
+                        check_out_refund_no(out_refund_no)
+                    }
+                    None | Some(LatePayment::Reinstated) => Ok(()),
+                }
+            }
+            Event::RefundRequested { out_refund_no, .. } => check_out_refund_no(out_refund_no),
+            Event::RefundCompleted { refund_id, .. } => check_reference("refund_id", refund_id),
+            Event::SaleCreated { .. }
+            | Event::SaleTransitioned { .. }
+            | Event::ItemRestocked { .. }
+            | Event::OrderReserved { .. } => Ok(()),
+        }
+    }
+}
+
+fn check_reference(field: &'static str, value: &str) -> Result<(), (&'static str, String)> {
+    if !is_valid_wechat_reference(value) {
+        let message = format!("must be 1-64 printable ASCII characters, not {value:?}");
+        return Err((field, message));
+    }
+    Ok(())
+}
+
+fn check_out_refund_no(out_refund_no: &str) -> Result<(), (&'static str, String)> {
+    if !is_valid_out_refund_no(out_refund_no) {
+        let message = format!("must be 1-64 characters of [0-9A-Za-z_-|*@], not {out_refund_no:?}");
+        return Err(("out_refund_no", message));
+    }
+    Ok(())
 }

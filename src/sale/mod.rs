@@ -10,13 +10,19 @@ pub mod event;
 pub mod holds;
 pub mod lifecycle;
 pub mod order;
+pub mod payment;
 pub mod snapshot;
+#[cfg(test)]
+mod test_support;
 pub mod views;
 
-pub use engine::{Engine, EngineLimits, PlaceOrder, Placed};
+pub use engine::{Engine, EngineLimits, ExpiryBatch, PlaceOrder, Placed};
 pub use event::{Event, ItemSpec, SaleSpec};
 pub use lifecycle::{SaleAction, SaleStatus};
 pub use order::{OrderAction, OrderStatus};
+pub use payment::{
+    LatePayment, Payable, PaymentOutcome, PaymentReceived, Prepay, RefundOrder, RefundReason,
+};
 
 use crate::clock::UnixMs;
 use crate::inventory::{ItemStock, PerUserLimits};
@@ -47,6 +53,10 @@ pub enum SaleError {
     IdempotencyInProgress,
     #[error("{0}")]
     CapacityReached(String),
+    /// A payment that does not fit its order (another amount, a second
+    /// transaction): nothing changed; it needs a look, not a retry.
+    #[error("payment does not match the order: {0}")]
+    PaymentMismatch(String),
     #[error("event cannot be replayed: {0}")]
     Replay(String),
 }
@@ -135,11 +145,20 @@ pub struct Item {
     pub buyers: PerUserLimits,
 }
 
+/// Cumulative counts of what happened to the sale's orders.
 #[derive(Default)]
 pub struct SaleCounters {
     pub orders_created: AtomicU64,
     pub orders_cancelled: AtomicU64,
     pub orders_expired: AtomicU64,
+    /// Orders that became paid, in time or reinstated by a late payment.
+    pub orders_paid: AtomicU64,
+    /// Orders whose refund WeChat Pay completed.
+    pub orders_refunded: AtomicU64,
+    /// Late payments that found the units and revived their order.
+    pub orders_reinstated: AtomicU64,
+    /// Late payments that found the units gone and are refunded.
+    pub late_refunds: AtomicU64,
     pub rejects: [AtomicU64; RejectReason::ALL.len()],
 }
 

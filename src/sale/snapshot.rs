@@ -4,11 +4,13 @@
 //! A snapshot is taken from an engine nobody else is changing (the store
 //! writer's shadow copy, which applies the journal in order), so it is
 //! exactly the state after record `seq`. Restoring it rebuilds what replay
-//! would: stock shards, per-buyer counts, idempotency keys and hold timers.
+//! would: stock shards, per-buyer counts, idempotency keys, hold timers and
+//! the pending payments and refunds.
 
 use crate::clock::UnixMs;
 use crate::inventory::{ItemStock, StockCounts};
 use crate::sale::engine::item_index;
+use crate::sale::payment::PaymentState;
 use crate::sale::views::OrderRecord;
 use crate::sale::{Engine, EngineLimits, OrderStatus, Sale, SaleError, SaleSpec, SaleStatus};
 use rust_decimal::Decimal;
@@ -34,6 +36,15 @@ pub struct SaleSnapshot {
     pub orders_created: u64,
     pub orders_cancelled: u64,
     pub orders_expired: u64,
+    // Absent from snapshots written before payments: zero.
+    #[serde(default)]
+    pub orders_paid: u64,
+    #[serde(default)]
+    pub orders_refunded: u64,
+    #[serde(default)]
+    pub orders_reinstated: u64,
+    #[serde(default)]
+    pub late_refunds: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -51,6 +62,9 @@ pub struct OrderSnapshot {
     pub expires_at: UnixMs,
     pub paid_at: Option<UnixMs>,
     pub history: Vec<(OrderStatus, UnixMs)>,
+    /// Only for orders that reached WeChat Pay.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub payment: Option<PaymentState>,
 }
 
 impl Engine {
@@ -115,15 +129,18 @@ impl Engine {
             snapshot.status,
             stocks,
         );
-        sale.counters
-            .orders_created
-            .store(snapshot.orders_created, Ordering::Relaxed);
-        sale.counters
-            .orders_cancelled
-            .store(snapshot.orders_cancelled, Ordering::Relaxed);
-        sale.counters
-            .orders_expired
-            .store(snapshot.orders_expired, Ordering::Relaxed);
+        let counters = &sale.counters;
+        for (counter, value) in [
+            (&counters.orders_created, snapshot.orders_created),
+            (&counters.orders_cancelled, snapshot.orders_cancelled),
+            (&counters.orders_expired, snapshot.orders_expired),
+            (&counters.orders_paid, snapshot.orders_paid),
+            (&counters.orders_refunded, snapshot.orders_refunded),
+            (&counters.orders_reinstated, snapshot.orders_reinstated),
+            (&counters.late_refunds, snapshot.late_refunds),
+        ] {
+            counter.store(value, Ordering::Relaxed);
+        }
         self.sales
             .insert(snapshot.spec.sale_id.as_str().into(), Arc::new(sale));
         Ok(())
@@ -133,11 +150,8 @@ impl Engine {
         let sale = self.sale(&snapshot.sale_id)?;
         let index = item_index(&sale, &snapshot.sku_id)?;
         let item = &sale.items[index];
-        // The per-buyer limit counts every order that was not given back.
-        if !matches!(
-            snapshot.status,
-            OrderStatus::Cancelled | OrderStatus::Expired
-        ) {
+        // The per-buyer limit counts the orders that hold units.
+        if snapshot.status.holds_stock() {
             let _ = item
                 .buyers
                 .try_acquire(&snapshot.buyer, snapshot.quantity, u32::MAX);
@@ -145,6 +159,17 @@ impl Engine {
         if snapshot.status.holds_unpaid_stock() {
             self.holds.schedule(snapshot.expires_at, &snapshot.order_id);
         }
+        let payment = snapshot.payment.as_ref();
+        let waiting_since = match snapshot.status {
+            OrderStatus::Paying => payment.and_then(|payment| payment.started_at),
+            OrderStatus::Refunding => payment
+                .and_then(|payment| payment.refund.as_ref())
+                .map(|refund| refund.requested_at),
+            _ => None,
+        };
+        let since = waiting_since.unwrap_or(snapshot.created_at);
+        self.pending
+            .track(&snapshot.order_id, None, snapshot.status, since);
         self.keys.bind(
             &snapshot.buyer,
             &snapshot.idempotency_key,
@@ -163,6 +188,7 @@ impl Engine {
             expires_at: snapshot.expires_at,
             paid_at: snapshot.paid_at,
             history: snapshot.history.clone(),
+            payment: snapshot.payment.clone().map(Box::new),
         };
         self.orders
             .insert(snapshot.order_id.as_str().into(), record);
@@ -179,6 +205,10 @@ fn sale_snapshot(sale: &Sale) -> SaleSnapshot {
         orders_created: sale.counters.orders_created.load(Ordering::Relaxed),
         orders_cancelled: sale.counters.orders_cancelled.load(Ordering::Relaxed),
         orders_expired: sale.counters.orders_expired.load(Ordering::Relaxed),
+        orders_paid: sale.counters.orders_paid.load(Ordering::Relaxed),
+        orders_refunded: sale.counters.orders_refunded.load(Ordering::Relaxed),
+        orders_reinstated: sale.counters.orders_reinstated.load(Ordering::Relaxed),
+        late_refunds: sale.counters.late_refunds.load(Ordering::Relaxed),
     }
 }
 
@@ -196,5 +226,6 @@ fn order_snapshot(order: &OrderRecord) -> OrderSnapshot {
         expires_at: order.expires_at,
         paid_at: order.paid_at,
         history: order.history.clone(),
+        payment: order.payment.as_deref().cloned(),
     }
 }

@@ -3,6 +3,7 @@
 use crate::clock::{format_rfc3339, UnixMs};
 use crate::inventory::StockCounts;
 use crate::money::format_yuan;
+use crate::sale::payment::PaymentState;
 use crate::sale::{OrderStatus, RejectReason, Sale};
 use rust_decimal::Decimal;
 use serde::Serialize;
@@ -71,7 +72,8 @@ impl SaleView {
     }
 }
 
-/// An order in memory. `history` records every status with its time.
+/// An order in memory. `history` records every status with its time;
+/// `paid_at` is WeChat Pay's time of the payment.
 #[derive(Clone)]
 pub struct OrderRecord {
     pub order_id: String,
@@ -86,6 +88,8 @@ pub struct OrderRecord {
     pub expires_at: UnixMs,
     pub paid_at: Option<UnixMs>,
     pub history: Vec<(OrderStatus, UnixMs)>,
+    /// `None` until a prepay or a payment; see [`PaymentState`].
+    pub payment: Option<Box<PaymentState>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -108,6 +112,14 @@ pub struct AdminOrderView {
     #[serde(flatten)]
     pub order: OrderView,
     pub buyer: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub transaction_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_refund_no: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_reason: Option<&'static str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub refund_id: Option<String>,
     pub history: Vec<HistoryEntry>,
 }
 
@@ -134,9 +146,14 @@ impl OrderRecord {
     }
 
     pub fn admin_view(&self) -> AdminOrderView {
+        let refund = self.refund();
         AdminOrderView {
             order: self.view(),
             buyer: self.buyer.clone(),
+            transaction_id: self.transaction_id().map(str::to_owned),
+            out_refund_no: refund.map(|refund| refund.out_refund_no.clone()),
+            refund_reason: refund.map(|refund| refund.reason.as_str()),
+            refund_id: refund.and_then(|refund| refund.refund_id.clone()),
             history: self
                 .history
                 .iter()
@@ -165,12 +182,23 @@ pub struct ItemStats {
     pub counts: StockCounts,
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// Cumulative: each counts what happened, whatever the orders' status now
+/// (an expired order reinstated by a late payment counts as expired, paid
+/// and reinstated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct OrderCounts {
-    /// Orders ever made in the sale, whatever their status now.
+    /// Orders ever made in the sale.
     pub created: u64,
     pub cancelled: u64,
     pub expired: u64,
+    /// Orders that became paid, in time or by reinstatement.
+    pub paid: u64,
+    /// Orders whose refund was completed.
+    pub refunded: u64,
+    /// Late payments that got their units back.
+    pub reinstated: u64,
+    /// Late payments refunded because the units were gone.
+    pub late_refunds: u64,
 }
 
 impl SaleStats {
@@ -193,6 +221,10 @@ impl SaleStats {
                 created: counters.orders_created.load(Ordering::Relaxed),
                 cancelled: counters.orders_cancelled.load(Ordering::Relaxed),
                 expired: counters.orders_expired.load(Ordering::Relaxed),
+                paid: counters.orders_paid.load(Ordering::Relaxed),
+                refunded: counters.orders_refunded.load(Ordering::Relaxed),
+                reinstated: counters.orders_reinstated.load(Ordering::Relaxed),
+                late_refunds: counters.late_refunds.load(Ordering::Relaxed),
             },
             rejects: RejectReason::ALL
                 .iter()

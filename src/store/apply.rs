@@ -10,7 +10,9 @@
 use super::rows::seq_to_db;
 use super::StoreError;
 use crate::clock::UnixMs;
-use crate::sale::{Event, ItemSpec, OrderAction, OrderStatus, SaleAction, SaleSpec, SaleStatus};
+use crate::sale::{
+    Event, ItemSpec, LatePayment, OrderStatus, RefundReason, SaleAction, SaleSpec, SaleStatus,
+};
 use rust_decimal::Decimal;
 
 /// A reservation, as the `orders` row it creates.
@@ -26,13 +28,45 @@ pub(crate) struct NewOrder<'a> {
     pub expires_at_ms: UnixMs,
 }
 
-/// An order's move to `status` at `at_ms`; `paid_at_ms` is set once, when
-/// it becomes paid.
+/// An order's move to `status` at `at_ms`, with the payment columns its
+/// event sets; a `None` leaves its column as it is.
 pub(crate) struct OrderChange<'a> {
     pub order_id: &'a str,
     pub status: OrderStatus,
     pub at_ms: UnixMs,
     pub paid_at_ms: Option<UnixMs>,
+    pub prepay_id: Option<&'a str>,
+    pub payment_started_at_ms: Option<UnixMs>,
+    pub transaction_id: Option<&'a str>,
+    pub paid_amount_fen: Option<i64>,
+    pub out_refund_no: Option<&'a str>,
+    pub refund_reason: Option<RefundReason>,
+    pub refund_requested_at_ms: Option<UnixMs>,
+    pub refund_id: Option<&'a str>,
+}
+
+impl<'a> OrderChange<'a> {
+    /// A move that sets no payment column.
+    fn new(order_id: &'a str, status: OrderStatus, at_ms: UnixMs) -> OrderChange<'a> {
+        OrderChange {
+            order_id,
+            status,
+            at_ms,
+            paid_at_ms: None,
+            prepay_id: None,
+            payment_started_at_ms: None,
+            transaction_id: None,
+            paid_amount_fen: None,
+            out_refund_no: None,
+            refund_reason: None,
+            refund_requested_at_ms: None,
+            refund_id: None,
+        }
+    }
+
+    pub fn refund_reason_text(&self) -> Option<&'static str> {
+        self.refund_reason.map(RefundReason::as_str)
+    }
 }
 
 /// The steps of applying a batch, inside one open transaction.
@@ -127,11 +161,11 @@ fn apply_event(tx: &mut impl Tx, seq: u64, event: &Event) -> Result<(), StoreErr
                 expires_at_ms: *expires_at,
             },
         ),
-        Event::OrderTransitioned {
-            at,
-            order_id,
-            action,
-        } => transition_order(tx, seq, order_id, *action, *at),
+        Event::OrderTransitioned { .. }
+        | Event::PaymentStarted { .. }
+        | Event::PaymentConfirmed { .. }
+        | Event::RefundRequested { .. }
+        | Event::RefundCompleted { .. } => transition_order(tx, seq, event),
     }
 }
 
@@ -198,26 +232,82 @@ fn reserve(tx: &mut impl Tx, seq: u64, order: &NewOrder<'_>) -> Result<(), Store
     tx.insert_order_event(order.order_id, seq_to_db(seq)?, status, order.created_at_ms)
 }
 
-fn transition_order(
-    tx: &mut impl Tx,
-    seq: u64,
-    order_id: &str,
-    action: OrderAction,
-    at_ms: UnixMs,
-) -> Result<(), StoreError> {
+/// Moves an order through the engine's table, refusing what it refuses,
+/// and writes the columns the event brings; one history row per event.
+fn transition_order(tx: &mut impl Tx, seq: u64, event: &Event) -> Result<(), StoreError> {
+    let (order_id, action) = event
+        .order_step()
+        .ok_or_else(|| inconsistent(seq, "not an order event".into()))?;
+    event.check_order_fields().map_err(|(field, message)| {
+        inconsistent(seq, format!("order `{order_id}`: {field} {message}"))
+    })?;
     let from = tx
         .order_status(order_id)?
         .ok_or_else(|| inconsistent(seq, format!("no order `{order_id}`")))?;
     let next = from
         .next(action)
         .map_err(|error| inconsistent(seq, format!("order `{order_id}`: {error}")))?;
-    tx.update_order(&OrderChange {
-        order_id,
-        status: next,
-        at_ms,
-        paid_at_ms: (next == OrderStatus::Paid).then_some(at_ms),
-    })?;
+    let at_ms = event.at();
+    tx.update_order(&order_change(event, order_id, next))?;
     tx.insert_order_event(order_id, seq_to_db(seq)?, next, at_ms)
+}
+
+/// The row change an order event makes.
+fn order_change<'a>(event: &'a Event, order_id: &'a str, next: OrderStatus) -> OrderChange<'a> {
+    let base = OrderChange::new(order_id, next, event.at());
+    match event {
+        Event::PaymentStarted { at, prepay_id, .. } => OrderChange {
+            prepay_id: Some(prepay_id),
+            payment_started_at_ms: Some(*at),
+            ..base
+        },
+        Event::PaymentConfirmed {
+            at,
+            transaction_id,
+            amount_fen,
+            paid_at,
+            late,
+            ..
+        } => {
+            let paid = OrderChange {
+                paid_at_ms: Some(*paid_at),
+                transaction_id: Some(transaction_id),
+                paid_amount_fen: Some(*amount_fen),
+                ..base
+            };
+            match late {
+                Some(LatePayment::RefundDue { out_refund_no }) => OrderChange {
+                    out_refund_no: Some(out_refund_no),
+                    refund_reason: Some(RefundReason::LatePayment),
+                    refund_requested_at_ms: Some(*at),
+                    ..paid
+                },
+                None | Some(LatePayment::Reinstated) => paid,
+            }
+        }
+        Event::RefundRequested {
+            at,
+            out_refund_no,
+            reason,
+            ..
+        } => OrderChange {
+            out_refund_no: Some(out_refund_no),
+            refund_reason: Some(*reason),
+            refund_requested_at_ms: Some(*at),
+            ..base
+        },
+        Event::RefundCompleted { refund_id, .. } => OrderChange {
+            refund_id: Some(refund_id),
+            ..base
+        },
+        // Cancels and expiries set no payment column; the rest are not
+        // order events (refused by `order_step` above).
+        Event::OrderTransitioned { .. }
+        | Event::SaleCreated { .. }
+        | Event::SaleTransitioned { .. }
+        | Event::ItemRestocked { .. }
+        | Event::OrderReserved { .. } => base,
+    }
 }
 
 fn existing_sale(tx: &mut impl Tx, seq: u64, sale_id: &str) -> Result<SaleStatus, StoreError> {

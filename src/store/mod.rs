@@ -4,9 +4,11 @@
 //! The journal is the source of truth: the engine appends an [`Event`] there
 //! before acknowledging, and replays the journal on start. What the journal
 //! cannot do is answer questions ("every paid order of this sale", "this
-//! buyer's orders") without a full replay. This module owns the tables that
-//! can: `sales`, `sale_items`, `orders`, `order_events`, and the
-//! `journal_position` that says how far into the journal they are.
+//! buyer's orders", "yesterday's payments and refunds" for reconciliation
+//! with WeChat Pay's bills) without a full replay. This module owns the
+//! tables that can: `sales`, `sale_items`, `orders` (with their payment and
+//! refund columns), `order_events`, and the `journal_position` that says
+//! how far into the journal they are.
 //!
 //! It is fed asynchronously, off the order path, in batches of `(seq, Event)`
 //! in seq order, on its own thread (both clients are blocking). Every batch
@@ -43,9 +45,10 @@ mod sqlite;
 mod tests;
 
 pub use self::postgres::PostgresStore;
-pub use self::rows::{ItemRow, OrderEventRow, OrderRow, SaleRow};
+pub use self::rows::{ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
 pub use self::sqlite::SqliteStore;
 
+use crate::clock::UnixMs;
 use crate::sale::Event;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -161,6 +164,33 @@ impl Store {
         match self {
             Store::Sqlite(store) => store.order_events(order_id),
             Store::Postgres(store) => store.order_events(order_id),
+        }
+    }
+
+    /// Payments whose WeChat Pay time is in `[from, to)`, by that time, with
+    /// their order's status now (refunded ones included: WeChat Pay's trade
+    /// bill lists them too). As many as the window holds: pick the window.
+    pub fn paid_orders_between(
+        &mut self,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<StoredPayment>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.paid_orders_between(from, to),
+            Store::Postgres(store) => store.paid_orders_between(from, to),
+        }
+    }
+
+    /// Refunds asked for in `[from, to)` (the time of the refund's event),
+    /// by that time, done or not.
+    pub fn refunds_requested_between(
+        &mut self,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<StoredRefund>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.refunds_requested_between(from, to),
+            Store::Postgres(store) => store.refunds_requested_between(from, to),
         }
     }
 }

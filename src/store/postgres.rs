@@ -9,7 +9,7 @@
 //! gateway's host or private network.
 
 use super::apply::{self, NewOrder, OrderChange, Tx};
-use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow};
+use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
 use super::{StoreError, CONNECT_TIMEOUT};
 use crate::clock::{now_ms, UnixMs};
 use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
@@ -17,7 +17,13 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
 /// Applied in order, each once, recorded in `schema_migrations`.
-const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("../../migrations/postgres/0001_init.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (1, include_str!("../../migrations/postgres/0001_init.sql")),
+    (
+        2,
+        include_str!("../../migrations/postgres/0002_payments.sql"),
+    ),
+];
 
 /// The advisory lock that serializes concurrent migrations ("flashgt").
 const MIGRATION_LOCK_KEY: i64 = 0x0066_6c61_7368_6774;
@@ -98,7 +104,9 @@ impl PostgresStore {
         self.client
             .query_opt(
                 "SELECT order_id, sale_id, sku_id, buyer, quantity, amount, idempotency_key, \
-                 status, created_at, expires_at, paid_at, updated_at \
+                 status, created_at, expires_at, paid_at, updated_at, prepay_id, \
+                 payment_started_at, transaction_id, paid_amount_fen, out_refund_no, \
+                 refund_reason, refund_requested_at, refund_id \
                  FROM orders WHERE order_id = $1",
                 &[&order_id],
             )?
@@ -114,6 +122,42 @@ impl PostgresStore {
             )?
             .iter()
             .map(order_event_row)
+            .collect()
+    }
+
+    pub fn paid_orders_between(
+        &mut self,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<StoredPayment>, StoreError> {
+        self.client
+            .query(
+                "SELECT order_id, transaction_id, paid_amount_fen, paid_at, status, \
+                 out_refund_no FROM orders \
+                 WHERE paid_at >= $1 AND paid_at < $2 AND transaction_id IS NOT NULL \
+                 ORDER BY paid_at, order_id",
+                &[&from, &to],
+            )?
+            .iter()
+            .map(stored_payment)
+            .collect()
+    }
+
+    pub fn refunds_requested_between(
+        &mut self,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<StoredRefund>, StoreError> {
+        self.client
+            .query(
+                "SELECT order_id, out_refund_no, transaction_id, paid_amount_fen, \
+                 refund_reason, refund_requested_at, status, refund_id FROM orders \
+                 WHERE refund_requested_at >= $1 AND refund_requested_at < $2 \
+                 ORDER BY refund_requested_at, order_id",
+                &[&from, &to],
+            )?
+            .iter()
+            .map(stored_refund)
             .collect()
     }
 }
@@ -212,7 +256,16 @@ impl Statements {
             order_status: client.prepare("SELECT status FROM orders WHERE order_id = $1")?,
             update_order: client.prepare(
                 "UPDATE orders SET status = $2, updated_at = $3, \
-                 paid_at = COALESCE($4, paid_at) WHERE order_id = $1",
+                 paid_at = COALESCE($4, paid_at), \
+                 prepay_id = COALESCE($5, prepay_id), \
+                 payment_started_at = COALESCE($6, payment_started_at), \
+                 transaction_id = COALESCE($7, transaction_id), \
+                 paid_amount_fen = COALESCE($8, paid_amount_fen), \
+                 out_refund_no = COALESCE($9, out_refund_no), \
+                 refund_reason = COALESCE($10, refund_reason), \
+                 refund_requested_at = COALESCE($11, refund_requested_at), \
+                 refund_id = COALESCE($12, refund_id) \
+                 WHERE order_id = $1",
             )?,
             insert_order_event: client.prepare(
                 "INSERT INTO order_events (order_id, seq, status, at) VALUES ($1, $2, $3, $4) \
@@ -327,9 +380,23 @@ impl Tx for PgTx<'_> {
 
     fn update_order(&mut self, change: &OrderChange<'_>) -> Result<(), StoreError> {
         let status = change.status.as_str();
+        let refund_reason = change.refund_reason_text();
         self.tx.execute(
             &self.statements.update_order,
-            &[&change.order_id, &status, &change.at_ms, &change.paid_at_ms],
+            &[
+                &change.order_id,
+                &status,
+                &change.at_ms,
+                &change.paid_at_ms,
+                &change.prepay_id,
+                &change.payment_started_at_ms,
+                &change.transaction_id,
+                &change.paid_amount_fen,
+                &change.out_refund_no,
+                &refund_reason,
+                &change.refund_requested_at_ms,
+                &change.refund_id,
+            ],
         )?;
         Ok(())
     }
@@ -387,6 +454,47 @@ fn order_row(row: &Row) -> Result<OrderRow, StoreError> {
         expires_at_ms: row.try_get(9)?,
         paid_at_ms: row.try_get(10)?,
         updated_at_ms: row.try_get(11)?,
+        prepay_id: row.try_get(12)?,
+        payment_started_at_ms: row.try_get(13)?,
+        transaction_id: row.try_get(14)?,
+        paid_amount_fen: row.try_get(15)?,
+        out_refund_no: row.try_get(16)?,
+        refund_reason: row
+            .try_get::<_, Option<&str>>(17)?
+            .map(rows::refund_reason)
+            .transpose()?,
+        refund_requested_at_ms: row.try_get(18)?,
+        refund_id: row.try_get(19)?,
+    })
+}
+
+fn stored_payment(row: &Row) -> Result<StoredPayment, StoreError> {
+    let amount_fen = rows::required("orders.paid_amount_fen", row.try_get(2)?)?;
+    let out_refund_no: Option<String> = row.try_get(5)?;
+    Ok(StoredPayment {
+        order_id: row.try_get(0)?,
+        transaction_id: row.try_get(1)?,
+        amount_fen,
+        paid_at: row.try_get(3)?,
+        status: rows::order_status(row.try_get(4)?)?,
+        refund_amount_fen: out_refund_no.as_ref().map(|_| amount_fen),
+        out_refund_no,
+    })
+}
+
+fn stored_refund(row: &Row) -> Result<StoredRefund, StoreError> {
+    Ok(StoredRefund {
+        order_id: row.try_get(0)?,
+        out_refund_no: rows::required("orders.out_refund_no", row.try_get(1)?)?,
+        transaction_id: rows::required("orders.transaction_id", row.try_get(2)?)?,
+        amount_fen: rows::required("orders.paid_amount_fen", row.try_get(3)?)?,
+        reason: rows::refund_reason(rows::required::<&str>(
+            "orders.refund_reason",
+            row.try_get(4)?,
+        )?)?,
+        requested_at: row.try_get(5)?,
+        status: rows::order_status(row.try_get(6)?)?,
+        refund_id: row.try_get(7)?,
     })
 }
 

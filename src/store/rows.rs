@@ -4,7 +4,7 @@
 
 use super::StoreError;
 use crate::clock::UnixMs;
-use crate::sale::{OrderStatus, SaleStatus};
+use crate::sale::{OrderStatus, RefundReason, SaleStatus};
 use rust_decimal::Decimal;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,8 +43,48 @@ pub struct OrderRow {
     pub status: OrderStatus,
     pub created_at_ms: UnixMs,
     pub expires_at_ms: UnixMs,
+    /// WeChat Pay's time of the payment.
     pub paid_at_ms: Option<UnixMs>,
     pub updated_at_ms: UnixMs,
+    pub prepay_id: Option<String>,
+    pub payment_started_at_ms: Option<UnixMs>,
+    pub transaction_id: Option<String>,
+    pub paid_amount_fen: Option<i64>,
+    pub out_refund_no: Option<String>,
+    pub refund_reason: Option<RefundReason>,
+    pub refund_requested_at_ms: Option<UnixMs>,
+    pub refund_id: Option<String>,
+}
+
+/// A payment, for daily reconciliation against WeChat Pay's trade bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredPayment {
+    pub order_id: String,
+    pub transaction_id: String,
+    pub amount_fen: i64,
+    /// WeChat Pay's time of the payment.
+    pub paid_at: UnixMs,
+    /// The order's status now (a refunded payment stays in the bill).
+    pub status: OrderStatus,
+    /// The amount refunded or being refunded; refunds are full.
+    pub refund_amount_fen: Option<i64>,
+    pub out_refund_no: Option<String>,
+}
+
+/// A refund, for daily reconciliation against WeChat Pay's refund bill.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRefund {
+    pub order_id: String,
+    pub out_refund_no: String,
+    pub transaction_id: String,
+    /// Refunds are full: the amount paid.
+    pub amount_fen: i64,
+    pub reason: RefundReason,
+    /// When the refund was asked for: the time of its event.
+    pub requested_at: UnixMs,
+    /// `refunding` until WeChat Pay reports it done, then `refunded`.
+    pub status: OrderStatus,
+    pub refund_id: Option<String>,
 }
 
 /// One step of an order's history: the status it entered at journal `seq`.
@@ -84,6 +124,18 @@ pub(crate) fn order_status(text: &str) -> Result<OrderStatus, StoreError> {
         .into_iter()
         .find(|status| status.as_str() == text)
         .ok_or_else(|| corrupt("order status", text))
+}
+
+pub(crate) fn refund_reason(text: &str) -> Result<RefundReason, StoreError> {
+    RefundReason::ALL
+        .into_iter()
+        .find(|reason| reason.as_str() == text)
+        .ok_or_else(|| corrupt("orders.refund_reason", text))
+}
+
+/// A column the query's `WHERE` guarantees, read back as absent.
+pub(crate) fn required<T>(column: &'static str, value: Option<T>) -> Result<T, StoreError> {
+    value.ok_or_else(|| corrupt(column, "NULL"))
 }
 
 /// seq as stored: BIGINT is signed.

@@ -9,7 +9,7 @@
 //! the recorded position back with it, and the feeder resends from there.
 
 use super::apply::{self, NewOrder, OrderChange, Tx};
-use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow};
+use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
 use super::StoreError;
 use crate::clock::{now_ms, UnixMs};
 use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
@@ -18,7 +18,10 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Applied in order, each once, recorded in `schema_migrations`.
-const MIGRATIONS: [(i64, &str); 1] = [(1, include_str!("../../migrations/sqlite/0001_init.sql"))];
+const MIGRATIONS: [(i64, &str); 2] = [
+    (1, include_str!("../../migrations/sqlite/0001_init.sql")),
+    (2, include_str!("../../migrations/sqlite/0002_payments.sql")),
+];
 
 /// How long a write waits for another connection's write lock.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
@@ -86,7 +89,9 @@ impl SqliteStore {
         self.conn
             .query_row(
                 "SELECT order_id, sale_id, sku_id, buyer, quantity, amount, idempotency_key, \
-                 status, created_at, expires_at, paid_at, updated_at \
+                 status, created_at, expires_at, paid_at, updated_at, prepay_id, \
+                 payment_started_at, transaction_id, paid_amount_fen, out_refund_no, \
+                 refund_reason, refund_requested_at, refund_id \
                  FROM orders WHERE order_id = ?1",
                 [order_id],
                 |row| Ok(order_row(row)),
@@ -101,6 +106,35 @@ impl SqliteStore {
         )?;
         let events = statement.query_map([order_id], |row| Ok(order_event_row(row)))?;
         events.map(|event| event?).collect()
+    }
+
+    pub fn paid_orders_between(
+        &mut self,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<StoredPayment>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT order_id, transaction_id, paid_amount_fen, paid_at, status, out_refund_no \
+             FROM orders WHERE paid_at >= ?1 AND paid_at < ?2 AND transaction_id IS NOT NULL \
+             ORDER BY paid_at, order_id",
+        )?;
+        let payments = statement.query_map([from, to], |row| Ok(stored_payment(row)))?;
+        payments.map(|payment| payment?).collect()
+    }
+
+    pub fn refunds_requested_between(
+        &mut self,
+        from: UnixMs,
+        to: UnixMs,
+    ) -> Result<Vec<StoredRefund>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT order_id, out_refund_no, transaction_id, paid_amount_fen, refund_reason, \
+             refund_requested_at, status, refund_id FROM orders \
+             WHERE refund_requested_at >= ?1 AND refund_requested_at < ?2 \
+             ORDER BY refund_requested_at, order_id",
+        )?;
+        let refunds = statement.query_map([from, to], |row| Ok(stored_refund(row)))?;
+        refunds.map(|refund| refund?).collect()
     }
 }
 
@@ -249,7 +283,15 @@ impl Tx for Transaction<'_> {
 
     fn update_order(&mut self, change: &OrderChange<'_>) -> Result<(), StoreError> {
         self.prepare_cached(
-            "UPDATE orders SET status = ?2, updated_at = ?3, paid_at = COALESCE(?4, paid_at) \
+            "UPDATE orders SET status = ?2, updated_at = ?3, paid_at = COALESCE(?4, paid_at), \
+             prepay_id = COALESCE(?5, prepay_id), \
+             payment_started_at = COALESCE(?6, payment_started_at), \
+             transaction_id = COALESCE(?7, transaction_id), \
+             paid_amount_fen = COALESCE(?8, paid_amount_fen), \
+             out_refund_no = COALESCE(?9, out_refund_no), \
+             refund_reason = COALESCE(?10, refund_reason), \
+             refund_requested_at = COALESCE(?11, refund_requested_at), \
+             refund_id = COALESCE(?12, refund_id) \
              WHERE order_id = ?1",
         )?
         .execute(params![
@@ -257,6 +299,14 @@ impl Tx for Transaction<'_> {
             change.status.as_str(),
             change.at_ms,
             change.paid_at_ms,
+            change.prepay_id,
+            change.payment_started_at_ms,
+            change.transaction_id,
+            change.paid_amount_fen,
+            change.out_refund_no,
+            change.refund_reason_text(),
+            change.refund_requested_at_ms,
+            change.refund_id,
         ])?;
         Ok(())
     }
@@ -314,6 +364,48 @@ fn order_row(row: &Row<'_>) -> Result<OrderRow, StoreError> {
         expires_at_ms: row.get(9)?,
         paid_at_ms: row.get(10)?,
         updated_at_ms: row.get(11)?,
+        prepay_id: row.get(12)?,
+        payment_started_at_ms: row.get(13)?,
+        transaction_id: row.get(14)?,
+        paid_amount_fen: row.get(15)?,
+        out_refund_no: row.get(16)?,
+        refund_reason: row
+            .get::<_, Option<String>>(17)?
+            .as_deref()
+            .map(rows::refund_reason)
+            .transpose()?,
+        refund_requested_at_ms: row.get(18)?,
+        refund_id: row.get(19)?,
+    })
+}
+
+fn stored_payment(row: &Row<'_>) -> Result<StoredPayment, StoreError> {
+    let amount_fen = rows::required("orders.paid_amount_fen", row.get(2)?)?;
+    let out_refund_no: Option<String> = row.get(5)?;
+    Ok(StoredPayment {
+        order_id: row.get(0)?,
+        transaction_id: row.get(1)?,
+        amount_fen,
+        paid_at: row.get(3)?,
+        status: rows::order_status(&row.get::<_, String>(4)?)?,
+        refund_amount_fen: out_refund_no.as_ref().map(|_| amount_fen),
+        out_refund_no,
+    })
+}
+
+fn stored_refund(row: &Row<'_>) -> Result<StoredRefund, StoreError> {
+    Ok(StoredRefund {
+        order_id: row.get(0)?,
+        out_refund_no: rows::required("orders.out_refund_no", row.get(1)?)?,
+        transaction_id: rows::required("orders.transaction_id", row.get(2)?)?,
+        amount_fen: rows::required("orders.paid_amount_fen", row.get(3)?)?,
+        reason: rows::refund_reason(&rows::required::<String>(
+            "orders.refund_reason",
+            row.get(4)?,
+        )?)?,
+        requested_at: row.get(5)?,
+        status: rows::order_status(&row.get::<_, String>(6)?)?,
+        refund_id: row.get(7)?,
     })
 }
 

@@ -3,8 +3,11 @@
 //! created for the test and dropped after it (by a guard, so also when the
 //! test fails). An unreachable PostgreSQL fails the test, never skips it.
 
-use super::{OrderEventRow, Store, StoreConfig, StoreError};
-use crate::sale::{Event, ItemSpec, OrderAction, OrderStatus, SaleAction, SaleSpec, SaleStatus};
+use super::{OrderEventRow, Store, StoreConfig, StoreError, StoredPayment, StoredRefund};
+use crate::sale::{
+    Event, ItemSpec, LatePayment, OrderAction, OrderStatus, RefundReason, SaleAction, SaleSpec,
+    SaleStatus,
+};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
@@ -149,6 +152,44 @@ fn order_action(at: i64, order_id: &str, action: OrderAction) -> Event {
     }
 }
 
+fn payment_started(at: i64, order_id: &str) -> Event {
+    Event::PaymentStarted {
+        at,
+        order_id: order_id.into(),
+        prepay_id: format!("wx-{order_id}"),
+        prepay_valid_until: at + 7_200_000,
+    }
+}
+
+/// Paid at WeChat Pay 100 ms before the notification is applied.
+fn payment_confirmed(at: i64, order_id: &str, amount_fen: i64, late: Option<LatePayment>) -> Event {
+    Event::PaymentConfirmed {
+        at,
+        order_id: order_id.into(),
+        transaction_id: format!("tx-{order_id}"),
+        amount_fen,
+        paid_at: at - 100,
+        late,
+    }
+}
+
+fn refund_requested(at: i64, order_id: &str, reason: RefundReason) -> Event {
+    Event::RefundRequested {
+        at,
+        order_id: order_id.into(),
+        out_refund_no: format!("{order_id}R1"),
+        reason,
+    }
+}
+
+fn refund_completed(at: i64, order_id: &str) -> Event {
+    Event::RefundCompleted {
+        at,
+        order_id: order_id.into(),
+        refund_id: format!("rf-{order_id}"),
+    }
+}
+
 /// Records 1..=12 of one sale's life; tests apply slices of it.
 fn journal() -> Vec<(u64, Event)> {
     let events = vec![
@@ -156,15 +197,15 @@ fn journal() -> Vec<(u64, Event)> {
         sale_action(2_000, SaleAction::Start),
         reserved(3_000, "order-1", "sku-a", 2, "199.80"),
         reserved(3_100, "order-2", "sku-b", 1, "0.10"),
-        order_action(4_000, "order-1", OrderAction::StartPayment),
-        order_action(5_000, "order-1", OrderAction::ConfirmPayment),
+        payment_started(4_000, "order-1"),
+        payment_confirmed(5_000, "order-1", 19_980, None),
         order_action(6_000, "order-2", OrderAction::Expire),
         restocked(7_000, "sku-a", 5),
         sale_action(8_000, SaleAction::Pause),
         // 10..=12: what the overlap and restart tests add later.
         reserved(9_000, "order-3", "sku-a", 1, "99.90"),
         restocked(10_000, "sku-b", 3),
-        order_action(11_000, "order-1", OrderAction::RequestRefund),
+        refund_requested(11_000, "order-1", RefundReason::Admin),
     ];
     (1..).zip(events).collect()
 }
@@ -233,7 +274,13 @@ fn batch_apply_lands_every_event(db: &TestDb) {
     assert_eq!((paid.quantity, paid.buyer.as_str()), (2, "buyer-1"));
     assert_eq!(paid.idempotency_key, "key-order-1");
     assert_eq!((paid.created_at_ms, paid.expires_at_ms), (3_000, 903_000));
-    assert_eq!((paid.paid_at_ms, paid.updated_at_ms), (Some(5_000), 5_000));
+    // paid_at is WeChat Pay's time of the payment.
+    assert_eq!((paid.paid_at_ms, paid.updated_at_ms), (Some(4_900), 5_000));
+    assert_eq!(paid.prepay_id.as_deref(), Some("wx-order-1"));
+    assert_eq!(paid.payment_started_at_ms, Some(4_000));
+    assert_eq!(paid.transaction_id.as_deref(), Some("tx-order-1"));
+    assert_eq!(paid.paid_amount_fen, Some(19_980));
+    assert_eq!((paid.out_refund_no, paid.refund_reason), (None, None));
     use OrderStatus::*;
     let expected = [(3, Reserved, 3_000), (5, Paying, 4_000), (6, Paid, 5_000)];
     assert_eq!(history(&mut store, "order-1"), expected);
@@ -275,8 +322,12 @@ fn reapplying_the_same_or_an_overlapping_batch_changes_nothing(db: &TestDb) {
     let refunding = store.order("order-1").expect("order").expect("order-1");
     assert_eq!(
         (refunding.paid_at_ms, refunding.updated_at_ms),
-        (Some(5_000), 11_000)
+        (Some(4_900), 11_000)
     );
+    assert_eq!(refunding.out_refund_no.as_deref(), Some("order-1R1"));
+    assert_eq!(refunding.refund_reason, Some(RefundReason::Admin));
+    assert_eq!(refunding.refund_requested_at_ms, Some(11_000));
+    assert_eq!(refunding.transaction_id.as_deref(), Some("tx-order-1"));
     let new_order = store.order("order-3").expect("order").expect("order-3");
     assert_eq!(new_order.status, Reserved);
     assert_eq!(new_order.amount.to_string(), "99.90");
@@ -329,11 +380,239 @@ fn a_failed_batch_rolls_back_entirely(db: &TestDb) {
     assert_eq!(error.to_string(), "batch out of order: seq 3 follows seq 4");
 
     let mut illegal = records(3..=3);
-    let refund = order_action(4_000, "order-1", OrderAction::CompleteRefund);
-    illegal.push((4, refund));
+    illegal.push((4, refund_completed(4_000, "order-1")));
     let error = store.apply_batch(&illegal).expect_err("illegal");
     assert!(matches!(error, StoreError::Inconsistent { seq: 4, .. }));
     assert_eq!(snapshot(&mut store), before);
+
+    // Payment actions travel in their own events, never as a transition.
+    let mut smuggled = records(3..=3);
+    smuggled.push((
+        4,
+        order_action(4_000, "order-1", OrderAction::ConfirmPayment),
+    ));
+    let error = store.apply_batch(&smuggled).expect_err("not a transition");
+    assert!(matches!(error, StoreError::Inconsistent { seq: 4, .. }));
+    assert_eq!(snapshot(&mut store), before);
+}
+
+/// Records 1..=14: every payment branch. order-1 is paid, refunded by an
+/// operator; order-2 expires, then pays late and finds its units gone;
+/// order-3 is cancelled, then pays late and gets its units back.
+fn payment_journal() -> Vec<(u64, Event)> {
+    let refund_due = LatePayment::RefundDue {
+        out_refund_no: "order-2R1".into(),
+    };
+    let events = vec![
+        sale_created(1_000),
+        sale_action(2_000, SaleAction::Start),
+        reserved(3_000, "order-1", "sku-a", 2, "199.80"),
+        reserved(3_100, "order-2", "sku-b", 1, "0.10"),
+        reserved(3_200, "order-3", "sku-a", 1, "99.90"),
+        payment_started(4_000, "order-1"),
+        payment_confirmed(5_000, "order-1", 19_980, None),
+        order_action(6_000, "order-2", OrderAction::Expire),
+        payment_confirmed(7_000, "order-2", 10, Some(refund_due)),
+        order_action(7_100, "order-3", OrderAction::Cancel),
+        payment_confirmed(7_300, "order-3", 9_990, Some(LatePayment::Reinstated)),
+        refund_requested(8_000, "order-1", RefundReason::Admin),
+        refund_completed(9_000, "order-1"),
+        refund_completed(9_500, "order-2"),
+    ];
+    (1..).zip(events).collect()
+}
+
+fn stored_payment(order_id: &str, fen: i64, paid_at: i64, status: OrderStatus) -> StoredPayment {
+    let refunded = status != OrderStatus::Paid;
+    StoredPayment {
+        order_id: order_id.into(),
+        transaction_id: format!("tx-{order_id}"),
+        amount_fen: fen,
+        paid_at,
+        status,
+        refund_amount_fen: refunded.then_some(fen),
+        out_refund_no: refunded.then(|| format!("{order_id}R1")),
+    }
+}
+
+fn payments_and_refunds_land_in_their_columns(db: &TestDb) {
+    let mut store = db.open();
+    let journal = payment_journal();
+    store.apply_batch(&journal).expect("apply");
+    use OrderStatus::*;
+    let late = store.order("order-2").expect("order").expect("order-2");
+    assert_eq!(late.status, Refunded);
+    assert_eq!(
+        (late.paid_at_ms, late.paid_amount_fen),
+        (Some(6_900), Some(10))
+    );
+    assert_eq!(late.refund_reason, Some(RefundReason::LatePayment));
+    assert_eq!(late.refund_requested_at_ms, Some(7_000));
+    assert_eq!(late.refund_id.as_deref(), Some("rf-order-2"));
+    assert_eq!(late.prepay_id, None);
+    let expected = [
+        (4, Reserved, 3_100),
+        (8, Expired, 6_000),
+        (9, Refunding, 7_000),
+        (14, Refunded, 9_500),
+    ];
+    assert_eq!(history(&mut store, "order-2"), expected);
+    let expected = [
+        (5, Reserved, 3_200),
+        (10, Cancelled, 7_100),
+        (11, Paid, 7_300),
+    ];
+    assert_eq!(history(&mut store, "order-3"), expected);
+
+    let payments = store.paid_orders_between(0, 10_000).expect("payments");
+    assert_eq!(
+        payments,
+        [
+            stored_payment("order-1", 19_980, 4_900, Refunded),
+            stored_payment("order-2", 10, 6_900, Refunded),
+            stored_payment("order-3", 9_990, 7_200, Paid),
+        ]
+    );
+    let window = store.paid_orders_between(4_900, 6_900).expect("payments");
+    let ids: Vec<&str> = window.iter().map(|p| p.order_id.as_str()).collect();
+    assert_eq!(ids, ["order-1"], "from is in the window, to is not");
+
+    let refund = |order_id: &str, fen, reason, requested_at| StoredRefund {
+        order_id: String::from(order_id),
+        out_refund_no: format!("{order_id}R1"),
+        transaction_id: format!("tx-{order_id}"),
+        amount_fen: fen,
+        reason,
+        requested_at,
+        status: Refunded,
+        refund_id: Some(format!("rf-{order_id}")),
+    };
+    let refunds = store.refunds_requested_between(0, 10_000).expect("refunds");
+    assert_eq!(
+        refunds,
+        [
+            refund("order-2", 10, RefundReason::LatePayment, 7_000),
+            refund("order-1", 19_980, RefundReason::Admin, 8_000),
+        ]
+    );
+    let none = store
+        .refunds_requested_between(7_001, 8_000)
+        .expect("refunds");
+    assert!(none.is_empty());
+
+    // Resent, whole or overlapping: nothing changes, no history row doubles.
+    let once = payment_snapshot(&mut store);
+    store.apply_batch(&journal).expect("again");
+    store.apply_batch(&journal[5..]).expect("overlapping");
+    assert_eq!(payment_snapshot(&mut store), once);
+}
+
+fn payment_snapshot(store: &mut Store) -> String {
+    let mut text = snapshot(store);
+    text += &format!(
+        "{:?}\n",
+        store.paid_orders_between(0, i64::MAX).expect("paid")
+    );
+    text += &format!(
+        "{:?}\n",
+        store
+            .refunds_requested_between(0, i64::MAX)
+            .expect("refunds")
+    );
+    text
+}
+
+fn payment_events_the_table_refuses_roll_back(db: &TestDb) {
+    let mut store = db.open();
+    let journal = payment_journal();
+    store.apply_batch(&journal[..7]).expect("apply"); // order-1 paid
+    let before = payment_snapshot(&mut store);
+    let refused = [
+        // An on-time payment of an expired order.
+        vec![
+            (8, order_action(6_000, "order-2", OrderAction::Expire)),
+            (9, payment_confirmed(7_000, "order-2", 10, None)),
+        ],
+        // A refund completed before it was asked.
+        vec![(8, refund_completed(8_000, "order-1"))],
+        // A late branch for an order that is not late.
+        vec![(
+            8,
+            payment_confirmed(8_000, "order-3", 9_990, Some(LatePayment::Reinstated)),
+        )],
+        // A refund number WeChat Pay would refuse.
+        vec![(8, {
+            let mut bad = refund_requested(8_000, "order-1", RefundReason::Admin);
+            if let Event::RefundRequested { out_refund_no, .. } = &mut bad {
+                *out_refund_no = "has space".into();
+            }
+            bad
+        })],
+    ];
+    for batch in refused {
+        let error = store.apply_batch(&batch).expect_err("refused");
+        assert!(matches!(error, StoreError::Inconsistent { .. }), "{error}");
+        assert_eq!(payment_snapshot(&mut store), before);
+    }
+}
+
+/// The schema as it was before payments (version 1 only), holding one
+/// reserved order, made by hand on the test's database.
+fn create_version_1(db: &TestDb) {
+    let init = match &db.config {
+        StoreConfig::Sqlite { .. } => include_str!("../../migrations/sqlite/0001_init.sql"),
+        StoreConfig::Postgres { .. } => include_str!("../../migrations/postgres/0001_init.sql"),
+    };
+    let sql = [
+        "CREATE TABLE schema_migrations (
+             version BIGINT NOT NULL PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        init,
+        "INSERT INTO schema_migrations (version, applied_at) VALUES (1, 0)",
+        "INSERT INTO sales (sale_id, title, status, starts_at, ends_at, hold_seconds, \
+         created_at) VALUES ('sale-1', 'Old sale', 'live', NULL, NULL, 900, 1000)",
+        "INSERT INTO sale_items (sale_id, sku_id, title, price, stock, per_user_limit) \
+         VALUES ('sale-1', 'sku-a', 'A', '99.90', 10, 2)",
+        "INSERT INTO orders (order_id, sale_id, sku_id, buyer, quantity, amount, \
+         idempotency_key, status, created_at, expires_at, paid_at, updated_at) VALUES \
+         ('order-1', 'sale-1', 'sku-a', 'buyer-1', 2, '199.80', 'key-order-1', 'reserved', \
+         3000, 903000, NULL, 3000)",
+        "UPDATE journal_position SET applied_seq = 3",
+    ]
+    .join(";\n");
+    match &db.config {
+        StoreConfig::Sqlite { path } => {
+            let conn = rusqlite::Connection::open(path).expect("open SQLite");
+            conn.execute_batch(&sql).expect("version 1");
+        }
+        StoreConfig::Postgres { url } => {
+            let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect");
+            client.batch_execute(&sql).expect("version 1");
+        }
+    }
+}
+
+fn a_store_made_before_payments_is_migrated_on_open(db: &TestDb) {
+    create_version_1(db);
+    let mut store = db.open();
+    assert_eq!(store.applied_position().expect("position"), 3);
+    let old = store.order("order-1").expect("order").expect("order-1");
+    assert_eq!(
+        (old.status, old.transaction_id),
+        (OrderStatus::Reserved, None)
+    );
+    let batch = [
+        (4, payment_started(4_000, "order-1")),
+        (5, payment_confirmed(5_000, "order-1", 19_980, None)),
+    ];
+    store
+        .apply_batch(&batch)
+        .expect("payments on the migrated schema");
+    drop(store);
+    // Reopening applies nothing twice.
+    let mut store = db.open();
+    let paid = store.order("order-1").expect("order").expect("order-1");
+    assert_eq!(paid.status, OrderStatus::Paid);
+    assert_eq!(paid.paid_amount_fen, Some(19_980));
 }
 
 macro_rules! on_both_backends {
@@ -359,6 +638,9 @@ on_both_backends!(
     reapplying_the_same_or_an_overlapping_batch_changes_nothing,
     restart_resumes_from_the_recorded_position,
     a_failed_batch_rolls_back_entirely,
+    payments_and_refunds_land_in_their_columns,
+    payment_events_the_table_refuses_roll_back,
+    a_store_made_before_payments_is_migrated_on_open,
 );
 
 #[test]
