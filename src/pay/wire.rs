@@ -93,6 +93,8 @@ pub struct JsapiPrepayRequest {
     pub description: String,
     pub out_trade_no: String,
     /// RFC 3339, e.g. `2018-06-08T10:34:56+08:00`: the payment deadline.
+    /// Optional on the wire (7 days without it); empty means absent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub time_expire: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attach: Option<String>,
@@ -105,6 +107,8 @@ pub struct JsapiPrepayRequest {
 pub struct PrepayAmount {
     /// Fen, at least 1.
     pub total: i64,
+    /// Optional on the wire (`CNY` without it); empty means absent.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub currency: String,
 }
 
@@ -357,6 +361,17 @@ mod tests {
         assert!(!serde_json::to_string(&without_attach)
             .unwrap()
             .contains("attach"));
+        let minimal: JsapiPrepayRequest = round_trip(
+            r#"{"appid":"wx1","mchid":"1230000109","description":"d","out_trade_no":"ORDER1",
+                "notify_url":"https://example.com/notify","amount":{"total":1},"payer":{"openid":"o"}}"#,
+        );
+        assert_eq!(
+            (
+                minimal.time_expire.as_str(),
+                minimal.amount.currency.as_str()
+            ),
+            ("", "")
+        );
         let response: PrepayResponse =
             round_trip(r#"{"prepay_id":"wx201410272009395522657a690389285100"}"#);
         assert_eq!(response.prepay_id, "wx201410272009395522657a690389285100");
