@@ -14,6 +14,7 @@
 
 pub mod bill;
 pub mod crypto;
+pub mod sim;
 pub mod wire;
 
 pub use bill::{BillError, BillRow, BillSummary};
