@@ -1,11 +1,16 @@
 //! The `flashgate` command: `serve` runs the gateway; `session-token` mints a
-//! storefront token with the configured secret, for trying the API by hand.
+//! storefront token with the configured secret, for trying the API by hand;
+//! `wxpay-sim` runs the WeChat Pay simulator as its own process.
 
 use clap::{Parser, Subcommand};
 use flashgate::app::Gateway;
 use flashgate::config::Config;
 use flashgate::http::auth::SessionKeys;
-use std::path::PathBuf;
+use flashgate::pay::sim::{Faults, SimConfig, Simulator, DEFAULT_PUBLIC_KEY_ID};
+use flashgate::pay::RsaSigner;
+use std::io::Write as _;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 #[derive(Parser)]
@@ -38,6 +43,43 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Run the WeChat Pay API v3 simulator until SIGTERM or SIGINT; prints
+    /// `wxpay-sim listening on http://ADDR public_key_id=...` when ready.
+    WxpaySim(WxpaySimArgs),
+}
+
+#[derive(clap::Args)]
+struct WxpaySimArgs {
+    #[arg(long, default_value = "127.0.0.1:8090")]
+    listen: SocketAddr,
+    #[arg(long)]
+    mchid: String,
+    #[arg(long)]
+    appid: String,
+    /// The 32-byte APIv3 key; FLASHGATE_SIM_APIV3_KEY when absent.
+    #[arg(long)]
+    apiv3_key: Option<String>,
+    /// The serial requests must name in their Authorization header.
+    #[arg(long)]
+    merchant_serial_no: String,
+    /// The merchant's public key (PEM, BEGIN PUBLIC KEY) that verifies requests.
+    #[arg(long)]
+    merchant_public_key: PathBuf,
+    /// Sent as Wechatpay-Serial on answers and notifications.
+    #[arg(long, default_value = DEFAULT_PUBLIC_KEY_ID)]
+    public_key_id: String,
+    /// The platform key (PKCS#8 PEM) that signs; a fresh one when absent.
+    #[arg(long)]
+    platform_private_key: Option<PathBuf>,
+    /// Write the platform public key (PEM) here, for the gateway's config.
+    #[arg(long)]
+    platform_public_key_out: Option<PathBuf>,
+    /// Multiplies the notification retry schedule and the refund delay.
+    #[arg(long, default_value_t = 1.0)]
+    time_scale: f64,
+    /// Log filter (to stderr), e.g. `debug`.
+    #[arg(long, default_value = "info")]
+    log_level: String,
 }
 
 fn main() -> ExitCode {
@@ -53,6 +95,7 @@ fn main() -> ExitCode {
             let exp = flashgate::clock::now_ms() / 1000 + ttl_seconds;
             println!("{}", keys.issue(&openid, exp));
         }),
+        Command::WxpaySim(args) => wxpay_sim(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -114,5 +157,80 @@ fn init_logging(level: &str) {
         .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new());
     tracing_subscriber::registry()
         .with(tracing_subscriber::fmt::layer().with_filter(filter))
+        .init();
+}
+
+fn wxpay_sim(args: WxpaySimArgs) -> Result<(), String> {
+    init_stderr_logging(&args.log_level);
+    let config = sim_config(&args)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|error| error.to_string())?;
+    runtime.block_on(async {
+        let handle = Simulator::start(config)
+            .await
+            .map_err(|error| error.to_string())?;
+        if let Some(path) = &args.platform_public_key_out {
+            std::fs::write(path, handle.public_key_pem())
+                .map_err(|error| format!("writing {}: {error}", path.display()))?;
+        }
+        let mut stdout = std::io::stdout().lock();
+        writeln!(
+            stdout,
+            "wxpay-sim listening on {} public_key_id={}",
+            handle.base_url(),
+            handle.public_key_id()
+        )
+        .and_then(|()| stdout.flush())
+        .map_err(|error| format!("stdout: {error}"))?;
+        drop(stdout);
+        wait_for_signal().await?;
+        handle.shutdown().await;
+        Ok(())
+    })
+}
+
+fn sim_config(args: &WxpaySimArgs) -> Result<SimConfig, String> {
+    let apiv3_key = match &args.apiv3_key {
+        Some(key) => key.clone(),
+        None => std::env::var("FLASHGATE_SIM_APIV3_KEY")
+            .map_err(|_| "give --apiv3-key or set FLASHGATE_SIM_APIV3_KEY".to_owned())?,
+    };
+    let platform_signer = match &args.platform_private_key {
+        Some(path) => RsaSigner::from_pkcs8_pem(&read_text(path)?)
+            .map_err(|error| format!("{}: {error}", path.display()))?,
+        None => RsaSigner::generate().map_err(|error| error.to_string())?,
+    };
+    Ok(SimConfig {
+        listen: args.listen,
+        mchid: args.mchid.clone(),
+        appid: args.appid.clone(),
+        apiv3_key,
+        merchant_serial_no: args.merchant_serial_no.clone(),
+        merchant_public_key_pem: read_text(&args.merchant_public_key)?,
+        platform_signer,
+        public_key_id: args.public_key_id.clone(),
+        time_scale: args.time_scale,
+        faults: Faults::default(),
+    })
+}
+
+fn read_text(path: &Path) -> Result<String, String> {
+    std::fs::read_to_string(path).map_err(|error| format!("reading {}: {error}", path.display()))
+}
+
+/// Logs go to stderr: stdout carries the ready line a parent process waits for.
+fn init_stderr_logging(level: &str) {
+    use tracing_subscriber::prelude::*;
+    let filter: tracing_subscriber::filter::Targets = level
+        .parse()
+        .unwrap_or_else(|_| tracing_subscriber::filter::Targets::new());
+    tracing_subscriber::registry()
+        .with(
+            tracing_subscriber::fmt::layer()
+                .with_writer(std::io::stderr)
+                .with_filter(filter),
+        )
         .init();
 }

@@ -18,6 +18,7 @@ pub mod client;
 pub mod crypto;
 mod limiter;
 pub mod notify;
+pub mod sim;
 pub mod wire;
 
 pub use bill::{BillError, BillRow, BillSummary};
