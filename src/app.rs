@@ -8,6 +8,9 @@ use crate::config::Config;
 use crate::http::{server, AppState};
 use crate::journal::{self, Journal, JournalError, JournalOptions};
 use crate::metrics as names;
+use crate::pay::sim::SimHandle;
+use crate::pay::PayClient;
+use crate::payments::{merchant, Payments};
 use crate::sale::{Engine, EngineLimits, Event};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::feeder::{Feeder, FeederOptions};
@@ -43,6 +46,8 @@ pub enum StartError {
 pub struct Gateway {
     pub local_addr: SocketAddr,
     pub state: Arc<AppState>,
+    /// The embedded WeChat Pay simulator, when `[pay]` has no merchant.
+    pub simulator: Option<SimHandle>,
     journal: Arc<Journal>,
     feeder: Arc<Feeder>,
     trigger: ShutdownTrigger,
@@ -78,12 +83,15 @@ impl Gateway {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let hold_tick = Duration::from_millis(config.sale.hold_tick_ms);
+        let sweep_every = Duration::from_secs(config.pay.reconcile_interval_seconds);
+        let (payments, simulator) = start_payments(&config, &engine, local_addr).await?;
         let (trigger, shutdown) = shutdown::channel();
         let state = Arc::new(
             AppState::new(
                 Arc::clone(&engine),
                 Arc::clone(&journal),
                 Arc::clone(&feeder.status),
+                Arc::clone(&payments),
                 config,
                 shutdown.clone(),
             )
@@ -91,12 +99,19 @@ impl Gateway {
         );
         let tasks = vec![
             tokio::spawn(server::serve(listener, Arc::clone(&state))),
-            tokio::spawn(expire_holds(engine, hold_tick, shutdown)),
+            tokio::spawn(expire_holds(
+                engine,
+                Arc::clone(&payments),
+                hold_tick,
+                shutdown.clone(),
+            )),
+            tokio::spawn(payments.run_sweeps(sweep_every, shutdown)),
         ];
         tracing::info!(%local_addr, "flashgate listening");
         Ok(Gateway {
             local_addr,
             state,
+            simulator,
             journal,
             feeder,
             trigger,
@@ -112,6 +127,9 @@ impl Gateway {
             if let Err(error) = task.await {
                 tracing::error!(%error, "a gateway task failed");
             }
+        }
+        if let Some(simulator) = self.simulator {
+            simulator.shutdown().await;
         }
         let (journal, feeder) = (self.journal, self.feeder);
         let drained = tokio::task::spawn_blocking(move || {
@@ -134,12 +152,14 @@ fn engine_limits(config: &Config) -> EngineLimits {
         items_per_sale_max: config.sale.items_per_sale_max,
         stock_per_item_max: config.sale.stock_per_item_max,
         orders_max: config.sale.orders_max,
+        hold_seconds_min: config.sale.hold_seconds_min,
     }
 }
 
-fn feeder_options(config: &Config) -> FeederOptions {
+/// The store `[storage]` names: SQLite in the data dir, or PostgreSQL.
+pub fn store_config(config: &Config) -> StoreConfig {
     let storage = &config.storage;
-    let store = if storage.postgres_url.is_empty() {
+    if storage.postgres_url.is_empty() {
         StoreConfig::Sqlite {
             path: storage.data_dir.join("flashgate.sqlite3"),
         }
@@ -147,9 +167,13 @@ fn feeder_options(config: &Config) -> FeederOptions {
         StoreConfig::Postgres {
             url: storage.postgres_url.clone(),
         }
-    };
+    }
+}
+
+fn feeder_options(config: &Config) -> FeederOptions {
+    let storage = &config.storage;
     FeederOptions {
-        store,
+        store: store_config(config),
         journal_dir: storage.data_dir.join("journal"),
         snapshot_dir: snapshot_dir(config),
         limits: engine_limits(config),
@@ -271,8 +295,45 @@ pub fn snapshot_dir(config: &Config) -> std::path::PathBuf {
     config.storage.data_dir.join("snapshots")
 }
 
-/// Fires hold timers: every `tick`, expires the holds that are due.
-async fn expire_holds(engine: Arc<Engine>, tick: Duration, mut shutdown: Shutdown) {
+/// The payment flow on the configured merchant, or on an embedded
+/// simulator when there is none (said loudly: nothing is really paid).
+async fn start_payments(
+    config: &Config,
+    engine: &Arc<Engine>,
+    local_addr: SocketAddr,
+) -> Result<(Arc<Payments>, Option<SimHandle>), StartError> {
+    let (merchant, pay, simulator) = if config.pay.has_merchant() {
+        let merchant = merchant::merchant_config(&config.pay).map_err(StartError::Config)?;
+        (merchant, config.pay.clone(), None)
+    } else {
+        let embedded = merchant::start_embedded(&config.pay, local_addr)
+            .await
+            .map_err(StartError::Config)?;
+        tracing::warn!(
+            simulator = %embedded.simulator.base_url(),
+            "NO WECHAT PAY MERCHANT CONFIGURED: payments go to the embedded WeChat Pay \
+             simulator with freshly generated keys; nothing is really paid. A buyer's \
+             payment is confirmed with POST {}/sim/v1/pay {{\"prepay_id\":...}}. \
+             Set [pay] mchid and the rest of the merchant credentials to go live.",
+            embedded.simulator.base_url()
+        );
+        (embedded.merchant, embedded.pay, Some(embedded.simulator))
+    };
+    let client = PayClient::new(&merchant)
+        .map_err(|error| StartError::Config(format!("WeChat Pay client: {error}")))?;
+    let payments = Arc::new(Payments::new(Arc::clone(engine), client, &pay));
+    Ok((payments, simulator))
+}
+
+/// Fires hold timers: every `tick`, expires the holds that are due. A
+/// paying order's hold goes to the payment flow instead, which closes it
+/// at WeChat Pay before its stock comes back.
+async fn expire_holds(
+    engine: Arc<Engine>,
+    payments: Arc<Payments>,
+    tick: Duration,
+    mut shutdown: Shutdown,
+) {
     let mut interval = tokio::time::interval(tick);
     interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -285,10 +346,7 @@ async fn expire_holds(engine: Arc<Engine>, tick: Duration, mut shutdown: Shutdow
             metrics::counter!(names::ORDERS_EXPIRED_TOTAL).increment(due.commits.len() as u64);
             tracing::debug!(count = due.commits.len(), "holds expired");
         }
-        // Closing their WeChat Pay orders is the payment worker's job.
-        if !due.paying_due.is_empty() {
-            tracing::info!(orders = ?due.paying_due, "paying orders' holds are due");
-        }
+        payments.holds_over(due.paying_due);
     }
 }
 

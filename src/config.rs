@@ -60,6 +60,7 @@ pub struct SaleConfig {
     pub stock_per_item_max: i64,
     pub orders_max: u64,
     pub hold_tick_ms: u64,
+    pub hold_seconds_min: u32,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -151,6 +152,7 @@ impl Default for SaleConfig {
             stock_per_item_max: 10_000_000,
             orders_max: 50_000_000,
             hold_tick_ms: 200,
+            hold_seconds_min: 60,
         }
     }
 }
@@ -391,6 +393,12 @@ impl Config {
         }
         if self.sale.orders_max < 1 {
             return Err(key_error("sale.orders_max", "must be at least 1"));
+        }
+        if !(1..=3600).contains(&self.sale.hold_seconds_min) {
+            return Err(key_error(
+                "sale.hold_seconds_min",
+                "must be within 1..=3600",
+            ));
         }
         if !(10..=5000).contains(&self.sale.hold_tick_ms) {
             return Err(key_error("sale.hold_tick_ms", "must be within 10..=5000"));

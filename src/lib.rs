@@ -3,7 +3,9 @@
 //! The module tree follows docs/ARCHITECTURE.md. The order path, top to
 //! bottom: [`http`] (parse, authenticate, admit) → [`sale`] (the engine:
 //! sale life cycle, order state machine, holds) → [`inventory`] (lock-free
-//! stock shards, per-buyer limits, idempotency keys).
+//! stock shards, per-buyer limits, idempotency keys). Payments: [`pay`]
+//! speaks WeChat Pay API v3 (and simulates it); [`payments`] runs the
+//! gateway's side of it against the engine.
 
 pub mod app;
 pub mod clock;
@@ -15,6 +17,7 @@ pub mod journal;
 pub mod metrics;
 pub mod money;
 pub mod pay;
+pub mod payments;
 pub mod sale;
 pub mod shutdown;
 pub mod store;

@@ -1,4 +1,5 @@
-//! The `flashgate` command: `serve` runs the gateway; `session-token` mints a
+//! The `flashgate` command: `serve` runs the gateway; `reconcile` checks a
+//! day's WeChat Pay trade bill against the store; `session-token` mints a
 //! storefront token with the configured secret, for trying the API by hand;
 //! `wxpay-sim` runs the WeChat Pay simulator as its own process.
 
@@ -29,6 +30,15 @@ enum Command {
     /// Run the gateway until SIGTERM or SIGINT.
     Serve {
         /// TOML config file; FLASHGATE__<SECTION>__<KEY> variables override it.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Compare one day's WeChat Pay trade bill with the store; print every
+    /// discrepancy. Exit 0: they agree; 1: discrepancies; 2: could not run.
+    Reconcile {
+        /// The Beijing day, YYYY-MM-DD (bills exist from 10:00 the next day).
+        #[arg(long)]
+        date: String,
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -85,6 +95,7 @@ struct WxpaySimArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Reconcile { date, config } => return reconcile(config.as_deref(), &date),
         Command::Serve { config } => load(config.as_deref()).and_then(serve),
         Command::SessionToken {
             openid,
@@ -102,6 +113,28 @@ fn main() -> ExitCode {
         Err(message) => {
             eprintln!("flashgate: {message}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+fn reconcile(config: Option<&std::path::Path>, date: &str) -> ExitCode {
+    let found =
+        load(config).and_then(|config| flashgate::payments::daily::reconcile_day(&config, date));
+    match found {
+        Ok(discrepancies) if discrepancies.is_empty() => {
+            println!("{date}: the trade bill and the store agree");
+            ExitCode::SUCCESS
+        }
+        Ok(discrepancies) => {
+            for discrepancy in &discrepancies {
+                println!("{date}: {discrepancy}");
+            }
+            println!("{date}: {} discrepancies", discrepancies.len());
+            ExitCode::from(1)
+        }
+        Err(message) => {
+            eprintln!("flashgate reconcile: {message}");
+            ExitCode::from(2)
         }
     }
 }
@@ -127,10 +160,13 @@ fn serve(config: Config) -> Result<(), String> {
         .build()
         .map_err(|error| error.to_string())?;
     runtime.block_on(async {
+        // Listen for signals before serving: a SIGTERM that arrives as soon
+        // as /healthz answers must still shut down gracefully.
+        let signals = Signals::install()?;
         let gateway = Gateway::start(config)
             .await
             .map_err(|error| error.to_string())?;
-        wait_for_signal().await?;
+        signals.wait().await;
         tracing::info!("shutting down: finishing in-flight requests");
         gateway.shutdown().await;
         tracing::info!("stopped");
@@ -138,15 +174,27 @@ fn serve(config: Config) -> Result<(), String> {
     })
 }
 
-async fn wait_for_signal() -> Result<(), String> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut terminate = signal(SignalKind::terminate()).map_err(|error| error.to_string())?;
-    let mut interrupt = signal(SignalKind::interrupt()).map_err(|error| error.to_string())?;
-    tokio::select! {
-        _ = terminate.recv() => {}
-        _ = interrupt.recv() => {}
+/// SIGTERM and SIGINT, caught from the moment they are installed.
+struct Signals {
+    terminate: tokio::signal::unix::Signal,
+    interrupt: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn install() -> Result<Signals, String> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            terminate: signal(SignalKind::terminate()).map_err(|error| error.to_string())?,
+            interrupt: signal(SignalKind::interrupt()).map_err(|error| error.to_string())?,
+        })
     }
-    Ok(())
+
+    async fn wait(mut self) {
+        tokio::select! {
+            _ = self.terminate.recv() => {}
+            _ = self.interrupt.recv() => {}
+        }
+    }
 }
 
 fn init_logging(level: &str) {
@@ -168,6 +216,7 @@ fn wxpay_sim(args: WxpaySimArgs) -> Result<(), String> {
         .build()
         .map_err(|error| error.to_string())?;
     runtime.block_on(async {
+        let signals = Signals::install()?;
         let handle = Simulator::start(config)
             .await
             .map_err(|error| error.to_string())?;
@@ -185,7 +234,7 @@ fn wxpay_sim(args: WxpaySimArgs) -> Result<(), String> {
         .and_then(|()| stdout.flush())
         .map_err(|error| format!("stdout: {error}"))?;
         drop(stdout);
-        wait_for_signal().await?;
+        signals.wait().await;
         handle.shutdown().await;
         Ok(())
     })

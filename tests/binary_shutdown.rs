@@ -95,6 +95,7 @@ async fn serve() -> (Running, std::net::SocketAddr) {
         &["serve"],
         &[
             ("FLASHGATE__SERVER__LISTEN", addr.to_string()),
+            ("FLASHGATE__PAY__SIMULATOR_LISTEN", "127.0.0.1:0".to_owned()),
             (
                 "FLASHGATE__STORAGE__DATA_DIR",
                 dir.join("data").display().to_string(),

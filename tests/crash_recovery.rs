@@ -57,6 +57,7 @@ impl Node {
         }
         let child = command
             .env("FLASHGATE__SERVER__LISTEN", addr.to_string())
+            .env("FLASHGATE__PAY__SIMULATOR_LISTEN", "127.0.0.1:0")
             .env(
                 "FLASHGATE__STORAGE__DATA_DIR",
                 scratch.data_dir().display().to_string(),

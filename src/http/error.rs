@@ -5,6 +5,7 @@
 
 use crate::http::auth::AuthError;
 use crate::journal::JournalError;
+use crate::payments::PaymentError;
 use crate::sale::SaleError;
 use http::StatusCode;
 
@@ -88,6 +89,23 @@ impl From<JournalError> for ApiError {
             "INTERNAL",
             "the change could not be made durable; it was not applied",
         )
+    }
+}
+
+impl From<PaymentError> for ApiError {
+    fn from(error: PaymentError) -> ApiError {
+        match error {
+            PaymentError::Sale(error) => error.into(),
+            PaymentError::Journal(error) => error.into(),
+            PaymentError::Pay(error) => {
+                tracing::warn!(%error, "WeChat Pay call failed");
+                ApiError::new(
+                    StatusCode::BAD_GATEWAY,
+                    "PAYMENT_UNAVAILABLE",
+                    format!("WeChat Pay could not be reached or refused: {error}"),
+                )
+            }
+        }
     }
 }
 

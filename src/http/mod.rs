@@ -8,6 +8,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod ops;
+pub mod payments;
 pub mod router;
 pub mod server;
 pub mod sse;
@@ -20,6 +21,7 @@ use crate::http::error::ApiError;
 use crate::http::router::Route;
 use crate::journal::Journal;
 use crate::metrics as names;
+use crate::payments::Payments;
 use crate::sale::Engine;
 use crate::shutdown::Shutdown;
 use crate::store::feeder::FeederStatus;
@@ -37,6 +39,7 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     pub journal: Arc<Journal>,
     pub store: Arc<FeederStatus>,
+    pub payments: Arc<Payments>,
     pub config: Config,
     pub sessions: SessionKeys,
     pub admins: AdminTokens,
@@ -58,6 +61,7 @@ impl AppState {
         engine: Arc<Engine>,
         journal: Arc<Journal>,
         store: Arc<FeederStatus>,
+        payments: Arc<Payments>,
         config: Config,
         shutdown: Shutdown,
     ) -> Result<AppState, String> {
@@ -66,6 +70,7 @@ impl AppState {
             engine,
             journal,
             store,
+            payments,
             sessions: SessionKeys::new(config.auth.session_secret.as_bytes()),
             admins,
             config,
@@ -193,6 +198,9 @@ async fn dispatch(
         Route::OrderCreate => storefront::create_order(state, headers, body).await,
         Route::OrderGet(order_id) => storefront::get_order(state, headers, order_id),
         Route::OrderCancel(order_id) => storefront::cancel_order(state, headers, order_id).await,
+        Route::OrderPay(order_id) => payments::pay_order(state, headers, order_id).await,
+        Route::PaymentNotify => payments::wechat_notify(state, headers, body).await,
+        Route::AdminRefund(order_id) => payments::refund_order(state, headers, order_id).await,
         Route::AdminSaleCreate => admin::create_sale(state, headers, body).await,
         Route::AdminSaleAction(sale_id, action) => {
             admin::sale_action(state, headers, sale_id, action).await

@@ -11,11 +11,14 @@ pub enum Route<'a> {
     OrderCreate,
     OrderGet(&'a str),
     OrderCancel(&'a str),
+    OrderPay(&'a str),
+    PaymentNotify,
     AdminSaleCreate,
     AdminSaleAction(&'a str, SaleAction),
     AdminRestock(&'a str, &'a str),
     AdminStats(&'a str),
     AdminOrderGet(&'a str),
+    AdminRefund(&'a str),
     Metrics,
     Healthz,
     Readyz,
@@ -33,6 +36,8 @@ impl Route<'_> {
             Route::OrderCreate => "/v1/orders",
             Route::OrderGet(_) => "/v1/orders/{order_id}",
             Route::OrderCancel(_) => "/v1/orders/{order_id}/cancel",
+            Route::OrderPay(_) => "/v1/orders/{order_id}/pay",
+            Route::PaymentNotify => "/v1/payments/wechat/notify",
             Route::AdminSaleCreate => "/admin/v1/sales",
             Route::AdminSaleAction(_, SaleAction::Start) => "/admin/v1/sales/{id}/start",
             Route::AdminSaleAction(_, SaleAction::Pause) => "/admin/v1/sales/{id}/pause",
@@ -40,6 +45,7 @@ impl Route<'_> {
             Route::AdminRestock(..) => "/admin/v1/sales/{id}/items/{sku_id}/restock",
             Route::AdminStats(_) => "/admin/v1/sales/{id}/stats",
             Route::AdminOrderGet(_) => "/admin/v1/orders/{order_id}",
+            Route::AdminRefund(_) => "/admin/v1/orders/{order_id}/refund",
             Route::Metrics => "/metrics",
             Route::Healthz => "/healthz",
             Route::Readyz => "/readyz",
@@ -67,6 +73,8 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
         ["v1", "orders"] => post.then_some(Route::OrderCreate),
         ["v1", "orders", id] => get.then_some(Route::OrderGet(id)),
         ["v1", "orders", id, "cancel"] => post.then_some(Route::OrderCancel(id)),
+        ["v1", "orders", id, "pay"] => post.then_some(Route::OrderPay(id)),
+        ["v1", "payments", "wechat", "notify"] => post.then_some(Route::PaymentNotify),
         ["admin", "v1", "sales"] => post.then_some(Route::AdminSaleCreate),
         ["admin", "v1", "sales", id, "start"] => {
             post.then_some(Route::AdminSaleAction(id, SaleAction::Start))
@@ -82,6 +90,7 @@ pub fn resolve<'a>(method: &Method, path: &'a str) -> Route<'a> {
         }
         ["admin", "v1", "sales", id, "stats"] => get.then_some(Route::AdminStats(id)),
         ["admin", "v1", "orders", id] => get.then_some(Route::AdminOrderGet(id)),
+        ["admin", "v1", "orders", id, "refund"] => post.then_some(Route::AdminRefund(id)),
         ["metrics"] => get.then_some(Route::Metrics),
         ["healthz"] => get.then_some(Route::Healthz),
         ["readyz"] => get.then_some(Route::Readyz),
@@ -124,6 +133,18 @@ mod tests {
         assert_eq!(
             resolve(&Method::PUT, "/v1/sales/s1"),
             Route::MethodNotAllowed("/v1/sales/{sale_id}", "GET")
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/v1/orders/o1/pay"),
+            Route::OrderPay("o1")
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/v1/payments/wechat/notify"),
+            Route::PaymentNotify
+        );
+        assert_eq!(
+            resolve(&Method::POST, "/admin/v1/orders/o1/refund"),
+            Route::AdminRefund("o1")
         );
         assert_eq!(resolve(&Method::GET, "/v1/nothing"), Route::NotFound);
         assert_eq!(resolve(&Method::POST, "/v1/orders/"), Route::NotFound);

@@ -97,8 +97,12 @@ pub async fn cancel_order(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let buyer = state.buyer(headers)?;
     check_order_id(order_id)?;
+    let was_paying = state.engine.order_for_buyer(&buyer, order_id)?.status == "paying";
     let (order, commit) = state.engine.cancel_order(&buyer, order_id, now_ms())?;
     commit.durable().await?;
+    if was_paying {
+        state.payments.cancelled(order_id);
+    }
     Ok(json_response(StatusCode::OK, &order))
 }
 

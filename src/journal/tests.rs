@@ -247,6 +247,7 @@ fn checkpoints_replace_older_ones_and_covered_segments_are_deleted() {
             items_per_sale_max: 1,
             stock_per_item_max: 1,
             orders_max: 1,
+            hold_seconds_min: crate::sale::engine::HOLD_SECONDS_MIN,
         },
         0,
     );

@@ -23,6 +23,7 @@ use rust_decimal::Decimal;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::Arc;
 
+/// The default of `sale.hold_seconds_min`.
 pub const HOLD_SECONDS_MIN: u32 = 60;
 pub const HOLD_SECONDS_MAX: u32 = 3600;
 pub const TITLE_CHARS_MAX: usize = 200;
@@ -37,6 +38,8 @@ pub struct EngineLimits {
     pub stock_per_item_max: i64,
     /// Orders this node makes before it refuses more (cancelled ones count).
     pub orders_max: u64,
+    /// The shortest hold a sale may have (`sale.hold_seconds_min`).
+    pub hold_seconds_min: u32,
 }
 
 /// A buyer's order request, after authentication and parsing.
@@ -405,8 +408,10 @@ impl Engine {
             ));
         }
         check_title("title", &spec.title)?;
-        if !(HOLD_SECONDS_MIN..=HOLD_SECONDS_MAX).contains(&spec.hold_seconds) {
-            return Err(invalid("hold_seconds", "must be within 60..=3600"));
+        let hold_seconds_min = self.limits.hold_seconds_min;
+        if !(hold_seconds_min..=HOLD_SECONDS_MAX).contains(&spec.hold_seconds) {
+            let message = format!("must be within {hold_seconds_min}..={HOLD_SECONDS_MAX}");
+            return Err(invalid("hold_seconds", message));
         }
         if let (Some(starts), Some(ends)) = (spec.starts_at, spec.ends_at) {
             if ends <= starts {

@@ -286,6 +286,7 @@ fn a_node_refuses_orders_beyond_orders_max() {
     let engine = Engine::new(
         EngineLimits {
             orders_max: 2,
+            hold_seconds_min: crate::sale::engine::HOLD_SECONDS_MIN,
             ..limits()
         },
         T0,

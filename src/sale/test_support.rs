@@ -19,6 +19,7 @@ pub fn limits() -> EngineLimits {
         items_per_sale_max: 4,
         stock_per_item_max: 1_000,
         orders_max: 100_000,
+        hold_seconds_min: crate::sale::engine::HOLD_SECONDS_MIN,
     }
 }
 

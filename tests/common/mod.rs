@@ -182,6 +182,8 @@ impl TestGateway {
         let data_dir = unique_dir("data");
         let mut config = Config::default();
         config.server.listen = "127.0.0.1:0".into();
+        // The embedded WeChat Pay simulator too: tests run side by side.
+        config.pay.simulator_listen = "127.0.0.1:0".into();
         config.server.shutdown_grace_seconds = 5;
         config.storage.data_dir = data_dir.clone();
         tweak(&mut config);
