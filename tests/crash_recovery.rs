@@ -33,6 +33,8 @@ const BINARY: &str = env!("CARGO_BIN_EXE_flashgate");
 struct Node {
     child: Child,
     addr: SocketAddr,
+    /// The embedded WeChat Pay simulator's address (no merchant is set).
+    sim_addr: SocketAddr,
     stderr_path: PathBuf,
 }
 
@@ -47,6 +49,7 @@ impl Node {
     fn spawn(scratch: &Scratch, run: &str) -> Node {
         let port = free_port();
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+        let sim_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let stderr_path = scratch.0.join(format!("stderr-{run}.log"));
         let mut command = Command::new(BINARY);
         command.arg("serve");
@@ -57,7 +60,7 @@ impl Node {
         }
         let child = command
             .env("FLASHGATE__SERVER__LISTEN", addr.to_string())
-            .env("FLASHGATE__PAY__SIMULATOR_LISTEN", "127.0.0.1:0")
+            .env("FLASHGATE__PAY__SIMULATOR_LISTEN", sim_addr.to_string())
             .env(
                 "FLASHGATE__STORAGE__DATA_DIR",
                 scratch.data_dir().display().to_string(),
@@ -71,6 +74,7 @@ impl Node {
         Node {
             child,
             addr,
+            sim_addr,
             stderr_path,
         }
     }
@@ -82,7 +86,9 @@ impl Node {
             let mut node = Node::spawn(scratch, &format!("{run}-{attempt}"));
             match node.wait_healthy().await {
                 Ok(()) => return node,
-                Err(stderr) if stderr.contains("cannot listen") => continue,
+                Err(stderr) if stderr.contains("cannot listen") || stderr.contains("simulator") => {
+                    continue
+                }
                 Err(stderr) => {
                     panic!("flashgate (start `{run}`) exited before serving; stderr:\n{stderr}")
                 }
@@ -1157,4 +1163,128 @@ async fn corrupted_journal_mid_log_refuses_to_start_with_segment_and_offset() {
         bytes,
         "a refused start must not change the journal"
     );
+}
+
+// ---- payments across a crash -----------------------------------------------------
+
+/// The order ids whose payment notification the gateway acknowledged (2xx),
+/// from the embedded simulator's delivery log.
+async fn acknowledged_payments(sim: &mut Client) -> HashSet<String> {
+    let reply = sim.get_anonymous("/sim/v1/deliveries").await;
+    assert_eq!(reply.status, 200, "{}", reply.text());
+    reply
+        .json()
+        .as_array()
+        .expect("a list of deliveries")
+        .iter()
+        .filter(|delivery| {
+            delivery["event_type"] == "TRANSACTION.SUCCESS"
+                && delivery["outcome"]["result"] == "answered"
+                && delivery["outcome"]["status"]
+                    .as_u64()
+                    .is_some_and(|status| (200..300).contains(&status))
+        })
+        .map(|delivery| {
+            delivery["out_trade_no"]
+                .as_str()
+                .expect("out_trade_no")
+                .to_owned()
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_while_payments_land_keeps_every_acknowledged_payment() {
+    const SALE: &str = "s-paid-crash";
+    const STOCK: i64 = 60;
+    const BUYERS: usize = 40;
+    let scratch = Scratch::new("crash-paid");
+    let mut node = Node::start(&scratch, "first").await;
+    let mut client = node.client().await;
+    client.live_sale(SALE, STOCK, 1).await;
+    let mut sim = Client::connect(node.sim_addr).await;
+    let mut prepays = Vec::new();
+    for buyer in 0..BUYERS {
+        let token = buyer_token(&format!("payer-{buyer}"));
+        let order = client
+            .order(&token, &format!("pay-key-{buyer}"), SALE, 1)
+            .await
+            .expect_json(201);
+        let order_id = order["order_id"].as_str().expect("order_id").to_owned();
+        let params = client
+            .post_empty(&format!("/v1/orders/{order_id}/pay"), &token)
+            .await
+            .expect_json(200);
+        prepays.push((buyer, order_id, params["prepay_id"].clone()));
+    }
+    // The buyers confirm; WeChat Pay (the embedded simulator) notifies the
+    // gateway; the node dies while notifications are still landing.
+    for (_, _, prepay_id) in &prepays {
+        let reply = sim
+            .post_json("/sim/v1/pay", "unused", &json!({ "prepay_id": prepay_id }))
+            .await;
+        assert_eq!(reply.status, 200, "{}", reply.text());
+    }
+    let acknowledged = within("some payments to be acknowledged", async {
+        loop {
+            let acknowledged = acknowledged_payments(&mut sim).await;
+            if acknowledged.len() >= BUYERS / 4 {
+                return acknowledged;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await;
+    node.kill_9();
+    eprintln!(
+        "kill -9 with {} of {BUYERS} payments acknowledged",
+        acknowledged.len()
+    );
+
+    let node = Node::start(&scratch, "after-kill").await;
+    let mut client = node.client().await;
+    let mut paid = 0;
+    for (buyer, order_id, _) in &prepays {
+        let token = buyer_token(&format!("payer-{buyer}"));
+        let order = client
+            .get(&format!("/v1/orders/{order_id}"), &token)
+            .await
+            .expect_json(200);
+        if acknowledged.contains(order_id) {
+            assert_eq!(
+                order["status"], "paid",
+                "the gateway acknowledged the payment of {order_id} before the kill: {order}"
+            );
+        } else {
+            assert!(
+                order["status"] == "paying" || order["status"] == "paid",
+                "{order}"
+            );
+        }
+        if order["status"] == "paid" {
+            assert!(order["paid_at"].as_str().is_some(), "{order}");
+            paid += 1;
+        }
+    }
+    let stats = client.stats(SALE).await;
+    assert_stock_conserved(&stats, STOCK);
+    let (_, _, reserved, paid_units) = stock_counts(&stats);
+    assert_eq!(paid_units, paid, "{stats}");
+    assert_eq!(reserved + paid_units, BUYERS as i64, "{stats}");
+    assert_eq!(stats["orders"]["paid"], paid, "{stats}");
+
+    // The store converges to the journal, payments included.
+    let order_ids: Vec<String> = prepays.iter().map(|(_, id, _)| id.clone()).collect();
+    assert_store_matches_node(&mut client, &scratch, SALE, &order_ids).await;
+    let mut store = open_store(&scratch);
+    for order_id in &acknowledged {
+        let row = store
+            .order(order_id)
+            .expect("store read")
+            .unwrap_or_else(|| panic!("{order_id} is not in the store"));
+        assert_eq!(row.status.as_str(), "paid", "{row:?}");
+    }
+    drop(store);
+    let mut node = node;
+    node.stop().await;
 }
