@@ -288,6 +288,29 @@ impl Merchant {
             .await
     }
 
+    /// Requests a day's bill (signed answer), downloads it (unsigned file),
+    /// checks its SHA-1 and parses it.
+    async fn trade_bill(&self, date: &str) -> bill::Bill {
+        let path = format!("/v3/bill/tradebill?bill_date={date}&bill_type=ALL");
+        let answer = self.call("GET", &path, "").await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+        self.verify(&answer.headers, &answer.body).unwrap();
+        let bill_answer: TradeBillResponse = answer.typed();
+        assert_eq!(bill_answer.hash_type, "SHA1");
+        let download_path = bill_answer
+            .download_url
+            .strip_prefix(&self.sim.base_url())
+            .expect("the download URL is the simulator's");
+        let file = self.call("GET", download_path, "").await;
+        assert_eq!(file.status, 200, "{file:?}");
+        let unsigned = file.headers.get("Wechatpay-Signature").is_none();
+        assert!(unsigned, "the bill file is not signed");
+        assert!(file.headers.get("Request-ID").is_some());
+        assert_eq!(sha1_hex(&file.body), bill_answer.hash_value);
+        let text = std::str::from_utf8(&file.body).expect("the bill is UTF-8");
+        bill::parse_bill(text).expect("the bill parses")
+    }
+
     /// Waits until the delivery log holds `count` attempts.
     async fn deliveries(&self, count: usize) -> Vec<flashgate::pay::sim::Delivery> {
         within(&format!("{count} delivery log entries"), async {
@@ -301,6 +324,17 @@ impl Merchant {
         })
         .await
     }
+}
+
+/// The fields of a bill line the tests compare.
+fn bill_line(row: &bill::BillRow) -> (String, String, String, i64, i64) {
+    (
+        row.out_trade_no.clone(),
+        row.out_refund_no.clone(),
+        row.trade_state.clone(),
+        row.total_fen,
+        row.refund_requested_fen,
+    )
 }
 
 fn prepay_body(out_trade_no: &str, total: i64, notify_url: &str) -> String {
@@ -474,7 +508,13 @@ async fn prepay_answers_a_signed_prepay_id_and_a_repost_gets_the_same_one() {
         refused.headers.get("Wechatpay-Signature").is_none(),
         "errors are not signed"
     );
+    merchant.sim.shutdown().await;
+}
 
+#[tokio::test]
+async fn prepay_refuses_a_bad_body_naming_the_field() {
+    let merchant = start(paused()).await;
+    let body = prepay_body("FG0000000001", 9900, NOWHERE);
     let cases = [
         (
             prepay_body("FG0000000002", 0, NOWHERE),
@@ -1036,55 +1076,12 @@ async fn the_trade_bill_lists_the_days_payments_and_refunds() {
         .unwrap();
     merchant.prepay("FG0000000102", 100, NOWHERE).await;
 
-    let today = beijing_date(now_ms());
-    let answer = merchant
-        .call(
-            "GET",
-            &format!("/v3/bill/tradebill?bill_date={today}&bill_type=ALL"),
-            "",
-        )
-        .await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    merchant.verify(&answer.headers, &answer.body).unwrap();
-    let bill_answer: TradeBillResponse = answer.typed();
-    assert_eq!(bill_answer.hash_type, "SHA1");
-    let download_path = bill_answer
-        .download_url
-        .strip_prefix(&merchant.sim.base_url())
-        .expect("the download URL is the simulator's");
-    let file = merchant.call("GET", download_path, "").await;
-    assert_eq!(file.status, 200);
-    assert!(
-        file.headers.get("Wechatpay-Signature").is_none(),
-        "the bill file is not signed"
-    );
-    assert!(file.headers.get("Request-ID").is_some());
-    assert_eq!(sha1_hex(&file.body), bill_answer.hash_value);
-
-    let text = std::str::from_utf8(&file.body).unwrap();
-    let parsed = bill::parse_bill(text).expect("the bill parses");
-    let mut lines: Vec<(String, String, String, i64, i64)> = parsed
-        .rows
-        .iter()
-        .map(|row| {
-            (
-                row.out_trade_no.clone(),
-                row.out_refund_no.clone(),
-                row.trade_state.clone(),
-                row.total_fen,
-                row.refund_requested_fen,
-            )
-        })
-        .collect();
+    let parsed = merchant.trade_bill(&beijing_date(now_ms())).await;
+    let mut lines: Vec<_> = parsed.rows.iter().map(bill_line).collect();
     lines.sort();
     let line = |number: &str, refund_no: &str, state: &str, total: i64, refund: i64| {
-        (
-            number.to_owned(),
-            refund_no.to_owned(),
-            state.to_owned(),
-            total,
-            refund,
-        )
+        let text = |value: &str| value.to_owned();
+        (text(number), text(refund_no), text(state), total, refund)
     };
     assert_eq!(
         lines,
@@ -1101,6 +1098,16 @@ async fn the_trade_bill_lists_the_days_payments_and_refunds() {
         .rows
         .iter()
         .all(|row| row.mchid == MCHID && row.appid == APPID));
+
+    let yesterday_ms = now_ms() - 86_400_000;
+    let planted = PlantedPayment {
+        paid_at_ms: Some(yesterday_ms),
+        ..PlantedPayment::new("PLANTED0009", 700)
+    };
+    merchant.sim.plant_payment(planted).unwrap();
+    let yesterday = merchant.trade_bill(&beijing_date(yesterday_ms)).await;
+    let lines: Vec<_> = yesterday.rows.iter().map(bill_line).collect();
+    assert_eq!(lines, [line("PLANTED0009", "0", "SUCCESS", 700, 0)]);
 
     let empty = merchant
         .call("GET", "/v3/bill/tradebill?bill_date=2001-01-01", "")
@@ -1168,13 +1175,85 @@ async fn fail_next_answers_the_scripted_errors_then_normally() {
 }
 
 // ---------------------------------------------------------------------------
+// The control plane
+// ---------------------------------------------------------------------------
+
+/// An unsigned `/sim/v1/` call.
+async fn control(address: &str, method: &str, path: &str, body: Value) -> Answer {
+    let request = Request::builder()
+        .method(method)
+        .uri(path)
+        .header("Host", address)
+        .header("Content-Type", "application/json")
+        .body(Full::new(Bytes::from(body.to_string())))
+        .unwrap();
+    exchange(address, request).await
+}
+
+#[tokio::test]
+async fn the_control_plane_pays_and_shows_orders_faults_and_deliveries() {
+    let merchant = start(paused()).await;
+    let address = merchant.address();
+    let faults = control(&address, "PUT", "/sim/v1/faults", json!({})).await;
+    assert_eq!(faults.status, 200, "{faults:?}");
+    assert_eq!(
+        faults.typed::<Faults>(),
+        Faults::default(),
+        "missing keys are off"
+    );
+    let mut endpoint = NotifyEndpoint::start(&[]).await;
+    let prepay_id = merchant.prepay("FG0000000120", 100, &endpoint.url).await;
+
+    let paid = control(
+        &address,
+        "POST",
+        "/sim/v1/pay",
+        json!({"prepay_id": prepay_id}),
+    )
+    .await;
+    assert_eq!(paid.status, 200, "{paid:?}");
+    assert_eq!(paid.typed::<Transaction>().trade_state, TradeState::Success);
+    let order = control(&address, "GET", "/sim/v1/orders/FG0000000120", Value::Null).await;
+    assert_eq!(order.typed::<Transaction>(), paid.typed::<Transaction>());
+    endpoint
+        .next("the notification of a payment made over the control plane")
+        .await;
+    merchant.deliveries(1).await;
+    let deliveries = control(&address, "GET", "/sim/v1/deliveries", Value::Null).await;
+    let deliveries = deliveries.json();
+    assert_eq!(deliveries[0]["kind"], "normal", "{deliveries}");
+    assert_eq!(
+        deliveries[0]["outcome"],
+        json!({"result": "answered", "status": 200})
+    );
+
+    let again = json!({"out_trade_no": "FG0000000120"});
+    let refused = control(&address, "POST", "/sim/v1/pay", again).await;
+    assert_eq!(
+        (refused.status, refused.code().as_str()),
+        (409, "ORDER_PAID")
+    );
+    let both = json!({"out_trade_no": "FG0000000120", "prepay_id": "wx1"});
+    assert_eq!(
+        control(&address, "POST", "/sim/v1/pay", both).await.status,
+        400
+    );
+    let unknown = control(&address, "GET", "/sim/v1/refunds/NO-SUCH", Value::Null).await;
+    assert_eq!(unknown.status, 404);
+    merchant.sim.shutdown().await;
+}
+
+// ---------------------------------------------------------------------------
 // The standalone process
 // ---------------------------------------------------------------------------
 
-/// Kills the child if the test fails before it exited; removes the dir.
+/// `flashgate wxpay-sim` once it printed its ready line. Killed if the test
+/// fails before it exited; its directory is removed.
 struct Process {
     child: std::process::Child,
     dir: std::path::PathBuf,
+    address: String,
+    public_key_id: String,
 }
 
 impl Drop for Process {
@@ -1188,181 +1267,195 @@ impl Drop for Process {
 }
 
 impl Process {
+    /// Starts the simulator with the cached merchant and platform keys and
+    /// waits (bounded) for `wxpay-sim listening on http://ADDR public_key_id=…`.
+    fn start() -> Process {
+        let dir = std::env::temp_dir().join(format!(
+            "flashgate-wxpay-sim-{}-{}",
+            std::process::id(),
+            now_ms()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        let write = |name: &str, pem: String| {
+            let path = dir.join(name);
+            std::fs::write(&path, pem).unwrap();
+            path
+        };
+        let merchant_public = write(
+            "merchant_public.pem",
+            merchant_key().public_key_pem().unwrap(),
+        );
+        let platform_private = write(
+            "platform_private.pem",
+            platform_key().private_key_pem().unwrap(),
+        );
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
+            .args([
+                "wxpay-sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--mchid",
+                MCHID,
+                "--appid",
+                APPID,
+            ])
+            .args([
+                "--merchant-serial-no",
+                MERCHANT_SERIAL,
+                "--time-scale",
+                "0.001",
+            ])
+            .arg("--merchant-public-key")
+            .arg(&merchant_public)
+            .arg("--platform-private-key")
+            .arg(&platform_private)
+            .arg("--platform-public-key-out")
+            .arg(dir.join("wxp_pub.pem"))
+            .env("FLASHGATE_SIM_APIV3_KEY", APIV3_KEY)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
+            .spawn()
+            .expect("spawn flashgate wxpay-sim");
+        let stdout = child.stdout.take().unwrap();
+        let mut process = Process {
+            child,
+            dir,
+            address: String::new(),
+            public_key_id: String::new(),
+        };
+        let (line_sender, line_receiver) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
+            let _ = line_sender.send(line);
+        });
+        let line = line_receiver.recv_timeout(WAIT).unwrap_or_else(|_| {
+            panic!(
+                "timed out after {WAIT:?} waiting for the ready line; stderr:\n{}",
+                process.stderr()
+            )
+        });
+        let ready = line
+            .trim_end()
+            .strip_prefix("wxpay-sim listening on http://");
+        let Some((address, public_key_id)) =
+            ready.and_then(|rest| rest.split_once(" public_key_id="))
+        else {
+            panic!(
+                "unexpected ready line {line:?}; stderr:\n{}",
+                process.stderr()
+            );
+        };
+        process.address = address.to_owned();
+        process.public_key_id = public_key_id.to_owned();
+        process
+    }
+
     fn stderr(&self) -> String {
         std::fs::read_to_string(self.dir.join("stderr.log")).unwrap_or_default()
+    }
+
+    async fn control(&self, method: &str, path: &str, body: Value) -> Answer {
+        control(&self.address, method, path, body).await
+    }
+
+    /// A signed `GET`, as the merchant's client sends it.
+    async fn signed_get(&self, path: &str) -> Answer {
+        let (timestamp, nonce) = (now_secs(), nonce_str());
+        let message = request_message("GET", path, timestamp, &nonce, b"");
+        let signature = merchant_key().sign(&message).unwrap();
+        let authorization =
+            authorization_header(MCHID, MERCHANT_SERIAL, &nonce, timestamp, &signature);
+        let request = Request::builder()
+            .uri(path)
+            .header("Host", self.address.as_str())
+            .header("Accept", "application/json")
+            .header("User-Agent", USER_AGENT)
+            .header("Authorization", authorization)
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        exchange(&self.address, request).await
+    }
+
+    /// SIGTERM, then the exit status (bounded wait).
+    async fn terminate(&mut self) -> std::process::ExitStatus {
+        let pid = self.child.id().to_string();
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status();
+        assert!(killed.expect("run kill").success(), "kill -TERM {pid}");
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                return status;
+            }
+            let stderr = self.stderr();
+            assert!(
+                Instant::now() < deadline,
+                "no exit within {WAIT:?} of SIGTERM; stderr:\n{stderr}"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
 #[tokio::test]
 async fn the_standalone_simulator_serves_until_sigterm() {
-    let dir = std::env::temp_dir().join(format!(
-        "flashgate-wxpay-sim-{}-{}",
-        std::process::id(),
-        now_ms()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    let signer = merchant_key();
-    let merchant_key = dir.join("merchant_public.pem");
-    std::fs::write(&merchant_key, signer.public_key_pem().unwrap()).unwrap();
-    let platform = platform_key();
-    let platform_private_key = dir.join("platform_private.pem");
-    std::fs::write(&platform_private_key, platform.private_key_pem().unwrap()).unwrap();
-    let platform_key_out = dir.join("wxp_pub.pem");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_flashgate"))
-        .args([
-            "wxpay-sim",
-            "--listen",
-            "127.0.0.1:0",
-            "--mchid",
-            MCHID,
-            "--appid",
-            APPID,
-        ])
-        .args([
-            "--merchant-serial-no",
-            MERCHANT_SERIAL,
-            "--time-scale",
-            "0.001",
-        ])
-        .arg("--merchant-public-key")
-        .arg(&merchant_key)
-        .arg("--platform-private-key")
-        .arg(&platform_private_key)
-        .arg("--platform-public-key-out")
-        .arg(&platform_key_out)
-        .env("FLASHGATE_SIM_APIV3_KEY", APIV3_KEY)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::fs::File::create(dir.join("stderr.log")).unwrap())
-        .spawn()
-        .expect("spawn flashgate wxpay-sim");
-    let stdout = child.stdout.take().unwrap();
-    let mut process = Process { child, dir };
-
-    let (line_sender, line_receiver) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line);
-        let _ = line_sender.send(line);
-    });
-    let line = line_receiver.recv_timeout(WAIT).unwrap_or_else(|_| {
-        panic!(
-            "timed out after {WAIT:?} waiting for the ready line; stderr:\n{}",
-            process.stderr()
-        )
-    });
-    let rest = line
-        .trim_end()
-        .strip_prefix("wxpay-sim listening on http://")
-        .unwrap_or_else(|| {
-            panic!(
-                "unexpected ready line {line:?}; stderr:\n{}",
-                process.stderr()
-            )
-        });
-    let (address, public_key_id) = rest
-        .split_once(" public_key_id=")
-        .expect("the ready line names the key id");
+    let mut process = Process::start();
+    let id = &process.public_key_id;
     assert!(
-        public_key_id.starts_with("PUB_KEY_ID_") && public_key_id.len() == "PUB_KEY_ID_".len() + 34
+        id.starts_with("PUB_KEY_ID_") && id.len() == "PUB_KEY_ID_".len() + 34,
+        "{id}"
     );
 
-    // The control plane: plant a payment, pay it as the buyer is refused.
-    let control = |method: &str, path: &str, body: Value| {
-        let request = Request::builder()
-            .method(method)
-            .uri(path)
-            .header("Host", address)
-            .header("Content-Type", "application/json")
-            .body(Full::new(Bytes::from(body.to_string())))
-            .unwrap();
-        exchange(address, request)
-    };
-    let planted = control(
-        "POST",
-        "/sim/v1/planted-payments",
-        json!({"out_trade_no": "PLANTED0002", "total_fen": 300}),
-    )
-    .await;
+    let planted = json!({"out_trade_no": "PLANTED0002", "total_fen": 300});
+    let planted = process
+        .control("POST", "/sim/v1/planted-payments", planted)
+        .await;
     assert_eq!(planted.status, 201, "{planted:?}");
-    let refused = control(
-        "POST",
-        "/sim/v1/pay",
-        json!({"out_trade_no": "PLANTED0002"}),
-    )
-    .await;
+    let paid_again = json!({"out_trade_no": "PLANTED0002"});
+    let refused = process.control("POST", "/sim/v1/pay", paid_again).await;
     assert_eq!(
         (refused.status, refused.code().as_str()),
         (409, "ORDER_PAID")
     );
-    let unknown = control("POST", "/sim/v1/pay", json!({"prepay_id": "wx0"})).await;
+    let unknown = process
+        .control("POST", "/sim/v1/pay", json!({"prepay_id": "wx0"}))
+        .await;
     assert_eq!(unknown.status, 404);
-    let faults = control("PUT", "/sim/v1/faults", json!({"probe_rate": 2.0})).await;
-    assert_eq!(faults.status, 400, "an invalid fault set is refused");
+    let invalid = process
+        .control("PUT", "/sim/v1/faults", json!({"probe_rate": 2.0}))
+        .await;
+    assert_eq!(invalid.status, 400, "an invalid fault set is refused");
 
-    // One signed API call, verified with the key the process wrote out.
-    let platform_key =
-        std::fs::read_to_string(&platform_key_out).expect("the platform public key was written");
+    let written = std::fs::read_to_string(process.dir.join("wxp_pub.pem"))
+        .expect("the public key was written");
     assert_eq!(
-        platform_key,
-        platform.public_key_pem().unwrap(),
-        "the given key signs"
+        written,
+        platform_key().public_key_pem().unwrap(),
+        "the given platform key signs"
     );
-    let verifier = Verifier::with_key(
-        public_key_id,
-        RsaVerifier::from_spki_pem(&platform_key).unwrap(),
-    );
-    let path = format!("/v3/pay/transactions/out-trade-no/PLANTED0002?mchid={MCHID}");
-    let (timestamp, nonce) = (now_secs(), nonce_str());
-    let signature = signer
-        .sign(&request_message("GET", &path, timestamp, &nonce, b""))
-        .unwrap();
-    let request = Request::builder()
-        .uri(path.as_str())
-        .header("Host", address)
-        .header("Accept", "application/json")
-        .header("User-Agent", USER_AGENT)
-        .header(
-            "Authorization",
-            authorization_header(MCHID, MERCHANT_SERIAL, &nonce, timestamp, &signature),
-        )
-        .body(Full::new(Bytes::new()))
-        .unwrap();
-    let answer = exchange(address, request).await;
+    let verifier = Verifier::with_key(id.as_str(), RsaVerifier::from_spki_pem(&written).unwrap());
+    let answer = process
+        .signed_get(&format!(
+            "/v3/pay/transactions/out-trade-no/PLANTED0002?mchid={MCHID}"
+        ))
+        .await;
     assert_eq!(answer.status, 200, "{answer:?}");
+    let headers = SignedHeaders::from_header_map(&answer.headers);
     verifier
-        .verify(
-            &SignedHeaders::from_header_map(&answer.headers),
-            &answer.body,
-            now_secs(),
-        )
-        .expect("the answer verifies with the written key");
+        .verify(&headers, &answer.body, now_secs())
+        .expect("the answer verifies");
     assert_eq!(
         answer.typed::<Transaction>().trade_state,
         TradeState::Success
     );
 
-    let pid = process.child.id().to_string();
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .expect("run kill");
-    assert!(killed.success());
-    let deadline = Instant::now() + WAIT;
-    let status = loop {
-        if let Some(status) = process.child.try_wait().expect("try_wait") {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "wxpay-sim did not exit within {WAIT:?} of SIGTERM; stderr:\n{}",
-            process.stderr()
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    };
+    let status = process.terminate().await;
     assert!(
         status.success(),
-        "wxpay-sim exited with {status}; stderr:\n{}",
+        "exited with {status}; stderr:\n{}",
         process.stderr()
     );
 }
