@@ -138,8 +138,8 @@ pub fn has_accept_and_user_agent(headers: &HeaderMap) -> bool {
     headers.contains_key(http::header::ACCEPT) && headers.contains_key(http::header::USER_AGENT)
 }
 
-/// Ten-ish decimal digits exactly as written: no sign, no leading zero, no
-/// milliseconds (13 digits would be minutes... of year 50,000).
+/// Decimal seconds exactly as written (no sign, no leading zero), so the
+/// message rebuilt from the number is the one the merchant signed.
 fn parse_seconds(text: &str) -> Option<i64> {
     let digits_only =
         !text.is_empty() && text.len() <= 12 && text.bytes().all(|b| b.is_ascii_digit());

@@ -22,7 +22,7 @@
 //!   `GET /v3/bill/tradebill?bill_date=YYYY-MM-DD[&bill_type=ALL]`,
 //!   `GET /v3/billdownload/file?token=`.
 //! - Notifications to each order's `notify_url` (and a refund's), signed and
-//!   encrypted, retried on WeChat's schedule × `time_scale` ([`notify`]).
+//!   encrypted, retried on WeChat's schedule × `time_scale` (`notify`).
 //! - A control plane under `/sim/v1/` for tests and the load test driving a
 //!   separate process. It is **unsigned test plumbing**, no part of the
 //!   protocol: `POST /sim/v1/pay` `{"prepay_id"|"out_trade_no"}` (the buyer
@@ -64,7 +64,7 @@ use crate::pay::wire::{
 use crate::shutdown::{self, ShutdownTrigger};
 use auth::Auth;
 use ledger::{Ledger, Merchant};
-use notify::{DeliveryKind as Kind, Event, Notification, Notifier, Timing};
+use notify::{Event, Notification, Notifier, Timing};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
@@ -72,7 +72,8 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// The largest `time_scale`: beyond it the 6-hour retries outlive any test.
+/// The largest `time_scale`. Above 1 the schedule slows down (a soak test
+/// may want that); at 1000 its last retry already waits 250 days.
 pub const TIME_SCALE_MAX: f64 = 1000.0;
 /// The default `--public-key-id` of `flashgate wxpay-sim`: `PUB_KEY_ID_` and
 /// 34 digits, the length of every published example.
@@ -338,7 +339,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn new(config: SimConfig) -> Result<Self, SimError> {
-        let invalid = |message: String| SimError::Config(message);
+        let invalid = SimError::Config;
         for (name, value) in [
             ("mchid", &config.mchid),
             ("appid", &config.appid),
@@ -480,10 +481,10 @@ impl Shared {
             }
             let mut lead_kinds = Vec::with_capacity(2);
             if faults.take_tamper() {
-                lead_kinds.push(Kind::Tampered);
+                lead_kinds.push(DeliveryKind::Tampered);
             }
             if faults::happens(faults.probe_rate) {
-                lead_kinds.push(Kind::Probe);
+                lead_kinds.push(DeliveryKind::Probe);
             }
             (
                 lead_kinds,
