@@ -23,11 +23,6 @@ fn flashgate(args: &[&str]) -> Command {
     command
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// Kills the child if the test fails before it has exited; removes the dir.
 struct Running {
     child: Child,

@@ -38,11 +38,6 @@ struct Node {
     stderr_path: PathBuf,
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 impl Node {
     /// Spawns `flashgate serve` on the scratch dir's data dir and a free port,
     /// without waiting for it. `run` names this start's log files.

@@ -37,11 +37,6 @@ struct World {
     _scratch: Scratch,
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 impl World {
     async fn start(faults: Faults) -> World {
         World::start_with(faults, |_| {}).await
@@ -139,6 +134,12 @@ async fn pay(client: &mut Client, buyer: &str, order_id: &str) -> Value {
         .post_empty(&format!("/v1/orders/{order_id}/pay"), &buyer_token(buyer))
         .await
         .expect_json(200)
+}
+
+/// Pays and returns the prepay id.
+async fn prepay_id(client: &mut Client, buyer: &str, order_id: &str) -> String {
+    let params = pay(client, buyer, order_id).await;
+    params["prepay_id"].as_str().expect("prepay_id").to_owned()
 }
 
 async fn order_status(client: &mut Client, order_id: &str) -> Value {
@@ -243,10 +244,7 @@ async fn duplicate_notifications_are_answered_and_change_nothing() {
     let mut client = world.client().await;
     live_sale(&mut client, "pay-dup", 10, 900).await;
     let order_id = place(&mut client, "buyer-1", "pay-dup").await;
-    let prepay_id = pay(&mut client, "buyer-1", &order_id).await["prepay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prepay_id = prepay_id(&mut client, "buyer-1", &order_id).await;
     world.sim.pay(&prepay_id).unwrap();
     wait_for_status(&world, &order_id, "paid").await;
     let answered_2xx = eventually("the duplicate to be delivered", || async {
@@ -283,10 +281,7 @@ async fn tampered_and_probe_notifications_are_refused_until_a_good_one_lands() {
     let mut client = world.client().await;
     live_sale(&mut client, "pay-tamper", 10, 900).await;
     let order_id = place(&mut client, "buyer-1", "pay-tamper").await;
-    let prepay_id = pay(&mut client, "buyer-1", &order_id).await["prepay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prepay_id = prepay_id(&mut client, "buyer-1", &order_id).await;
     world.sim.pay(&prepay_id).unwrap();
     wait_for_status(&world, &order_id, "paid").await;
     let deliveries: Vec<_> = world
@@ -343,10 +338,7 @@ async fn a_payment_for_a_cancelled_order_is_reinstated_while_stock_lasts_else_re
 
     // Stock left: the late payment takes its unit back.
     let first = place(&mut client, "buyer-1", "pay-late").await;
-    let prepay = pay(&mut client, "buyer-1", &first).await["prepay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prepay = prepay_id(&mut client, "buyer-1", &first).await;
     world.sim.pay(&prepay).unwrap();
     client
         .post_empty(
@@ -368,10 +360,7 @@ async fn a_payment_for_a_cancelled_order_is_reinstated_while_stock_lasts_else_re
         .expect_json(200);
     wait_for_status(&world, &first, "refunded").await;
     let second = place(&mut client, "buyer-2", "pay-late").await;
-    let prepay = pay(&mut client, "buyer-2", &second).await["prepay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prepay = prepay_id(&mut client, "buyer-2", &second).await;
     world.sim.pay(&prepay).unwrap();
     // WeChat Pay answers slowly: the freed unit is sold again before the
     // gateway learns that the cancelled order was paid.
@@ -410,10 +399,7 @@ async fn an_admin_refund_goes_through_wechat_pay_and_returns_the_unit() {
     let mut client = world.client().await;
     live_sale(&mut client, "pay-refund", 1, 900).await;
     let order_id = place(&mut client, "buyer-1", "pay-refund").await;
-    let prepay = pay(&mut client, "buyer-1", &order_id).await["prepay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prepay = prepay_id(&mut client, "buyer-1", &order_id).await;
     world.sim.pay(&prepay).unwrap();
     wait_for_status(&world, &order_id, "paid").await;
     assert_eq!(client.remaining("pay-refund", &buyer_token("x")).await, 0);
@@ -512,10 +498,7 @@ async fn without_a_notification_the_reconciler_finds_the_payment_by_query() {
     let mut client = world.client().await;
     live_sale(&mut client, "pay-query", 10, 900).await;
     let order_id = place(&mut client, "buyer-1", "pay-query").await;
-    let prepay = pay(&mut client, "buyer-1", &order_id).await["prepay_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let prepay = prepay_id(&mut client, "buyer-1", &order_id).await;
     world.sim.pay(&prepay).unwrap();
     let order = wait_for_status(&world, &order_id, "paid").await;
     assert!(order["transaction_id"].as_str().is_some(), "{order}");

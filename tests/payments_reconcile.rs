@@ -21,11 +21,6 @@ const APIV3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
 const MERCHANT_SERIAL: &str = "5F1C72E2A8931B72A2E13AF8DEE92471EB397115";
 const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0000000000000024101100397200000006";
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
-    listener.local_addr().expect("addr").port()
-}
-
 /// `flashgate wxpay-sim` as a child process; killed on drop.
 struct SimProcess {
     child: Child,

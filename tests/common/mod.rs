@@ -44,6 +44,13 @@ pub async fn within<F: Future>(what: &str, future: F) -> F::Output {
     }
 }
 
+/// A port nothing listens on right now (for servers whose address must be
+/// known before they start; a start that loses the race retries).
+pub fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    listener.local_addr().expect("addr").port()
+}
+
 /// A fresh directory name under the system temp dir, unique per call.
 pub fn unique_dir(tag: &str) -> PathBuf {
     static NEXT: AtomicU64 = AtomicU64::new(0);
