@@ -31,6 +31,10 @@ pub const WECHATPAY_REQUEST_DURATION_SECONDS: &str = "flashgate_wechatpay_reques
 pub const WECHATPAY_RETRIES_TOTAL: &str = "flashgate_wechatpay_retries_total";
 pub const WECHATPAY_ERRORS_TOTAL: &str = "flashgate_wechatpay_errors_total";
 pub const WECHATPAY_THROTTLED_TOTAL: &str = "flashgate_wechatpay_throttled_total";
+pub const PAYMENTS_TOTAL: &str = "flashgate_payments_total";
+pub const PAYMENT_NOTIFICATIONS_TOTAL: &str = "flashgate_payment_notifications_total";
+pub const REFUNDS_TOTAL: &str = "flashgate_refunds_total";
+pub const PAYMENT_SETTLEMENTS_TOTAL: &str = "flashgate_payment_settlements_total";
 
 /// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
@@ -141,5 +145,21 @@ fn describe() {
     describe_counter!(
         WECHATPAY_THROTTLED_TOTAL,
         "WeChat Pay attempts refused by the client's own rate limiter"
+    );
+    describe_counter!(
+        PAYMENTS_TOTAL,
+        "prepays and applied payments by outcome (paid, duplicate, reinstated, late_refund) and source"
+    );
+    describe_counter!(
+        PAYMENT_NOTIFICATIONS_TOTAL,
+        "WeChat Pay notifications by outcome (applied, or why refused: signature, malformed, decrypt, mchid_mismatch, appid_mismatch, unknown_order, amount_mismatch, unavailable)"
+    );
+    describe_counter!(
+        REFUNDS_TOTAL,
+        "refund calls and results by outcome (submitted, submit_failed, refunded, duplicate, failed)"
+    );
+    describe_counter!(
+        PAYMENT_SETTLEMENTS_TOTAL,
+        "paying orders settled with WeChat Pay by outcome (paid, closed, unpaid, retry)"
     );
 }

@@ -27,6 +27,10 @@ pub use merchant::merchant_config;
 use crate::clock::{format_beijing_rfc3339, now_ms, parse_rfc3339, UnixMs};
 use crate::config::PayConfig;
 use crate::journal::JournalError;
+use crate::metrics::{
+    PAYMENTS_TOTAL, PAYMENT_NOTIFICATIONS_TOTAL as NOTIFICATIONS_TOTAL,
+    PAYMENT_SETTLEMENTS_TOTAL as SETTLEMENTS_TOTAL, REFUNDS_TOTAL,
+};
 use crate::pay::client::{JsapiPrepay, PayClient};
 use crate::pay::notify::{Notification, NotifyError};
 use crate::pay::wire::{
@@ -38,7 +42,7 @@ use crate::sale::views::AdminOrderView;
 use crate::sale::{
     Engine, PaymentOutcome, PaymentReceived, Prepay, RefundOrder, RefundReason, SaleError,
 };
-use dashmap::DashSet;
+use dashmap::{DashMap, DashSet};
 use serde::Serialize;
 use std::sync::Arc;
 use std::time::Duration;
@@ -51,11 +55,6 @@ const PREPAY_VALID_MS: UnixMs = 2 * 3600 * 1000 - 5 * 60 * 1000;
 const SWEEP_ORDERS_MAX: usize = 1000;
 /// Settlements (close + query) running at once; the rest wait their turn.
 const SETTLEMENTS_IN_FLIGHT_MAX: usize = 64;
-
-pub const PAYMENTS_TOTAL: &str = "flashgate_payments_total";
-pub const NOTIFICATIONS_TOTAL: &str = "flashgate_payment_notifications_total";
-pub const REFUNDS_TOTAL: &str = "flashgate_refunds_total";
-pub const SETTLEMENTS_TOTAL: &str = "flashgate_payment_settlements_total";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PaymentError {
@@ -130,6 +129,10 @@ pub struct Payments {
     /// attempts; the sweep retries them. After a restart, replay rebuilds
     /// the holds and their expiry hands the orders back here.
     overdue: DashSet<String>,
+    /// When the sweep last asked WeChat Pay about a paying order, so each
+    /// is asked once per `paying_query_after` and a sweep reaches past the
+    /// oldest ones. Entries go when the order settles or grow stale.
+    queried: DashMap<String, UnixMs>,
     settlements: Semaphore,
 }
 
@@ -143,6 +146,7 @@ impl Payments {
             notify_url: config.notify_url.clone(),
             paying_query_after_ms: (config.paying_query_after_seconds * 1000) as UnixMs,
             overdue: DashSet::new(),
+            queried: DashMap::new(),
             settlements: Semaphore::new(SETTLEMENTS_IN_FLIGHT_MAX),
         }
     }
@@ -301,6 +305,7 @@ impl Payments {
         };
         metrics::counter!(PAYMENTS_TOTAL, "outcome" => label, "source" => source).increment(1);
         self.overdue.remove(order_id);
+        self.queried.remove(order_id);
         if let PaymentOutcome::RefundDue(refund) = outcome {
             tracing::warn!(
                 order_id,
@@ -521,15 +526,22 @@ impl Payments {
     /// settled again, and refunds not yet done are asked for again.
     pub async fn sweep(&self) {
         let now = now_ms();
+        let asked_since = now - self.paying_query_after_ms;
+        self.queried.retain(|_, at| *at >= asked_since);
         let mut orders: Vec<String> = self.overdue.iter().map(|id| id.clone()).collect();
         orders.truncate(SWEEP_ORDERS_MAX);
-        for order_id in self
+        // Oldest first; those asked lately wait their turn, so a sweep
+        // reaches further than the oldest SWEEP_ORDERS_MAX.
+        let candidates = self
             .engine
-            .payments_pending(now - self.paying_query_after_ms, SWEEP_ORDERS_MAX)
-        {
-            if !self.overdue.contains(&order_id) {
-                orders.push(order_id);
-            }
+            .payments_pending(asked_since, SWEEP_ORDERS_MAX * 4);
+        let due = candidates
+            .into_iter()
+            .filter(|id| !self.overdue.contains(id) && !self.queried.contains_key(id))
+            .take(SWEEP_ORDERS_MAX);
+        for order_id in due {
+            self.queried.insert(order_id.clone(), now);
+            orders.push(order_id);
         }
         for order_id in &orders {
             self.settle(order_id).await;
