@@ -152,7 +152,7 @@ fn describe() {
     );
     describe_counter!(
         PAYMENT_NOTIFICATIONS_TOTAL,
-        "WeChat Pay notifications by outcome (applied, or why refused: signature, malformed, decrypt, mchid_mismatch, appid_mismatch, unknown_order, amount_mismatch, unavailable)"
+        "WeChat Pay notifications by outcome (applied, or why refused: unreadable, signature, malformed, decrypt, mchid_mismatch, appid_mismatch, not_paid, no_transaction_id, unknown_order, amount_mismatch, refund_not_requested, unavailable)"
     );
     describe_counter!(
         REFUNDS_TOTAL,

@@ -8,6 +8,7 @@ use crate::http::body::{bytes_response, json_response, read_body, ResponseBody};
 use crate::http::error::ApiError;
 use crate::http::storefront::check_order_id;
 use crate::http::AppState;
+use crate::metrics::PAYMENT_NOTIFICATIONS_TOTAL;
 use crate::payments::{is_signature_failure, NotifyRejection};
 use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
@@ -34,7 +35,10 @@ pub async fn wechat_notify(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let bytes = match read_body(headers, body, state.config.server.body_bytes_max).await {
         Ok(bytes) => bytes,
-        Err(error) => return Ok(fail(error.status, &error.message)),
+        Err(error) => {
+            metrics::counter!(PAYMENT_NOTIFICATIONS_TOTAL, "outcome" => "unreadable").increment(1);
+            return Ok(fail(error.status, &error.message));
+        }
     };
     match state.payments.notify(headers, &bytes).await {
         Ok(()) => {

@@ -80,8 +80,9 @@ pub enum NotifyRejection {
         reason: &'static str,
         message: String,
     },
-    /// We could not record it now: 500, and WeChat Pay retries.
-    #[error("not recorded: {0}")]
+    /// We could not record it now: 500, and WeChat Pay retries. The
+    /// detail is logged, not sent.
+    #[error("not recorded now; retry later")]
     Unavailable(String),
 }
 
@@ -238,8 +239,12 @@ impl Payments {
             Err(NotifyRejection::Invalid(error)) => notify_error_label(error),
         };
         metrics::counter!(NOTIFICATIONS_TOTAL, "outcome" => label).increment(1);
-        if let Err(error) = &result {
-            tracing::warn!(%error, "payment notification refused");
+        match &result {
+            Err(NotifyRejection::Unavailable(detail)) => {
+                tracing::error!(detail, "payment notification could not be recorded")
+            }
+            Err(error) => tracing::warn!(%error, "payment notification refused"),
+            Ok(()) => {}
         }
         result
     }
@@ -338,6 +343,12 @@ impl Payments {
         .map_err(|error| match error {
             PaymentError::Sale(SaleError::NotFound(message)) => NotifyRejection::Mismatch {
                 reason: "unknown_order",
+                message,
+            },
+            // A refund the gateway never asked for (made on the merchant
+            // platform, say): a person must look; the daily bill shows it.
+            PaymentError::Sale(SaleError::InvalidState(message)) => NotifyRejection::Mismatch {
+                reason: "refund_not_requested",
                 message,
             },
             other => NotifyRejection::Unavailable(other.to_string()),
