@@ -8,6 +8,7 @@
 //! gateway's side of it against the engine.
 
 pub mod app;
+pub mod cli;
 pub mod clock;
 pub mod config;
 pub mod http;

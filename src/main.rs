@@ -1,4 +1,5 @@
-//! The `flashgate` command: `serve` runs the gateway; `reconcile` checks a
+//! The `flashgate` command: `serve` runs the gateway; `sale` and `order`
+//! steer and read a running one; `reconcile` checks a
 //! day's WeChat Pay trade bill against the store; `session-token` mints a
 //! storefront token with the configured secret, for trying the API by hand;
 //! `wxpay-sim` runs the WeChat Pay simulator as its own process.
@@ -53,6 +54,11 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Steer a sale on a running gateway (admin API; --url, --token or
+    /// FLASHGATE_URL, FLASHGATE_TOKEN). Exit 1: refused; 2: usage; 3: unreachable.
+    Sale(flashgate::cli::SaleArgs),
+    /// Read any order on a running gateway (admin API).
+    Order(flashgate::cli::OrderArgs),
     /// Run the WeChat Pay API v3 simulator until SIGTERM or SIGINT; prints
     /// `wxpay-sim listening on http://ADDR public_key_id=...` when ready.
     WxpaySim(WxpaySimArgs),
@@ -96,6 +102,8 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Reconcile { date, config } => return reconcile(config.as_deref(), &date),
+        Command::Sale(args) => return flashgate::cli::run_sale(args),
+        Command::Order(args) => return flashgate::cli::run_order(args),
         Command::Serve { config } => load(config.as_deref()).and_then(serve),
         Command::SessionToken {
             openid,
