@@ -14,7 +14,9 @@ use flashgate::pay::crypto::{
     nonce_str, pay_sign_message, random_alphanumeric, response_message, ApiV3Key, RsaSigner,
     RsaVerifier,
 };
-use flashgate::pay::sim::{DeliveryKind, FailNext, Faults, SimConfig, SimHandle, Simulator};
+use flashgate::pay::sim::{
+    DeliveryKind, FailNext, Faults, PlantedPayment, SimConfig, SimHandle, Simulator,
+};
 use flashgate::pay::wire::TradeState;
 use serde_json::{json, Value};
 use std::future::Future;
@@ -326,20 +328,78 @@ async fn an_unpaid_hold_that_runs_out_is_closed_at_wechat_pay_and_its_stock_retu
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_payment_for_a_cancelled_order_is_reinstated_while_stock_lasts_else_refunded() {
+async fn a_buyer_who_paid_cannot_cancel_the_order_from_under_the_payment() {
     let faults = Faults {
-        // The buyer pays, then cancels before WeChat Pay's notification.
+        // The buyer pays; WeChat Pay's notification is slow to come.
         notification_delay_ms: 60_000,
         ..Faults::default()
     };
     let world = World::start(faults).await;
     let mut client = world.client().await;
+    live_sale(&mut client, "pay-cancel", 1, 900).await;
+    let order_id = place(&mut client, "buyer-1", "pay-cancel").await;
+    let prepay = prepay_id(&mut client, "buyer-1", &order_id).await;
+    world.sim.pay(&prepay).unwrap();
+    // The cancel closes the WeChat Pay order first, finds it paid, applies
+    // the payment and refuses: the unit never goes back on sale.
+    let refused = client
+        .post_empty(
+            &format!("/v1/orders/{order_id}/cancel"),
+            &buyer_token("buyer-1"),
+        )
+        .await;
+    let message = assert_error(&refused, 409, "INVALID_STATE");
+    assert!(message.contains("is paid"), "{message}");
+    assert_eq!(order_status(&mut client, &order_id).await["status"], "paid");
+    assert_eq!(client.remaining("pay-cancel", &buyer_token("x")).await, 0);
+
+    // An unpaid paying order: the cancel closes it at WeChat Pay.
+    client
+        .post_json(
+            "/admin/v1/sales/pay-cancel/items/sku-1/restock",
+            HOST_TOKEN,
+            &json!({"add": 1}),
+        )
+        .await
+        .expect_json(200);
+    let second = place(&mut client, "buyer-2", "pay-cancel").await;
+    prepay_id(&mut client, "buyer-2", &second).await;
+    client
+        .post_empty(
+            &format!("/v1/orders/{second}/cancel"),
+            &buyer_token("buyer-2"),
+        )
+        .await
+        .expect_json(200);
+    assert_eq!(
+        world.sim.order(&second).unwrap().trade_state,
+        TradeState::Closed
+    );
+    world.stop().await;
+}
+
+/// A payment WeChat Pay took for `order_id` that the gateway gave up on
+/// (the buyer paid a prepay the gateway no longer honours), and its
+/// notification.
+async fn late_payment(world: &World, client: &mut Client, order_id: &str) -> Reply {
+    let planted = world
+        .sim
+        .plant_payment(PlantedPayment::new(order_id, 9900))
+        .expect("the simulator takes the payment");
+    let mut resource = transaction(order_id, 9900, MCHID, APPID);
+    resource["transaction_id"] = json!(planted.transaction_id);
+    let (headers, body) = forged_notification(world, &resource);
+    post_notification(client, &headers, &body).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payment_for_a_cancelled_order_is_reinstated_while_stock_lasts_else_refunded() {
+    let world = World::start(Faults::default()).await;
+    let mut client = world.client().await;
     live_sale(&mut client, "pay-late", 1, 900).await;
 
     // Stock left: the late payment takes its unit back.
     let first = place(&mut client, "buyer-1", "pay-late").await;
-    let prepay = prepay_id(&mut client, "buyer-1", &first).await;
-    world.sim.pay(&prepay).unwrap();
     client
         .post_empty(
             &format!("/v1/orders/{first}/cancel"),
@@ -347,28 +407,26 @@ async fn a_payment_for_a_cancelled_order_is_reinstated_while_stock_lasts_else_re
         )
         .await
         .expect_json(200);
-    // The reconciler's query finds the payment.
-    let order = wait_for_status(&world, &first, "paid").await;
+    let reply = late_payment(&world, &mut client, &first).await;
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    let order = order_status(&mut client, &first).await;
+    assert_eq!(order["status"], "paid", "{order}");
     assert!(order["transaction_id"].as_str().is_some(), "{order}");
     let stats = client.stats("pay-late").await;
     assert_eq!(stats["orders"]["reinstated"], 1, "{stats}");
+    assert_eq!(client.remaining("pay-late", &buyer_token("x")).await, 0);
 
-    // Refund it, then sell the unit again and let a late payment find none.
+    // No stock left: the late payment is refunded automatically.
+    let restock = json!({"add": 1});
     client
-        .post_empty(&format!("/admin/v1/orders/{first}/refund"), ADMIN_TOKEN)
+        .post_json(
+            "/admin/v1/sales/pay-late/items/sku-1/restock",
+            HOST_TOKEN,
+            &restock,
+        )
         .await
         .expect_json(200);
-    wait_for_status(&world, &first, "refunded").await;
     let second = place(&mut client, "buyer-2", "pay-late").await;
-    let prepay = prepay_id(&mut client, "buyer-2", &second).await;
-    world.sim.pay(&prepay).unwrap();
-    // WeChat Pay answers slowly: the freed unit is sold again before the
-    // gateway learns that the cancelled order was paid.
-    world.sim.set_faults(Faults {
-        latency_ms: 1500,
-        notification_delay_ms: 60_000,
-        ..Faults::default()
-    });
     client
         .post_empty(
             &format!("/v1/orders/{second}/cancel"),
@@ -377,10 +435,15 @@ async fn a_payment_for_a_cancelled_order_is_reinstated_while_stock_lasts_else_re
         .await
         .expect_json(200);
     let third = place(&mut client, "buyer-3", "pay-late").await;
+    let reply = late_payment(&world, &mut client, &second).await;
+    assert_eq!(reply.status, 204, "{}", reply.text());
     let order = wait_for_status(&world, &second, "refunded").await;
     assert_eq!(order["refund_reason"], "late_payment", "{order}");
-    let at_wechat = world.sim.order(&second).unwrap();
-    assert_eq!(at_wechat.trade_state, TradeState::Refund);
+    assert!(order["refund_id"].as_str().is_some(), "{order}");
+    assert_eq!(
+        world.sim.order(&second).unwrap().trade_state,
+        TradeState::Refund
+    );
     assert_eq!(
         order_status(&mut client, &third).await["status"],
         "reserved"

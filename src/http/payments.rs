@@ -9,6 +9,7 @@ use crate::http::error::ApiError;
 use crate::http::storefront::check_order_id;
 use crate::http::AppState;
 use crate::metrics::PAYMENT_NOTIFICATIONS_TOTAL;
+use crate::pay::notify::NOTIFICATION_BYTES_MAX;
 use crate::payments::{is_signature_failure, NotifyRejection};
 use http::{HeaderMap, Response, StatusCode};
 use hyper::body::Incoming;
@@ -33,7 +34,7 @@ pub async fn wechat_notify(
     headers: &HeaderMap,
     body: Incoming,
 ) -> Result<Response<ResponseBody>, ApiError> {
-    let bytes = match read_body(headers, body, state.config.server.body_bytes_max).await {
+    let bytes = match read_body(headers, body, NOTIFICATION_BYTES_MAX).await {
         Ok(bytes) => bytes,
         Err(error) => {
             metrics::counter!(PAYMENT_NOTIFICATIONS_TOTAL, "outcome" => "unreadable").increment(1);

@@ -97,10 +97,18 @@ pub async fn cancel_order(
 ) -> Result<Response<ResponseBody>, ApiError> {
     let buyer = state.buyer(headers)?;
     check_order_id(order_id)?;
-    let was_paying = state.engine.order_for_buyer(&buyer, order_id)?.status == "paying";
+    // A paying order may be paid already, its notification still on the
+    // way: close it at WeChat Pay first, and cancel only if it was not paid
+    // (then the buyer gets 409 and the order is paid), as hold expiry does.
+    let paying = state.engine.order_for_buyer(&buyer, order_id)?.status == "paying";
+    if paying {
+        state.payments.close_before_cancel(order_id).await?;
+    }
     let (order, commit) = state.engine.cancel_order(&buyer, order_id, now_ms())?;
     commit.durable().await?;
-    if was_paying {
+    // A prepay made after the check above: close it now; a payment that
+    // slipped in is applied as a late one.
+    if !paying && state.payments.had_prepay(order_id) {
         state.payments.cancelled(order_id);
     }
     Ok(json_response(StatusCode::OK, &order))

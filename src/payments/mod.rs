@@ -26,6 +26,7 @@ pub use merchant::merchant_config;
 
 use crate::clock::{format_beijing_rfc3339, now_ms, parse_rfc3339, UnixMs};
 use crate::config::PayConfig;
+use crate::ids::out_refund_no_of;
 use crate::journal::JournalError;
 use crate::metrics::{
     PAYMENTS_TOTAL, PAYMENT_NOTIFICATIONS_TOTAL as NOTIFICATIONS_TOTAL,
@@ -135,6 +136,8 @@ pub struct Payments {
     /// oldest ones. Entries go when the order settles or grow stale.
     queried: DashMap<String, UnixMs>,
     settlements: Semaphore,
+    /// Wakes the sweep early (a late payment's refund is due).
+    sweep_now: tokio::sync::Notify,
 }
 
 impl Payments {
@@ -148,6 +151,7 @@ impl Payments {
             paying_query_after_ms: (config.paying_query_after_seconds * 1000) as UnixMs,
             overdue: DashSet::new(),
             queried: DashMap::new(),
+            sweep_now: tokio::sync::Notify::new(),
             settlements: Semaphore::new(SETTLEMENTS_IN_FLIGHT_MAX),
         }
     }
@@ -164,7 +168,11 @@ impl Payments {
         let now = now_ms();
         let payable = self.engine.payable_order(buyer, order_id, now)?;
         let prepay_id = match payable.prepay {
-            Some(prepay) => prepay.prepay_id,
+            Some(prepay) => {
+                // Possibly another call's, not yet durable: wait for it.
+                self.engine.barrier().durable().await?;
+                prepay.prepay_id
+            }
             None => {
                 let request = JsapiPrepay {
                     description: payable.description,
@@ -311,15 +319,14 @@ impl Payments {
         metrics::counter!(PAYMENTS_TOTAL, "outcome" => label, "source" => source).increment(1);
         self.overdue.remove(order_id);
         self.queried.remove(order_id);
-        if let PaymentOutcome::RefundDue(refund) = outcome {
+        if let PaymentOutcome::RefundDue(_) = outcome {
+            // Not here: WeChat Pay wants its answer within 5 s, and the
+            // refund is journaled already. The sweep asks for it now.
             tracing::warn!(
                 order_id,
                 "a payment arrived after the order's units were gone: refunding"
             );
-            // Best effort now; the refund sweep retries until it is accepted.
-            if let Err(error) = self.submit_refund(&refund).await {
-                tracing::warn!(order_id, %error, "late-payment refund not accepted yet");
-            }
+            self.sweep_now.notify_one();
         }
         Ok(())
     }
@@ -332,6 +339,16 @@ impl Payments {
             return Err(NotifyRejection::Mismatch {
                 reason: "mchid_mismatch",
                 message: format!("mchid {} is not ours", refund.mchid),
+            });
+        }
+        // Only the refund the gateway asked for completes the order.
+        if refund.out_refund_no != out_refund_no_of(&refund.out_trade_no) {
+            return Err(NotifyRejection::Mismatch {
+                reason: "refund_not_requested",
+                message: format!(
+                    "refund {} was not asked for by this gateway",
+                    refund.out_refund_no
+                ),
             });
         }
         self.apply_refund_status(
@@ -493,6 +510,48 @@ impl Payments {
         }
     }
 
+    /// Before a buyer's cancel of a paying order: closes it at WeChat Pay
+    /// and asks for its state. Paid there: the payment is applied (its
+    /// units are still held) and the cancel is refused. Closed (or unknown
+    /// there): the cancel may go ahead. Anything else: 502, nothing changed.
+    pub async fn close_before_cancel(&self, order_id: &str) -> Result<(), PaymentError> {
+        if let Err(error) = self.client.close(order_id).await {
+            tracing::info!(order_id, %error, "close before cancel refused; asking for the order's state");
+        }
+        let transaction = match self.client.query_by_out_trade_no(order_id).await {
+            Ok(transaction) => transaction,
+            Err(PayError::Api {
+                status: 404, code, ..
+            }) if code == "ORDER_NOT_EXIST" => return Ok(()),
+            Err(error) => return Err(error.into()),
+        };
+        match transaction.trade_state {
+            TradeState::Closed => Ok(()),
+            TradeState::Success | TradeState::Refund => {
+                self.apply_payment(&transaction, "query")
+                    .await
+                    .map_err(|error| SaleError::InvalidState(error.to_string()))?;
+                Err(SaleError::InvalidState(format!(
+                    "order `{order_id}` is paid; it cannot be cancelled (ask for a refund)"
+                ))
+                .into())
+            }
+            other => Err(PayError::Api {
+                status: 409,
+                code: "NOT_CLOSED".into(),
+                message: format!("the WeChat Pay order is still {other} after close"),
+            }
+            .into()),
+        }
+    }
+
+    /// Whether a payment was ever started for the order (it has a prepay).
+    pub fn had_prepay(&self, order_id: &str) -> bool {
+        self.engine
+            .order_for_admin(order_id)
+            .is_ok_and(|order| order.history.iter().any(|entry| entry.status == "paying"))
+    }
+
     /// A buyer cancelled a paying order: close it at WeChat Pay so nobody
     /// pays it now. If the buyer had paid already (close is refused, the
     /// query says SUCCESS), the payment is applied as a late one: the
@@ -527,7 +586,9 @@ impl Payments {
     async fn query(&self, order_id: &str) -> Result<Option<Transaction>, String> {
         match self.client.query_by_out_trade_no(order_id).await {
             Ok(transaction) => Ok(Some(transaction)),
-            Err(PayError::Api { status: 404, .. }) => Ok(None),
+            Err(PayError::Api {
+                status: 404, code, ..
+            }) if code == "ORDER_NOT_EXIST" => Ok(None),
             Err(error) => Err(error.to_string()),
         }
     }
@@ -573,7 +634,9 @@ impl Payments {
                 self.apply_refund_status(&refund.order_id, &found.refund_id, &found.status)
                     .await
             }
-            Err(PayError::Api { status: 404, .. }) => self.submit_refund(refund).await,
+            Err(PayError::Api {
+                status: 404, code, ..
+            }) if code == "RESOURCE_NOT_EXISTS" => self.submit_refund(refund).await,
             Err(error) => Err(error.into()),
         }
     }
@@ -589,6 +652,7 @@ impl Payments {
         loop {
             tokio::select! {
                 _ = ticker.tick() => self.sweep().await,
+                _ = self.sweep_now.notified() => self.sweep().await,
                 _ = shutdown.triggered() => return,
             }
         }

@@ -120,6 +120,12 @@ impl Engine {
         self.sink = sink;
     }
 
+    /// Resolves once every change submitted so far is durable: for an
+    /// answer that reads state another request changed (a reused prepay).
+    pub fn barrier(&self) -> Commit {
+        self.sink.barrier()
+    }
+
     /// After replay: order ids continue from a prefix later than any
     /// replayed event, even if the clock stepped back across the restart.
     pub fn finish_replay(&mut self, now: UnixMs) {

@@ -310,7 +310,8 @@ impl Engine {
             .prepay()
             .is_some_and(|current| current.prepay_id == prepay.prepay_id)
         {
-            return Ok((order.view(), Commit::Ready(Ok(0))));
+            // Another call journaled this prepay: answer once it is durable.
+            return Ok((order.view(), self.sink.barrier()));
         }
         let event = Event::PaymentStarted {
             at: now,
@@ -544,12 +545,21 @@ fn refund_order_of(order: &OrderRecord) -> Result<RefundOrder, SaleError> {
 }
 
 /// The title cut to WeChat Pay's byte limit, never inside a character.
+/// The item's title as WeChat Pay takes it: characters outside the Basic
+/// Multilingual Plane (4-byte UTF-8, most emoji) are refused there, so they
+/// are dropped; at most [`DESCRIPTION_BYTES_MAX`] bytes.
 fn description_of(title: &str) -> String {
-    let mut end = title.len().min(DESCRIPTION_BYTES_MAX);
-    while !title.is_char_boundary(end) {
-        end -= 1;
+    let mut description = String::with_capacity(title.len().min(DESCRIPTION_BYTES_MAX));
+    for character in title.chars().filter(|character| character.len_utf8() < 4) {
+        if description.len() + character.len_utf8() > DESCRIPTION_BYTES_MAX {
+            break;
+        }
+        description.push(character);
     }
-    title[..end].to_owned()
+    if description.trim().is_empty() {
+        description = "flash sale item".to_owned();
+    }
+    description
 }
 
 fn not_found(order_id: &str) -> SaleError {

@@ -111,6 +111,9 @@ fn descriptions_are_cut_on_a_char_boundary() {
         description_of(&"a".repeat(200)).len(),
         DESCRIPTION_BYTES_MAX
     );
+    // WeChat Pay refuses 4-byte UTF-8: emoji are dropped, not sent.
+    assert_eq!(description_of("口红 💄 No.7"), "口红  No.7");
+    assert_eq!(description_of("💄💄"), "flash sale item");
 }
 
 #[test]

@@ -77,7 +77,7 @@ impl Order {
     fn refresh(&mut self, now_ms: UnixMs) {
         let close_at_ms = self
             .pay_deadline_ms
-            .max(self.created_at_ms + UNPAID_CLOSE_AFTER_MS);
+            .max(self.created_at_ms.saturating_add(UNPAID_CLOSE_AFTER_MS));
         if self.state == TradeState::NotPay && now_ms >= close_at_ms {
             self.state = TradeState::Closed;
         }
