@@ -76,7 +76,8 @@ pub enum PayError {
 impl PayError {
     /// Whether the same request (same body, re-signed) may be sent again:
     /// 5xx, 429 `FREQUENCY_LIMITED`/`RATELIMIT_EXCEEDED`, `SYSTEM_ERROR`,
-    /// timeouts and connection failures. Never any other 4xx: those are the
+    /// timeouts and connection failures, and a 2xx whose signature does not
+    /// verify (a probe). Never any other 4xx: those are the
     /// caller's or the order's fault and a retry repeats them.
     pub fn is_retryable(&self) -> bool {
         match self {
@@ -87,6 +88,11 @@ impl PayError {
                         && matches!(code.as_str(), "FREQUENCY_LIMITED" | "RATELIMIT_EXCEEDED"))
             }
             PayError::Timeout | PayError::Connection(_) => true,
+            // WeChat Pay sends signature probes (`WECHATPAY/SIGNTEST/`) on
+            // responses too: a signature that does not verify is asked
+            // again (every call is idempotent by its merchant number). A
+            // stale timestamp or an unknown key is not a probe.
+            PayError::Verify(VerifyError::BadSignature) => true,
             PayError::Verify(_)
             | PayError::UnexpectedStatus(_)
             | PayError::Decode(_)
@@ -131,7 +137,7 @@ mod tests {
             api(403, "OUT_TRADE_NO_USED"),
             api(404, "ORDER_NOT_EXIST"),
             api(429, "SOMETHING_ELSE"),
-            PayError::Verify(VerifyError::BadSignature),
+            PayError::Verify(VerifyError::UnknownSerial("PUB_KEY_ID_X".into())),
             PayError::RateLimited { wait_ms: 5 },
             PayError::Decode("x".into()),
         ] {
