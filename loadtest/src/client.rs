@@ -8,10 +8,11 @@
 //! Closed loop: each connection sends its next request as soon as the last
 //! answer is read; latency is from the send to the whole response.
 //! Open loop (`rate`): request `i` is due at `start + i / rate`; a connection
-//! that takes it early waits for that time, one that takes it late sends at
-//! once, and latency counts from the due time either way. So a stalled
-//! server is charged for the requests it kept waiting (no coordinated
-//! omission).
+//! that takes it early waits for that time (tokio's timer has millisecond
+//! ticks: it may send up to one tick early, and then latency counts from
+//! the send), one that takes it late sends at once and latency counts from
+//! the due time. So a stalled server is charged for the requests it kept
+//! waiting (no coordinated omission).
 
 use crate::outcome::{classify, Outcome, Outcomes};
 use crate::stream::RequestStream;
@@ -38,6 +39,8 @@ const RECONNECTS_MAX: u32 = 3;
 /// An open-loop round stops sending this long after its schedule ends; what
 /// is left is reported as not sent.
 const OPEN_LOOP_GRACE: Duration = Duration::from_secs(30);
+/// The granularity of tokio's timer.
+const TIMER_TICK: Duration = Duration::from_millis(1);
 
 static IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 
@@ -267,7 +270,14 @@ async fn connection_loop(shared: Arc<Shared>, mut sender: Sender) -> Tally {
         let due = match interval {
             Some(interval) => {
                 let due = shared.start + interval.mul_f64(index as f64);
-                tokio::time::sleep_until(due.into()).await;
+                // tokio's timer wakes on millisecond ticks, after the instant
+                // asked for: wake up to a tick early rather than late, so the
+                // latency measured is the server's, not the timer's.
+                if let Some(early) = due.checked_sub(TIMER_TICK) {
+                    if early > Instant::now() {
+                        tokio::time::sleep_until(early.into()).await;
+                    }
+                }
                 due
             }
             None => Instant::now(),
@@ -287,10 +297,14 @@ async fn connection_loop(shared: Arc<Shared>, mut sender: Sender) -> Tally {
         headers.insert(IDEMPOTENCY_KEY.clone(), parts.idempotency_key.clone());
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         tally.sent += 1;
+        let sent = Instant::now();
         let answer = exchange(&mut sender, request).await;
         let now = Instant::now();
         tally.last_answer = now;
-        let micros = (now - due).as_micros().min(u128::from(LATENCY_US_MAX)) as u64;
+        // From the due time, or from the send when it went out early.
+        let micros = (now - due.min(sent))
+            .as_micros()
+            .min(u128::from(LATENCY_US_MAX)) as u64;
         tally.latency_us.saturating_record(micros.max(1));
         match answer {
             Ok((status, body)) => {
