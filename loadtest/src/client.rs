@@ -14,6 +14,7 @@
 //! the due time. So a stalled server is charged for the requests it kept
 //! waiting (no coordinated omission).
 
+use crate::cpu::{self, CpuSample, CpuUse};
 use crate::outcome::{classify, Outcome, Outcomes};
 use crate::stream::RequestStream;
 use bytes::Bytes;
@@ -157,10 +158,14 @@ pub struct RoundSpec {
     pub duration_max: Option<Duration>,
     /// Keep the order ids of 201s (for the verification).
     pub keep_created: bool,
+    /// A spawned gateway's pid, whose CPU is sampled around the round.
+    pub gateway_pid: Option<u32>,
 }
 
 /// What a round measured.
 pub struct RoundResult {
+    pub tool_cpu: Option<CpuUse>,
+    pub gateway_cpu: Option<CpuUse>,
     pub sent: u64,
     pub not_sent: u64,
     pub elapsed: Duration,
@@ -191,6 +196,8 @@ pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<Ro
     for _ in 0..spec.connections {
         senders.push(connect(&spec.addr).await?);
     }
+    let tool_before = cpu::sample(None);
+    let gateway_before = spec.gateway_pid.and_then(|pid| cpu::sample(Some(pid)));
     let start = Instant::now();
     let shared = Arc::new(Shared {
         stream,
@@ -203,7 +210,37 @@ pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<Ro
         .into_iter()
         .map(|sender| tokio::spawn(connection_loop(Arc::clone(&shared), sender)))
         .collect();
+    let mut finished = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        finished.push(
+            task.await
+                .map_err(|error| format!("a load connection panicked: {error}"))?,
+        );
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    let answered: u64 = finished.iter().map(|tally| tally.outcomes.total()).sum();
+    let tool_after = cpu::sample(None);
+    let gateway_after = shared
+        .spec
+        .gateway_pid
+        .and_then(|pid| cpu::sample(Some(pid)));
+    let mut result = merge(finished, start);
+    let use_between = |before: Option<CpuSample>, after: Option<CpuSample>| {
+        Some(cpu::between(&before?, &after?, seconds, answered))
+    };
+    result.tool_cpu = use_between(tool_before, tool_after);
+    result.gateway_cpu = use_between(gateway_before, gateway_after);
+    if shared.spec.rate.is_some() {
+        result.not_sent = shared.stream.len() as u64 - result.sent;
+    }
+    Ok(result)
+}
+
+/// The connections' tallies as one round; elapsed until the last answer.
+fn merge(tallies: Vec<Tally>, start: Instant) -> RoundResult {
     let mut result = RoundResult {
+        tool_cpu: None,
+        gateway_cpu: None,
         sent: 0,
         not_sent: 0,
         elapsed: Duration::ZERO,
@@ -212,10 +249,7 @@ pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<Ro
         created: Vec::new(),
     };
     let mut last_answer = start;
-    for task in tasks {
-        let tally = task
-            .await
-            .map_err(|error| format!("a load connection panicked: {error}"))?;
+    for tally in tallies {
         result.sent += tally.sent;
         result
             .latency_us
@@ -226,11 +260,7 @@ pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<Ro
         last_answer = last_answer.max(tally.last_answer);
     }
     result.elapsed = last_answer - start;
-    let total = shared.stream.len() as u64;
-    if shared.spec.rate.is_some() {
-        result.not_sent = total - result.sent;
-    }
-    Ok(result)
+    result
 }
 
 pub fn new_histogram() -> Histogram<u64> {

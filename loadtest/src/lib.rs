@@ -12,6 +12,7 @@ pub mod admin;
 pub mod ceiling;
 pub mod cli;
 pub mod client;
+pub mod cpu;
 pub mod outcome;
 pub mod pay;
 pub mod plan;

@@ -3,6 +3,7 @@
 
 use crate::admin::{ReadSummary, SaleStats};
 use crate::client::RoundResult;
+use crate::cpu::CpuUse;
 use crate::outcome::Outcomes;
 use crate::pay::PayReport;
 use crate::plan::{Plan, Scenario};
@@ -62,6 +63,13 @@ pub struct RoundReport {
     pub pay: Option<PayReport>,
     /// Closed loop with --seconds: the pre-built stream ran out first.
     pub stream_exhausted: bool,
+    /// CPU of this process over the round (load generator, and the ceiling
+    /// in ceiling rounds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_cpu: Option<CpuUse>,
+    /// CPU of a spawned gateway over the round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_cpu: Option<CpuUse>,
 }
 
 impl RoundReport {
@@ -84,8 +92,14 @@ impl RoundReport {
             reads: None,
             pay: None,
             stream_exhausted: exhausted,
+            tool_cpu: result.tool_cpu.clone(),
+            gateway_cpu: result.gateway_cpu.clone(),
         }
     }
+}
+
+fn cores(cpu: Option<&CpuUse>) -> String {
+    cpu.map_or("-".into(), |cpu| format!("{:.2}", cpu.cores))
 }
 
 /// The issue's targets for a configuration, when it has one.
@@ -228,9 +242,9 @@ impl Report {
         );
         let _ = writeln!(
             out,
-            "\n{:>5} {:<9} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>9} {:>9} {:>6} {:>6} {:>6}",
+            "\n{:>5} {:<9} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>9} {:>9} {:>6} {:>6} {:>6}  {:>5} {:>5} {:>6}",
             "round", "target", "sent", "secs", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
-            "reserved", "sold_out", "limit", "shed", "errors"
+            "reserved", "sold_out", "limit", "shed", "errors", "tool", "gw", "gw us"
         );
         for round in &self.rounds {
             let ms = |us: u64| us as f64 / 1000.0;
@@ -238,7 +252,7 @@ impl Report {
             let o = &round.outcomes;
             let _ = writeln!(
                 out,
-                "{:>5} {:<9} {:>9} {:>7.2} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {:>9} {:>9} {:>6} {:>6} {:>6}{}",
+                "{:>5} {:<9} {:>9} {:>7.2} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {:>9} {:>9} {:>6} {:>6} {:>6}  {:>5} {:>5} {:>6}{}",
                 round.round,
                 match round.kind {
                     RoundKind::Ceiling => "ceiling",
@@ -249,8 +263,31 @@ impl Report {
                 round.requests_per_second,
                 ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max),
                 o.reserved, o.sold_out, o.limit, o.shed, o.errors,
+                cores(round.tool_cpu.as_ref()),
+                cores(round.gateway_cpu.as_ref()),
+                round.gateway_cpu.as_ref().map_or("-".into(), |cpu| format!("{:.0}", cpu.us_per_request)),
                 if round.stream_exhausted { "  (stream ran out before --seconds)" } else { "" }
             );
+        }
+        let _ = writeln!(
+            out,
+            "  tool, gw: CPU cores used by this process (load generator, + the ceiling in its rounds) and by the \
+             spawned gateway; gw us: the gateway's CPU µs per request"
+        );
+        for round in &self.rounds {
+            if let Some(cpu) = &round.gateway_cpu {
+                let threads: Vec<String> = cpu
+                    .threads
+                    .iter()
+                    .map(|(name, cores)| format!("{name} {cores:.2}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  round {} gateway threads (cores): {}",
+                    round.round,
+                    threads.join(", ")
+                );
+            }
         }
         self.render_details(&mut out);
         out

@@ -190,6 +190,7 @@ fn round_spec(plan: &Plan, addr: String, stream_round: usize, keep_created: bool
             _ => None,
         },
         keep_created,
+        gateway_pid: None,
     }
 }
 
@@ -232,7 +233,10 @@ async fn gateway_round_run(
         checks.push(check);
     }
     let rss_before = target.rss_kib();
-    let spec = round_spec(plan, target.addr.clone(), gateway_round, true);
+    let spec = RoundSpec {
+        gateway_pid: target.pid(),
+        ..round_spec(plan, target.addr.clone(), gateway_round, true)
+    };
     let result = run_round(Arc::clone(&streams.timed), spec).await?;
     let rss_after = target.rss_kib();
     let mut report = RoundReport::new(
