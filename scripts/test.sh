@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: unit tests, the loom and proptest models, the
 # multi-threaded stress tests and the black-box HTTP tests, which start
-# gateways on loopback (and the real binary) by themselves.
+# gateways on loopback (and the real binary) by themselves; and, across the
+# workspace, the load generator's own tests (loadtest/: arguments, the
+# verification, a small in-process run). Heavy load runs are never part of it.
 # Nothing is skipped: a test that needs something absent fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo test --locked --all-features "$@"
+cargo test --locked --workspace --all-features "$@"

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# The reference runs of docs/PERFORMANCE.md: every scenario against a
+# gateway this tool starts (release build), fsync and none, 64 and 512
+# connections, then memory per open hold. One JSON report per run in OUTDIR
+# (default <target dir>/loadtest-results), the tables on stderr. Minutes of full load on
+# every core: run it on a quiet machine, by hand, never in CI.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+target_dir="${CARGO_TARGET_DIR:-target}"
+out="${1:-$target_dir/loadtest-results}"
+mkdir -p "$out"
+cargo build --locked --release -p flashgate -p flashgate-loadtest
+tool="$target_dir/release/flashgate-loadtest"
+gateway="$target_dir/release/flashgate"
+
+echo "== machine"
+nproc
+lscpu | head -15
+free -m | head -2
+df -hT "${TMPDIR:-/tmp}" | tail -1
+uptime
+
+run() {
+    local name="$1"
+    shift
+    echo
+    echo "== $name: flashgate-loadtest $*   (load average: $(cut -d' ' -f1-3 /proc/loadavg))"
+    # A failed verification is reported and the remaining runs go on.
+    "$tool" "$@" --spawn "$gateway" --json >"$out/$name.json" || echo "!! $name exited $?"
+}
+
+for durability in fsync none; do
+    for connections in 64 512; do
+        run "flash-$connections-$durability" flash --connections "$connections" --durability "$durability"
+        run "spread-$connections-$durability" spread --connections "$connections" --durability "$durability"
+        run "soldout-$connections-$durability" soldout --connections "$connections" --durability "$durability"
+        run "pay-$connections-$durability" pay --connections "$connections" --durability "$durability"
+    done
+done
+run "holds-1m-fsync" holds --requests 1000000 --connections 64 --durability fsync

@@ -1,0 +1,280 @@
+//! Talking to the gateway outside the timed rounds: the host's sale set-up
+//! and stats (admin token), and reading orders back as their buyers.
+
+use crate::client::{connect, exchange, request, Created, OrderId, Sender};
+use crate::stream::RequestStream;
+use bytes::Bytes;
+use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::{Method, StatusCode, Uri};
+use serde::Serialize;
+use serde_json::{json, Value};
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Connections that read orders back.
+const READ_CONNECTIONS: usize = 8;
+/// Read failures kept for the report.
+const FAILURES_KEPT: usize = 10;
+
+/// A connection with the host's admin token.
+pub struct Admin {
+    addr: String,
+    host: HeaderValue,
+    token: HeaderValue,
+    sender: Sender,
+}
+
+/// The sale a gateway round orders from.
+#[derive(Clone, Debug)]
+pub struct SaleSpec {
+    pub sale_id: String,
+    pub sku_ids: Vec<String>,
+    pub stock: u64,
+    pub per_user_limit: u64,
+    pub hold_seconds: u32,
+}
+
+/// `GET /admin/v1/sales/{id}/stats`, summed over the sale's items.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct SaleStats {
+    pub stock: u64,
+    pub reserved: u64,
+    pub paid: u64,
+    pub remaining: u64,
+    pub orders_created: u64,
+    pub orders_paid: u64,
+}
+
+impl Admin {
+    pub async fn connect(addr: &str, admin_token: &str) -> Result<Admin, String> {
+        Ok(Admin {
+            addr: addr.to_owned(),
+            host: HeaderValue::from_str(addr).map_err(|_| format!("bad address {addr}"))?,
+            token: HeaderValue::from_str(&format!("Bearer {admin_token}"))
+                .map_err(|_| "the admin token is not a valid header value".to_string())?,
+            sender: connect(addr).await?,
+        })
+    }
+
+    /// One call; a broken connection is replaced once.
+    async fn call(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<(StatusCode, Bytes), String> {
+        let uri: Uri = path.parse().map_err(|_| format!("bad path {path}"))?;
+        for attempt in 0..2 {
+            let mut call = request(
+                method.clone(),
+                uri.clone(),
+                &self.host,
+                Some(&self.token),
+                Bytes::from(body.clone().unwrap_or_default()),
+            );
+            if body.is_some() {
+                call.headers_mut()
+                    .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+            }
+            match exchange(&mut self.sender, call).await {
+                Ok(answer) => return Ok(answer),
+                Err(error) if attempt == 1 => return Err(format!("{method} {path}: {error}")),
+                Err(_) => self.sender = connect(&self.addr).await?,
+            }
+        }
+        unreachable!("the second attempt returns")
+    }
+
+    /// A call that must answer 2xx; its body as JSON.
+    async fn call_ok(
+        &mut self,
+        method: Method,
+        path: &str,
+        body: Option<String>,
+    ) -> Result<Value, String> {
+        let (status, answer) = self.call(method.clone(), path, body).await?;
+        if !status.is_success() {
+            return Err(format!(
+                "{method} {path} answered {status}: {}",
+                String::from_utf8_lossy(&answer)
+            ));
+        }
+        serde_json::from_slice(&answer).map_err(|error| format!("{method} {path}: {error}"))
+    }
+
+    /// Creates the sale and starts it.
+    pub async fn open_sale(&mut self, sale: &SaleSpec) -> Result<(), String> {
+        let items: Vec<Value> = sale
+            .sku_ids
+            .iter()
+            .map(|sku| {
+                json!({"sku_id": sku, "title": format!("Load test {sku}"), "price": "99.00",
+                       "stock": sale.stock, "per_user_limit": sale.per_user_limit})
+            })
+            .collect();
+        let body = json!({"sale_id": sale.sale_id, "title": "flashgate-loadtest",
+                          "hold_seconds": sale.hold_seconds, "items": items});
+        self.call_ok(Method::POST, "/admin/v1/sales", Some(body.to_string()))
+            .await?;
+        let start = format!("/admin/v1/sales/{}/start", sale.sale_id);
+        self.call_ok(Method::POST, &start, None).await?;
+        Ok(())
+    }
+
+    pub async fn stats(&mut self, sale_id: &str) -> Result<SaleStats, String> {
+        let path = format!("/admin/v1/sales/{sale_id}/stats");
+        let stats = self.call_ok(Method::GET, &path, None).await?;
+        parse_stats(&stats).ok_or_else(|| format!("GET {path}: unexpected stats {stats}"))
+    }
+}
+
+pub fn parse_stats(stats: &Value) -> Option<SaleStats> {
+    let mut sum = SaleStats {
+        orders_created: stats["orders"]["created"].as_u64()?,
+        orders_paid: stats["orders"]["paid"].as_u64()?,
+        ..SaleStats::default()
+    };
+    for item in stats["items"].as_array()? {
+        sum.stock += item["stock"].as_u64()?;
+        sum.reserved += item["reserved"].as_u64()?;
+        sum.paid += item["paid"].as_u64()?;
+        sum.remaining += item["remaining"].as_u64()?;
+    }
+    Some(sum)
+}
+
+/// What reading the 201s back found.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ReadSummary {
+    /// Orders the round made (its 201s).
+    pub orders: u64,
+    /// Orders read: all of them, or an even sample.
+    pub checked: u64,
+    pub sampled: bool,
+    /// Read with 200 and the same order id.
+    pub readable: u64,
+    /// Statuses the readable orders were in.
+    pub statuses: BTreeMap<String, u64>,
+    /// The first failures, described.
+    pub failures: Vec<String>,
+}
+
+/// Reads back every created order as its buyer, or an even sample of
+/// `read_max` of them when there are more.
+pub async fn read_orders(
+    addr: &str,
+    stream: &Arc<RequestStream>,
+    created: &[Created],
+    read_max: usize,
+) -> Result<ReadSummary, String> {
+    let stride = created.len().div_ceil(read_max.max(1)).max(1);
+    let picked: Arc<Vec<Created>> = Arc::new(created.iter().step_by(stride).copied().collect());
+    let cursor = Arc::new(AtomicUsize::new(0));
+    let mut tasks = Vec::new();
+    for _ in 0..READ_CONNECTIONS.min(picked.len()) {
+        let (picked, cursor, stream) =
+            (Arc::clone(&picked), Arc::clone(&cursor), Arc::clone(stream));
+        let mut sender = connect(addr).await?;
+        let host = HeaderValue::from_str(addr).map_err(|_| format!("bad address {addr}"))?;
+        let addr = addr.to_owned();
+        tasks.push(tokio::spawn(async move {
+            let mut summary = ReadSummary::default();
+            loop {
+                let next = cursor.fetch_add(1, Ordering::Relaxed);
+                let Some(order) = picked.get(next) else { break };
+                let authorization = stream.authorization(order.index as usize);
+                let uri: Uri = format!("/v1/orders/{}", order.order_id.as_str())
+                    .parse()
+                    .expect("order ids are path-safe");
+                let read = request(Method::GET, uri, &host, Some(authorization), Bytes::new());
+                summary.checked += 1;
+                let failure = match exchange(&mut sender, read).await {
+                    Ok((StatusCode::OK, body)) => match order_status(&body, &order.order_id) {
+                        Some(status) => {
+                            summary.readable += 1;
+                            *summary.statuses.entry(status).or_default() += 1;
+                            None
+                        }
+                        None => Some(format!(
+                            "{}: 200 with another order: {}",
+                            order.order_id.as_str(),
+                            String::from_utf8_lossy(&body)
+                        )),
+                    },
+                    Ok((status, body)) => Some(format!(
+                        "{}: {status} {}",
+                        order.order_id.as_str(),
+                        String::from_utf8_lossy(&body)
+                    )),
+                    Err(error) => {
+                        if let Ok(fresh) = connect(&addr).await {
+                            sender = fresh;
+                        }
+                        Some(format!("{}: {error}", order.order_id.as_str()))
+                    }
+                };
+                if let Some(failure) = failure {
+                    if summary.failures.len() < FAILURES_KEPT {
+                        summary.failures.push(failure);
+                    }
+                }
+            }
+            summary
+        }));
+    }
+    let mut summary = ReadSummary {
+        orders: created.len() as u64,
+        sampled: stride > 1,
+        ..ReadSummary::default()
+    };
+    for task in tasks {
+        let part = task
+            .await
+            .map_err(|error| format!("an order reader panicked: {error}"))?;
+        summary.checked += part.checked;
+        summary.readable += part.readable;
+        for (status, count) in part.statuses {
+            *summary.statuses.entry(status).or_default() += count;
+        }
+        let room = FAILURES_KEPT.saturating_sub(summary.failures.len());
+        summary
+            .failures
+            .extend(part.failures.into_iter().take(room));
+    }
+    Ok(summary)
+}
+
+/// The status of an order body, when it is the order expected.
+pub fn order_status(body: &[u8], expected: &OrderId) -> Option<String> {
+    if OrderId::from_order_body(body)? != *expected {
+        return None;
+    }
+    let order: Value = serde_json::from_slice(body).ok()?;
+    order["status"].as_str().map(str::to_owned)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stats_are_summed_over_items() {
+        let stats = json!({
+            "sale_id": "s", "status": "live",
+            "items": [
+                {"sku_id": "a", "stock": 10, "reserved": 3, "paid": 1, "released": 0, "remaining": 6},
+                {"sku_id": "b", "stock": 5, "reserved": 5, "paid": 0, "released": 2, "remaining": 0}
+            ],
+            "orders": {"created": 11, "cancelled": 0, "expired": 2, "paid": 1, "refunded": 0, "reinstated": 0, "late_refunds": 0},
+            "rejects": {"insufficient_stock": 0, "limit": 0, "not_live": 0, "sold_out": 4}
+        });
+        let sum = parse_stats(&stats).unwrap();
+        assert_eq!(
+            (sum.stock, sum.reserved, sum.paid, sum.remaining),
+            (15, 8, 1, 6)
+        );
+        assert_eq!((sum.orders_created, sum.orders_paid), (11, 1));
+        assert!(parse_stats(&json!({"items": []})).is_none());
+    }
+}

@@ -1,0 +1,102 @@
+//! The ceiling: a hyper HTTP/1.1 endpoint that does no work. It reads each
+//! request's body and answers a fixed 201 with an order-shaped JSON body of
+//! the gateway's size, so the client parses the same bytes either way.
+//!
+//! It runs in this process on a tokio runtime of its own (its own worker
+//! threads, as many as the gateway's by default), so the rounds against it
+//! measure what this machine's HTTP stack and this load generator can do
+//! with the gateway's work taken out. flashgate's throughput is quoted as a
+//! ratio of it, measured in the same run.
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use tokio::net::TcpListener;
+use tokio::runtime::Runtime;
+use tokio::sync::watch;
+
+/// The answer: the size and shape of a gateway's 201 to `POST /v1/orders`.
+const ORDER_BODY: &[u8] = br#"{"order_id":"FG19ab0000000000000000001","sale_id":"lt-19ab0000000-t0","sku_id":"sku-000","quantity":1,"amount":"99.00","currency":"CNY","status":"reserved","created_at":"2026-11-24T12:00:01.337Z","expires_at":"2026-11-24T12:15:01.337Z"}"#;
+
+static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+
+pub struct Ceiling {
+    pub addr: SocketAddr,
+    runtime: Runtime,
+    stop: watch::Sender<bool>,
+}
+
+impl Ceiling {
+    /// Binds 127.0.0.1:0 and serves on `threads` worker threads.
+    pub fn start(threads: usize) -> Result<Ceiling, String> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(threads.max(1))
+            .thread_name("ceiling")
+            .enable_all()
+            .build()
+            .map_err(|error| format!("the ceiling's runtime: {error}"))?;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
+            .map_err(|error| format!("the ceiling cannot listen: {error}"))?;
+        let addr = listener
+            .local_addr()
+            .map_err(|error| format!("the ceiling's address: {error}"))?;
+        let (stop, stopped) = watch::channel(false);
+        let listener = {
+            let _entered = runtime.enter();
+            TcpListener::from_std(listener).map_err(|error| format!("the ceiling: {error}"))?
+        };
+        runtime.spawn(accept_loop(listener, stopped));
+        Ok(Ceiling {
+            addr,
+            runtime,
+            stop,
+        })
+    }
+
+    /// Stops accepting and drops the runtime without blocking the caller's
+    /// (possibly async) thread.
+    pub fn stop(self) {
+        let _ = self.stop.send(true);
+        self.runtime.shutdown_background();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stopped.changed() => return,
+        };
+        let Ok((stream, _)) = accepted else { continue };
+        let _ = stream.set_nodelay(true);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(answer);
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
+    let read = request.into_body().collect().await;
+    let mut response = Response::new(Full::new(Bytes::from_static(ORDER_BODY)));
+    if read.is_err() {
+        *response.status_mut() = StatusCode::BAD_REQUEST;
+        return Ok(response);
+    }
+    *response.status_mut() = StatusCode::CREATED;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert(
+        REQUEST_ID.clone(),
+        HeaderValue::from_static("fg-0000000000000001"),
+    );
+    Ok(response)
+}

@@ -1,0 +1,23 @@
+//! flashgate-loadtest: plays flash sales against a flashgate gateway and
+//! measures it against a do-nothing HTTP endpoint driven with the same
+//! request stream in the same run.
+//!
+//! The run, top to bottom: [`cli`] → [`plan`] (what to do, resolved) →
+//! [`stream`] (every request built before timing) → [`scenario`] (rounds
+//! in order against [`target`] and [`ceiling`], through [`client`]; sale
+//! set-up, stats and read-back in [`admin`]; payments in [`pay`]) →
+//! [`verify`] (pure checks) → [`report`] (table or JSON).
+
+pub mod admin;
+pub mod ceiling;
+pub mod cli;
+pub mod client;
+pub mod cpu;
+pub mod outcome;
+pub mod pay;
+pub mod plan;
+pub mod report;
+pub mod scenario;
+pub mod stream;
+pub mod target;
+pub mod verify;

@@ -1,0 +1,372 @@
+//! What a run reports: one [`Report`] value, printed as a table for people
+//! or as one JSON object (`--json`) to keep and compare.
+
+use crate::admin::{ReadSummary, SaleStats};
+use crate::client::RoundResult;
+use crate::cpu::CpuUse;
+use crate::outcome::Outcomes;
+use crate::pay::PayReport;
+use crate::plan::{Plan, Scenario};
+use crate::verify::Verification;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use std::fmt::Write as _;
+
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p999: u64,
+    pub max: u64,
+    pub mean: f64,
+}
+
+pub fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
+    if histogram.is_empty() {
+        return Percentiles::default();
+    }
+    Percentiles {
+        p50: histogram.value_at_quantile(0.50),
+        p90: histogram.value_at_quantile(0.90),
+        p99: histogram.value_at_quantile(0.99),
+        p999: histogram.value_at_quantile(0.999),
+        max: histogram.max(),
+        mean: histogram.mean(),
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RoundKind {
+    Ceiling,
+    Flashgate,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct RoundReport {
+    pub kind: RoundKind,
+    /// 1-based position in the run.
+    pub round: usize,
+    pub sent: u64,
+    pub not_sent: u64,
+    pub seconds: f64,
+    pub requests_per_second: f64,
+    pub latency_us: Percentiles,
+    pub outcomes: Outcomes,
+    /// Gateway rounds: the sale's stats and the read-back.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stats: Option<SaleStats>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reads: Option<ReadSummary>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pay: Option<PayReport>,
+    /// Closed loop with --seconds: the pre-built stream ran out first.
+    pub stream_exhausted: bool,
+    /// CPU of this process over the round (load generator, and the ceiling
+    /// in ceiling rounds).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tool_cpu: Option<CpuUse>,
+    /// CPU of a spawned gateway over the round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_cpu: Option<CpuUse>,
+}
+
+impl RoundReport {
+    pub fn new(
+        kind: RoundKind,
+        round: usize,
+        result: &RoundResult,
+        exhausted: bool,
+    ) -> RoundReport {
+        RoundReport {
+            kind,
+            round,
+            sent: result.sent,
+            not_sent: result.not_sent,
+            seconds: result.elapsed.as_secs_f64(),
+            requests_per_second: result.requests_per_second(),
+            latency_us: percentiles(&result.latency_us),
+            outcomes: result.outcomes.clone(),
+            stats: None,
+            reads: None,
+            pay: None,
+            stream_exhausted: exhausted,
+            tool_cpu: result.tool_cpu.clone(),
+            gateway_cpu: result.gateway_cpu.clone(),
+        }
+    }
+}
+
+fn cores(cpu: Option<&CpuUse>) -> String {
+    cpu.map_or("-".into(), |cpu| format!("{:.2}", cpu.cores))
+}
+
+/// The issue's targets for a configuration, when it has one.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct Target {
+    pub ratio_min: f64,
+    pub p99_ms_max: Option<f64>,
+}
+
+pub fn target_for(
+    scenario: Scenario,
+    durability: Option<&str>,
+    connections: usize,
+) -> Option<Target> {
+    let target = |ratio_min, p99_ms_max| {
+        Some(Target {
+            ratio_min,
+            p99_ms_max,
+        })
+    };
+    match (scenario, durability, connections) {
+        (Scenario::Flash, Some("none"), _) => target(0.85, None),
+        (Scenario::Flash, Some("fsync"), 64) => target(0.70, Some(5.0)),
+        (Scenario::Flash, Some("fsync"), 512) => target(0.80, None),
+        (Scenario::Soldout, _, _) => target(0.90, None),
+        _ => None,
+    }
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Ratio {
+    /// Mean req/s of the gateway rounds ÷ mean req/s of the ceiling rounds.
+    pub ratio: f64,
+    pub flashgate_requests_per_second: f64,
+    pub ceiling_requests_per_second: f64,
+    pub target: Option<Target>,
+    /// None when there is no target.
+    pub met: Option<bool>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Rss {
+    pub before_kib: u64,
+    pub after_kib: u64,
+    /// Holds: after waiting --settle-seconds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub settled_kib: Option<u64>,
+    /// Holds: (settled − before) ÷ open holds.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bytes_per_hold: Option<f64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub holds: Option<u64>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Report {
+    pub tool: &'static str,
+    pub scenario: Scenario,
+    pub config: Plan,
+    pub machine: Machine,
+    pub gateway: Option<GatewayInfo>,
+    pub stream_build_seconds: f64,
+    pub rounds: Vec<RoundReport>,
+    pub ratio: Option<Ratio>,
+    pub rss: Option<Rss>,
+    pub verification: Verification,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct GatewayInfo {
+    pub addr: String,
+    pub spawned: bool,
+    pub binary: Option<String>,
+    pub durability: Option<&'static str>,
+    pub data_dir: Option<String>,
+}
+
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    pub cpus: usize,
+    pub load_average_at_start: Option<String>,
+}
+
+impl Machine {
+    pub fn now() -> Machine {
+        Machine {
+            cpus: std::thread::available_parallelism().map_or(0, |n| n.get()),
+            load_average_at_start: std::fs::read_to_string("/proc/loadavg").ok().map(|text| {
+                text.split_whitespace()
+                    .take(3)
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }),
+        }
+    }
+}
+
+impl Report {
+    /// The table for people.
+    pub fn render(&self) -> String {
+        let mut out = String::new();
+        let plan = &self.config;
+        let pace = match plan.rate {
+            Some(rate) => format!("open loop at {rate:.0} req/s"),
+            None => "closed loop".into(),
+        };
+        let _ = writeln!(
+            out,
+            "flashgate-loadtest {}: {} connections, {pace}, {} requests pre-built per round in {:.2} s",
+            self.scenario.name(),
+            plan.connections,
+            plan.requests_per_round,
+            self.stream_build_seconds
+        );
+        if let Some(gateway) = &self.gateway {
+            let _ = writeln!(
+                out,
+                "  gateway {} ({}{})",
+                gateway.addr,
+                if gateway.spawned {
+                    "spawned"
+                } else {
+                    "running"
+                },
+                gateway
+                    .durability
+                    .map(|d| format!(", durability {d}"))
+                    .unwrap_or_default()
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  {} CPUs, load average at start {}; stock {} x {} SKU(s), per-user limit {}, {} distinct buyers",
+            self.machine.cpus,
+            self.machine.load_average_at_start.as_deref().unwrap_or("?"),
+            plan.stock,
+            plan.skus,
+            plan.per_user_limit,
+            plan.buyers
+        );
+        let _ = writeln!(
+            out,
+            "\n{:>5} {:<9} {:>9} {:>7} {:>10} {:>8} {:>8} {:>8} {:>8} {:>8}  {:>9} {:>9} {:>6} {:>6} {:>6}  {:>5} {:>5} {:>6}",
+            "round", "target", "sent", "secs", "req/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms",
+            "reserved", "sold_out", "limit", "shed", "errors", "tool", "gw", "gw us"
+        );
+        for round in &self.rounds {
+            let ms = |us: u64| us as f64 / 1000.0;
+            let l = &round.latency_us;
+            let o = &round.outcomes;
+            let _ = writeln!(
+                out,
+                "{:>5} {:<9} {:>9} {:>7.2} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {:>9} {:>9} {:>6} {:>6} {:>6}  {:>5} {:>5} {:>6}{}",
+                round.round,
+                match round.kind {
+                    RoundKind::Ceiling => "ceiling",
+                    RoundKind::Flashgate => "flashgate",
+                },
+                round.sent,
+                round.seconds,
+                round.requests_per_second,
+                ms(l.p50), ms(l.p90), ms(l.p99), ms(l.p999), ms(l.max),
+                o.reserved, o.sold_out, o.limit, o.shed, o.errors,
+                cores(round.tool_cpu.as_ref()),
+                cores(round.gateway_cpu.as_ref()),
+                round.gateway_cpu.as_ref().map_or("-".into(), |cpu| format!("{:.0}", cpu.us_per_request)),
+                if round.stream_exhausted { "  (stream ran out before --seconds)" } else { "" }
+            );
+        }
+        let _ = writeln!(
+            out,
+            "  tool, gw: CPU cores used by this process (load generator, + the ceiling in its rounds) and by the \
+             spawned gateway; gw us: the gateway's CPU µs per request"
+        );
+        for round in &self.rounds {
+            if let Some(cpu) = &round.gateway_cpu {
+                let threads: Vec<String> = cpu
+                    .threads
+                    .iter()
+                    .map(|(name, cores)| format!("{name} {cores:.2}"))
+                    .collect();
+                let _ = writeln!(
+                    out,
+                    "  round {} gateway threads (cores): {}",
+                    round.round,
+                    threads.join(", ")
+                );
+            }
+        }
+        self.render_details(&mut out);
+        out
+    }
+
+    fn render_details(&self, out: &mut String) {
+        for round in self.rounds.iter().filter(|r| r.not_sent > 0) {
+            let _ = writeln!(
+                out,
+                "round {}: {} requests not sent (the schedule fell more than 30 s behind)",
+                round.round, round.not_sent
+            );
+        }
+        for round in &self.rounds {
+            if let Some(pay) = &round.pay {
+                let l = &pay.latency_us;
+                let _ = writeln!(
+                    out,
+                    "\npay (round {}): {} winners paid of {} picked; /pay {:.0} req/s over {:.2} s, p50 {:.2} ms p99 {:.2} ms max {:.2} ms; \
+                     {} read as paid {:.2} s after the last confirm; {} errors",
+                    round.round, pay.confirmed, pay.orders, pay.requests_per_second, pay.seconds,
+                    l.p50 as f64 / 1000.0, l.p99 as f64 / 1000.0, l.max as f64 / 1000.0,
+                    pay.paid_seen, pay.seconds_until_paid, pay.errors.errors
+                );
+            }
+        }
+        if let Some(ratio) = &self.ratio {
+            let verdict = match (ratio.target, ratio.met) {
+                (Some(target), Some(met)) => format!(
+                    "   target >= {:.2}{}: {}",
+                    target.ratio_min,
+                    target
+                        .p99_ms_max
+                        .map(|p| format!(" with p99 <= {p} ms"))
+                        .unwrap_or_default(),
+                    if met { "MET" } else { "MISSED" }
+                ),
+                _ => String::new(),
+            };
+            let _ = writeln!(
+                out,
+                "\nflashgate / ceiling = {:.0} / {:.0} req/s = {:.3}{verdict}",
+                ratio.flashgate_requests_per_second, ratio.ceiling_requests_per_second, ratio.ratio
+            );
+        }
+        if let Some(rss) = &self.rss {
+            let _ = write!(
+                out,
+                "\ngateway RSS: {} KiB before, {} KiB after",
+                rss.before_kib, rss.after_kib
+            );
+            if let (Some(settled), Some(per_hold), Some(holds)) =
+                (rss.settled_kib, rss.bytes_per_hold, rss.holds)
+            {
+                let _ = write!(
+                    out,
+                    ", {settled} KiB settled; {holds} open holds: {per_hold:.0} bytes per hold (target <= 512: {})",
+                    if per_hold <= 512.0 { "MET" } else { "MISSED" }
+                );
+            }
+            let _ = writeln!(out);
+        }
+        let _ = writeln!(
+            out,
+            "\nverification: {}",
+            if self.verification.passed {
+                "PASSED"
+            } else {
+                "FAILED"
+            }
+        );
+        for check in &self.verification.checks {
+            let _ = writeln!(
+                out,
+                "  [{}] {}: {}",
+                if check.passed { "ok" } else { "FAIL" },
+                check.name,
+                check.detail
+            );
+        }
+    }
+}

@@ -1,0 +1,401 @@
+//! The verification after the load: a pure function from what the rounds
+//! saw (outcomes, 201s), what the gateway says (the sale's stats) and what
+//! reading the orders back found, to a list of named checks. Any failed
+//! check makes the run exit non-zero.
+
+use crate::admin::{ReadSummary, SaleStats};
+use crate::cli::READ_SAMPLE_MIN;
+use crate::outcome::Outcomes;
+use serde::Serialize;
+
+/// Which outcomes a round may legitimately produce.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Expectations {
+    /// 201s (false for requests that arrive after the sale sold out).
+    pub reserved: bool,
+    /// `SOLD_OUT` (false when the stock cannot run out within the round).
+    pub sold_out: bool,
+    /// `LIMIT_EXCEEDED` (only when buyers repeat).
+    pub limit: bool,
+}
+
+/// Everything known about one gateway round's sale.
+#[derive(Clone, Copy, Debug)]
+pub struct Evidence<'a> {
+    /// The timed round's outcomes.
+    pub outcomes: &'a Outcomes,
+    /// Every 201 this tool got for the sale (timed round, and any untimed fill).
+    pub orders_made: u64,
+    pub stats: &'a SaleStats,
+    pub reads: &'a ReadSummary,
+    /// Pay scenario: `(payments confirmed at the simulator, orders then read as paid)`.
+    pub payments: Option<(u64, u64)>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Check {
+    pub name: String,
+    pub passed: bool,
+    pub detail: String,
+}
+
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct Verification {
+    pub passed: bool,
+    pub checks: Vec<Check>,
+}
+
+impl Verification {
+    pub fn push(&mut self, checks: impl IntoIterator<Item = Check>) {
+        self.checks.extend(checks);
+        self.passed = self.checks.iter().all(|check| check.passed);
+    }
+
+    pub fn failures(&self) -> impl Iterator<Item = &Check> {
+        self.checks.iter().filter(|check| !check.passed)
+    }
+}
+
+fn check(name: &str, passed: bool, detail: String) -> Check {
+    Check {
+        name: name.to_owned(),
+        passed,
+        detail,
+    }
+}
+
+/// The checks of one gateway round, each named `<label>: <check>`.
+pub fn verify_round(label: &str, evidence: &Evidence<'_>, expected: Expectations) -> Vec<Check> {
+    let Evidence {
+        outcomes,
+        orders_made,
+        stats,
+        reads,
+        payments,
+    } = *evidence;
+    let named = |what: &str| format!("{label}: {what}");
+    let held = stats.reserved + stats.paid;
+    let mut checks = vec![
+        check(
+            &named("stock not oversold"),
+            held <= stats.stock,
+            format!(
+                "reserved {} + paid {} = {held} <= stock {}",
+                stats.reserved, stats.paid, stats.stock
+            ),
+        ),
+        check(
+            &named("stats match the 201s"),
+            held == orders_made,
+            format!("reserved + paid = {held}; 201s answered = {orders_made}"),
+        ),
+        reads_check(&named("every 2xx order readable"), reads),
+        check(
+            &named("no errors"),
+            outcomes.errors == 0,
+            if outcomes.errors == 0 {
+                format!("0 errors; {} shed (allowed, reported)", outcomes.shed)
+            } else {
+                let kinds: Vec<String> = outcomes
+                    .errors_by_kind
+                    .iter()
+                    .map(|(kind, error)| {
+                        format!("{} x {kind} (first: {})", error.count, error.sample)
+                    })
+                    .collect();
+                format!("{} errors: {}", outcomes.errors, kinds.join("; "))
+            },
+        ),
+        outcomes_check(&named("only expected outcomes"), outcomes, expected),
+    ];
+    if let Some((confirmed, seen)) = payments {
+        checks.push(check(
+            &named("payments recorded"),
+            seen == confirmed && stats.orders_paid == confirmed && stats.paid == confirmed,
+            format!(
+                "{confirmed} confirmed at the simulator; {seen} read as paid; stats: orders.paid {}, units paid {}",
+                stats.orders_paid, stats.paid
+            ),
+        ));
+    }
+    checks
+}
+
+fn reads_check(name: &str, reads: &ReadSummary) -> Check {
+    let enough = if reads.sampled {
+        reads.checked >= (READ_SAMPLE_MIN as u64).min(reads.orders)
+    } else {
+        reads.checked == reads.orders
+    };
+    let what = if reads.sampled {
+        format!(
+            "an even sample of {} of the {} orders",
+            reads.checked, reads.orders
+        )
+    } else {
+        format!("all {} of the {} orders", reads.checked, reads.orders)
+    };
+    let mut detail = format!("{} readable, of {what}", reads.readable);
+    if !reads.failures.is_empty() {
+        detail.push_str(&format!("; first failures: {}", reads.failures.join("; ")));
+    }
+    check(name, enough && reads.readable == reads.checked, detail)
+}
+
+fn outcomes_check(name: &str, outcomes: &Outcomes, expected: Expectations) -> Check {
+    let mut unexpected = Vec::new();
+    if !expected.reserved && outcomes.reserved > 0 {
+        unexpected.push(format!(
+            "{} reserved after the sale sold out",
+            outcomes.reserved
+        ));
+    }
+    if !expected.sold_out && outcomes.sold_out > 0 {
+        unexpected.push(format!(
+            "{} SOLD_OUT with stock that cannot run out",
+            outcomes.sold_out
+        ));
+    }
+    if !expected.limit && outcomes.limit > 0 {
+        unexpected.push(format!(
+            "{} LIMIT_EXCEEDED with every buyer distinct",
+            outcomes.limit
+        ));
+    }
+    let detail = if unexpected.is_empty() {
+        format!(
+            "reserved {}, sold_out {}, limit {}, shed {}",
+            outcomes.reserved, outcomes.sold_out, outcomes.limit, outcomes.shed
+        )
+    } else {
+        unexpected.join("; ")
+    };
+    check(name, unexpected.is_empty(), detail)
+}
+
+/// A ceiling round must answer every request 201, or its rate means nothing.
+pub fn verify_ceiling(label: &str, outcomes: &Outcomes) -> Check {
+    let clean = outcomes.errors == 0 && outcomes.reserved == outcomes.total();
+    check(
+        &format!("{label}: every request answered"),
+        clean,
+        format!(
+            "{} answered 201, {} errors",
+            outcomes.reserved, outcomes.errors
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FLASH: Expectations = Expectations {
+        reserved: true,
+        sold_out: true,
+        limit: false,
+    };
+
+    fn outcomes(reserved: u64, sold_out: u64) -> Outcomes {
+        Outcomes {
+            reserved,
+            sold_out,
+            ..Outcomes::default()
+        }
+    }
+
+    fn stats(stock: u64, reserved: u64, paid: u64) -> SaleStats {
+        SaleStats {
+            stock,
+            reserved,
+            paid,
+            remaining: stock.saturating_sub(reserved + paid),
+            orders_created: reserved + paid,
+            orders_paid: paid,
+        }
+    }
+
+    fn all_read(orders: u64) -> ReadSummary {
+        ReadSummary {
+            orders,
+            checked: orders,
+            readable: orders,
+            ..ReadSummary::default()
+        }
+    }
+
+    fn failed(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name.as_str())
+            .collect()
+    }
+
+    fn run(outcomes: &Outcomes, made: u64, stats: &SaleStats, reads: &ReadSummary) -> Vec<Check> {
+        let evidence = Evidence {
+            outcomes,
+            orders_made: made,
+            stats,
+            reads,
+            payments: None,
+        };
+        verify_round("flash", &evidence, FLASH)
+    }
+
+    #[test]
+    fn a_clean_sell_out_passes() {
+        let checks = run(
+            &outcomes(100, 900),
+            100,
+            &stats(100, 100, 0),
+            &all_read(100),
+        );
+        assert_eq!(failed(&checks), Vec::<&str>::new(), "{checks:#?}");
+    }
+
+    #[test]
+    fn oversold_stats_fail() {
+        let checks = run(
+            &outcomes(101, 899),
+            101,
+            &stats(100, 101, 0),
+            &all_read(101),
+        );
+        assert_eq!(failed(&checks), ["flash: stock not oversold"]);
+    }
+
+    #[test]
+    fn a_201_the_stats_do_not_hold_fails() {
+        let checks = run(&outcomes(100, 900), 100, &stats(100, 99, 0), &all_read(100));
+        assert_eq!(failed(&checks), ["flash: stats match the 201s"]);
+    }
+
+    #[test]
+    fn a_missing_order_fails() {
+        let mut reads = all_read(100);
+        reads.readable = 99;
+        reads.failures.push("FG1: 404 not found".into());
+        let checks = run(&outcomes(100, 900), 100, &stats(100, 100, 0), &reads);
+        assert_eq!(failed(&checks), ["flash: every 2xx order readable"]);
+        let unread = ReadSummary {
+            checked: 50,
+            readable: 50,
+            ..all_read(100)
+        };
+        let checks = run(&outcomes(100, 900), 100, &stats(100, 100, 0), &unread);
+        assert_eq!(failed(&checks), ["flash: every 2xx order readable"]);
+    }
+
+    #[test]
+    fn a_small_sample_fails_and_a_large_one_passes() {
+        let sample = |checked| ReadSummary {
+            orders: 200_000,
+            checked,
+            readable: checked,
+            sampled: true,
+            ..ReadSummary::default()
+        };
+        let made = stats(10_000_000, 200_000, 0);
+        let checks = run(&outcomes(200_000, 0), 200_000, &made, &sample(5_000));
+        assert_eq!(failed(&checks), ["flash: every 2xx order readable"]);
+        let checks = run(&outcomes(200_000, 0), 200_000, &made, &sample(20_000));
+        assert!(failed(&checks).is_empty());
+    }
+
+    #[test]
+    fn an_error_outcome_fails_and_shed_does_not() {
+        let mut seen = outcomes(100, 900);
+        seen.shed = 7;
+        let checks = run(&seen, 100, &stats(100, 100, 0), &all_read(100));
+        assert!(failed(&checks).is_empty());
+        seen.record_error("HTTP 500 INTERNAL".into(), "journal");
+        let checks = run(&seen, 100, &stats(100, 100, 0), &all_read(100));
+        assert_eq!(failed(&checks), ["flash: no errors"]);
+    }
+
+    #[test]
+    fn outcomes_the_scenario_rules_out_fail() {
+        let soldout = Expectations {
+            reserved: false,
+            sold_out: true,
+            limit: false,
+        };
+        let evidence = Evidence {
+            outcomes: &outcomes(1, 999),
+            orders_made: 1001,
+            stats: &stats(1000, 1001, 0),
+            reads: &all_read(1001),
+            payments: None,
+        };
+        let failures: Vec<String> = verify_round("soldout", &evidence, soldout)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect();
+        assert_eq!(
+            failures,
+            [
+                "soldout: stock not oversold",
+                "soldout: only expected outcomes"
+            ]
+        );
+        let mut limited = outcomes(10, 0);
+        limited.limit = 3;
+        let checks = run(&limited, 10, &stats(100, 10, 0), &all_read(10));
+        assert_eq!(failed(&checks), ["flash: only expected outcomes"]);
+    }
+
+    #[test]
+    fn payments_must_show_in_the_stats_and_the_orders() {
+        let seen = outcomes(100, 0);
+        let reads = all_read(100);
+        let verify = |paid_stats: u64, confirmed: u64, read_paid: u64| {
+            let stats = stats(1000, 100 - paid_stats, paid_stats);
+            let evidence = Evidence {
+                outcomes: &seen,
+                orders_made: 100,
+                stats: &stats,
+                reads: &reads,
+                payments: Some((confirmed, read_paid)),
+            };
+            verify_round("pay", &evidence, FLASH)
+                .into_iter()
+                .filter(|c| !c.passed)
+                .map(|c| c.name)
+                .collect::<Vec<_>>()
+        };
+        assert!(verify(10, 10, 10).is_empty());
+        assert_eq!(verify(9, 10, 10), ["pay: payments recorded"]);
+        assert_eq!(verify(10, 10, 9), ["pay: payments recorded"]);
+    }
+
+    #[test]
+    fn a_ceiling_round_with_errors_fails() {
+        assert!(verify_ceiling("ceiling 1", &outcomes(10, 0)).passed);
+        let mut broken = outcomes(10, 0);
+        broken.record_error("transport".into(), "reset");
+        assert!(!verify_ceiling("ceiling 1", &broken).passed);
+    }
+
+    #[test]
+    fn the_verification_fails_when_any_check_does() {
+        let mut verification = Verification::default();
+        verification.push(run(
+            &outcomes(100, 0),
+            100,
+            &stats(100, 100, 0),
+            &all_read(100),
+        ));
+        assert!(verification.passed);
+        verification.push([verify_ceiling(
+            "ceiling",
+            &Outcomes {
+                errors: 1,
+                ..Outcomes::default()
+            },
+        )]);
+        assert!(!verification.passed);
+        assert_eq!(verification.failures().count(), 1);
+    }
+}

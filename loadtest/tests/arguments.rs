@@ -1,0 +1,184 @@
+//! The command line: every scenario parses with its defaults, and bad or
+//! conflicting arguments are refused with a message naming them.
+
+use flashgate_loadtest::plan::{Length, Plan, Scenario, TargetPlan};
+
+fn plan(args: &[&str]) -> Result<Plan, String> {
+    Plan::from_args(std::iter::once("flashgate-loadtest").chain(args.iter().copied()))
+}
+
+fn refused(args: &[&str], mentions: &str) {
+    match plan(args) {
+        Ok(plan) => panic!("{args:?} was accepted: {plan:?}"),
+        Err(message) => assert!(message.contains(mentions), "{args:?}: {message}"),
+    }
+}
+
+#[test]
+fn flash_defaults_spawn_a_fsync_gateway_for_ten_second_rounds_against_the_ceiling() {
+    let plan = plan(&["flash"]).unwrap();
+    assert_eq!(plan.scenario, Scenario::Flash);
+    assert_eq!(plan.connections, 64);
+    assert_eq!(plan.length, Length::Seconds(10.0));
+    assert!(plan.compare_ceiling);
+    assert_eq!(
+        (plan.rounds, plan.stock, plan.skus, plan.per_user_limit),
+        (1, 10_000_000, 1, 1)
+    );
+    assert_eq!(
+        plan.buyers, plan.requests_per_round,
+        "one buyer per request"
+    );
+    assert!(!plan.limit_expected());
+    assert_eq!(plan.durability(), Some("fsync"));
+    assert_eq!(plan.admin_token, "dev-host-token");
+    assert_eq!(plan.session_secret, flashgate::config::DEV_SESSION_SECRET);
+    match plan.target {
+        Some(TargetPlan::Spawn { binary: None, .. }) => {}
+        other => panic!("expected a spawned gateway, got {other:?}"),
+    }
+}
+
+#[test]
+fn flash_takes_url_rate_requests_and_connections() {
+    let plan = plan(&[
+        "flash",
+        "--url",
+        "http://127.0.0.1:8080",
+        "--connections",
+        "512",
+        "--requests",
+        "50000",
+        "--rate",
+        "20000",
+        "--rounds",
+        "2",
+        "--compare-ceiling",
+        "false",
+        "--buyers",
+        "100",
+        "--json",
+    ])
+    .unwrap();
+    assert_eq!(plan.connections, 512);
+    assert_eq!(plan.length, Length::Requests(50_000));
+    assert_eq!(plan.rate, Some(20_000.0));
+    assert_eq!(plan.rounds, 2);
+    assert!(!plan.compare_ceiling && plan.json);
+    assert!(
+        plan.limit_expected(),
+        "100 buyers for 50000 requests repeat"
+    );
+    assert_eq!(plan.durability(), None);
+    match plan.target {
+        Some(TargetPlan::Url { authority, sim_url }) => {
+            assert_eq!(authority, "127.0.0.1:8080");
+            assert_eq!(sim_url, "http://127.0.0.1:8090");
+        }
+        other => panic!("expected --url, got {other:?}"),
+    }
+}
+
+#[test]
+fn open_loop_seconds_pre_build_rate_times_seconds() {
+    let plan = plan(&["flash", "--seconds", "2.5", "--rate", "1000"]).unwrap();
+    assert_eq!(plan.requests_per_round, 2500);
+}
+
+#[test]
+fn every_scenario_has_its_defaults() {
+    let spread = plan(&["spread", "--durability", "none"]).unwrap();
+    assert_eq!((spread.scenario, spread.skus), (Scenario::Spread, 100));
+    assert_eq!(spread.durability(), Some("none"));
+    assert_eq!(plan(&["spread", "--skus", "8"]).unwrap().skus, 8);
+
+    let soldout = plan(&["soldout"]).unwrap();
+    assert_eq!((soldout.scenario, soldout.stock), (Scenario::Soldout, 1000));
+
+    let ceiling = plan(&["ceiling", "--requests", "1000"]).unwrap();
+    assert_eq!(ceiling.scenario, Scenario::Ceiling);
+    assert!(ceiling.target.is_none());
+
+    let pay = plan(&["pay", "--pay-fraction", "0.25"]).unwrap();
+    assert_eq!(pay.length, Length::Requests(20_000));
+    assert_eq!((pay.pay_fraction, pay.pay_connections), (Some(0.25), 16));
+
+    let holds = plan(&["holds", "--spawn", "/opt/flashgate"]).unwrap();
+    assert_eq!(holds.length, Length::Requests(1_000_000));
+    assert_eq!(
+        (holds.stock, holds.hold_seconds, holds.settle_seconds),
+        (1_000_000, 3600, 5)
+    );
+    assert!(
+        !holds.compare_ceiling,
+        "memory is measured without the ceiling"
+    );
+    match holds.target {
+        Some(TargetPlan::Spawn {
+            binary: Some(path), ..
+        }) => assert_eq!(path.to_str(), Some("/opt/flashgate")),
+        other => panic!("expected --spawn PATH, got {other:?}"),
+    }
+}
+
+#[test]
+fn gateway_env_reaches_a_spawned_gateway() {
+    let plan = plan(&["flash", "--gateway-env", "FLASHGATE__SERVER__WORKERS=2"]).unwrap();
+    match plan.target {
+        Some(TargetPlan::Spawn { env, .. }) => {
+            assert_eq!(
+                env,
+                [("FLASHGATE__SERVER__WORKERS".to_string(), "2".to_string())]
+            );
+        }
+        other => panic!("expected a spawned gateway, got {other:?}"),
+    }
+}
+
+#[test]
+fn bad_arguments_are_refused() {
+    refused(&[], "Usage");
+    refused(&["stampede"], "unrecognized subcommand");
+    refused(&["flash", "--connections", "0"], "--connections");
+    refused(&["flash", "--connections", "many"], "--connections");
+    refused(
+        &["flash", "--requests", "10", "--seconds", "5"],
+        "cannot be used with",
+    );
+    refused(&["flash", "--seconds", "0"], "--seconds");
+    refused(&["flash", "--rate", "0"], "--rate");
+    refused(&["flash", "--stock", "10000001"], "--stock");
+    refused(&["flash", "--read-max", "10"], "--read-max");
+    refused(
+        &["flash", "--url", "http://127.0.0.1:8080", "--spawn"],
+        "cannot be used with",
+    );
+    refused(
+        &["flash", "--url", "127.0.0.1:8080"],
+        "expected http://HOST:PORT",
+    );
+    refused(
+        &["flash", "--url", "http://localhost"],
+        "expected http://HOST:PORT",
+    );
+    refused(
+        &[
+            "flash",
+            "--url",
+            "http://127.0.0.1:8080",
+            "--durability",
+            "none",
+        ],
+        "--durability",
+    );
+    refused(&["flash", "--durability", "sometimes"], "--durability");
+    refused(&["flash", "--gateway-env", "NOEQUALS"], "KEY=VALUE");
+    refused(&["flash", "--gateway-env", "PATH=/bin"], "FLASHGATE__");
+    refused(&["spread", "--skus", "101"], "--skus");
+    refused(&["flash", "--skus", "10"], "--skus");
+    refused(&["pay", "--pay-fraction", "1.5"], "--pay-fraction");
+    refused(&["holds", "--url", "http://127.0.0.1:8080"], "--spawn");
+    refused(&["holds", "--seconds", "10"], "--requests");
+    refused(&["holds", "--requests", "1000", "--stock", "10"], "--stock");
+    refused(&["ceiling", "--url", "http://127.0.0.1:8080"], "--url");
+}

@@ -1,0 +1,129 @@
+//! Small runs end to end against a gateway started in this process
+//! (`Gateway::start` on 127.0.0.1:0, its own temp data dir and embedded
+//! WeChat Pay simulator) and the in-process ceiling: the verification
+//! passes, and the report has what the JSON promises.
+
+use flashgate::app::Gateway;
+use flashgate::config::Config;
+use flashgate_loadtest::plan::Plan;
+use flashgate_loadtest::report::{Report, RoundKind};
+use flashgate_loadtest::scenario;
+use std::path::PathBuf;
+use std::time::Duration;
+
+struct Scratch(PathBuf);
+
+impl Drop for Scratch {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+async fn gateway(tag: &str) -> (Gateway, Scratch, String) {
+    let dir = std::env::temp_dir().join(format!(
+        "flashgate-loadtest-e2e-{tag}-{}-{}",
+        std::process::id(),
+        flashgate::clock::now_ms()
+    ));
+    let mut config = Config::default();
+    config.server.listen = "127.0.0.1:0".into();
+    config.pay.simulator_listen = "127.0.0.1:0".into();
+    config.server.shutdown_grace_seconds = 5;
+    config.storage.data_dir = dir.join("data");
+    let gateway = Gateway::start(config).await.expect("the gateway starts");
+    let sim_url = gateway
+        .simulator
+        .as_ref()
+        .expect("the embedded simulator")
+        .base_url();
+    (gateway, Scratch(dir), sim_url)
+}
+
+async fn run(args: Vec<String>) -> Report {
+    let plan = Plan::from_args(std::iter::once("flashgate-loadtest".to_string()).chain(args))
+        .expect("valid arguments");
+    tokio::time::timeout(Duration::from_secs(60), scenario::run(plan))
+        .await
+        .expect("the run finishes")
+        .expect("the run completes")
+}
+
+fn args(text: &str) -> Vec<String> {
+    text.split_whitespace().map(str::to_owned).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_flash_run_passes_its_verification_and_reports_the_ratio() {
+    let (gateway, _scratch, sim_url) = gateway("flash").await;
+    let url = format!("http://{}", gateway.local_addr);
+    let report = run(args(&format!(
+        "flash --url {url} --sim-url {sim_url} --requests 200 --connections 4 --ceiling-threads 1"
+    )))
+    .await;
+    let failures: Vec<_> = report.verification.failures().collect();
+    assert!(report.verification.passed, "{failures:#?}");
+    let kinds: Vec<RoundKind> = report.rounds.iter().map(|round| round.kind).collect();
+    assert_eq!(
+        kinds,
+        [RoundKind::Ceiling, RoundKind::Flashgate, RoundKind::Ceiling]
+    );
+    let flash = &report.rounds[1];
+    assert_eq!(
+        (flash.sent, flash.outcomes.reserved, flash.outcomes.errors),
+        (200, 200, 0)
+    );
+    assert_eq!(flash.stats.as_ref().unwrap().reserved, 200);
+    assert_eq!(flash.reads.as_ref().unwrap().readable, 200);
+    for ceiling in [&report.rounds[0], &report.rounds[2]] {
+        assert_eq!(ceiling.outcomes.reserved, 200);
+    }
+    let ratio = report.ratio.as_ref().expect("a ratio against the ceiling");
+    assert!(ratio.ratio > 0.0 && ratio.ceiling_requests_per_second > 0.0);
+    let json: serde_json::Value = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["scenario"], "flash");
+    assert!(json["rounds"][1]["latency_us"]["p99"].as_u64().unwrap() > 0);
+    assert_eq!(json["verification"]["passed"], true);
+    assert!(report.render().contains("verification: PASSED"));
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn winners_pay_through_the_simulator_and_the_stats_show_it() {
+    let (gateway, _scratch, sim_url) = gateway("pay").await;
+    let url = format!("http://{}", gateway.local_addr);
+    let report = run(args(&format!(
+        "pay --url {url} --sim-url {sim_url} --requests 100 --connections 4 --pay-fraction 0.2 \
+         --pay-connections 4 --compare-ceiling false"
+    )))
+    .await;
+    let failures: Vec<_> = report.verification.failures().collect();
+    assert!(report.verification.passed, "{failures:#?}");
+    let round = &report.rounds[0];
+    let pay = round.pay.as_ref().expect("a pay report");
+    assert_eq!(
+        (pay.orders, pay.prepaid, pay.confirmed, pay.paid_seen),
+        (20, 20, 20, 20)
+    );
+    let stats = round.stats.as_ref().unwrap();
+    assert_eq!(
+        (stats.paid, stats.reserved, stats.orders_paid),
+        (20, 80, 20)
+    );
+    gateway.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_after_a_sell_out_are_all_refused_and_the_stock_is_exact() {
+    let (gateway, _scratch, sim_url) = gateway("soldout").await;
+    let url = format!("http://{}", gateway.local_addr);
+    let report = run(args(&format!(
+        "soldout --url {url} --sim-url {sim_url} --requests 150 --stock 30 --connections 4 --compare-ceiling false"
+    )))
+    .await;
+    let failures: Vec<_> = report.verification.failures().collect();
+    assert!(report.verification.passed, "{failures:#?}");
+    let round = &report.rounds[0];
+    assert_eq!((round.outcomes.reserved, round.outcomes.sold_out), (0, 150));
+    assert_eq!(round.stats.as_ref().unwrap().reserved, 30);
+    gateway.shutdown().await;
+}
