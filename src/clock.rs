@@ -16,7 +16,57 @@ pub fn now_ms() -> UnixMs {
 }
 
 /// RFC 3339 UTC with millisecond precision: `2026-11-24T12:00:00.250Z`.
+///
+/// Every order view formats two of these, so years 1970..=9999 take a
+/// direct path (days to civil date, digits into a fixed buffer: one
+/// allocation, no `fmt` machinery); anything else goes through `time`.
 pub fn format_rfc3339(at: UnixMs) -> String {
+    const MS_PER_DAY: i64 = 86_400_000;
+    const YEAR_10000_MS: i64 = 253_402_300_800_000;
+    if !(0..YEAR_10000_MS).contains(&at) {
+        return format_rfc3339_slow(at);
+    }
+    let (days, ms_of_day) = (at / MS_PER_DAY, at % MS_PER_DAY);
+    let (year, month, day) = civil_from_days(days);
+    let mut text = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, value: i64| {
+        let mut value = value;
+        for index in (at..at + width).rev() {
+            text[index] = b'0' + (value % 10) as u8;
+            value /= 10;
+        }
+    };
+    put(0, 4, year);
+    put(5, 2, month);
+    put(8, 2, day);
+    put(11, 2, ms_of_day / 3_600_000);
+    put(14, 2, ms_of_day / 60_000 % 60);
+    put(17, 2, ms_of_day / 1000 % 60);
+    put(20, 3, ms_of_day % 1000);
+    String::from_utf8(text.to_vec()).expect("digits and separators are ASCII")
+}
+
+/// Days since 1970-01-01 to (year, month, day), proleptic Gregorian
+/// (Howard Hinnant's `civil_from_days`), for `days >= 0`.
+fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let day_of_era = z - era * 146_097;
+    let year_of_era =
+        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+    let shifted_month = (5 * day_of_year + 2) / 153;
+    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
+    let month = if shifted_month < 10 {
+        shifted_month + 3
+    } else {
+        shifted_month - 9
+    };
+    let year = year_of_era + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+fn format_rfc3339_slow(at: UnixMs) -> String {
     let nanos = i128::from(at) * 1_000_000;
     match OffsetDateTime::from_unix_timestamp_nanos(nanos) {
         Ok(t) => format!(
@@ -97,6 +147,32 @@ fn beijing(at: UnixMs) -> OffsetDateTime {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_direct_format_matches_the_time_crate() {
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        for _ in 0..100_000 {
+            state = state
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            let at = (state >> 1) as i64 % 253_402_300_800_000;
+            assert_eq!(format_rfc3339(at), format_rfc3339_slow(at), "{at}");
+        }
+        for day in 0..3_000i64 {
+            for at in [day * 86_400_000, day * 86_400_000 + 86_399_999] {
+                assert_eq!(format_rfc3339(at), format_rfc3339_slow(at), "{at}");
+            }
+        }
+        for at in [
+            951_782_400_000,     // 2000-02-29
+            4_107_542_399_999,   // 2100-02-28T23:59:59.999
+            253_402_300_799_999, // 9999-12-31T23:59:59.999
+            -1,
+            253_402_300_800_000,
+        ] {
+            assert_eq!(format_rfc3339(at), format_rfc3339_slow(at), "{at}");
+        }
+    }
 
     #[test]
     fn beijing_time_is_utc_plus_eight() {

@@ -48,9 +48,14 @@ impl Body for ResponseBody {
     }
 }
 
+/// Room for a whole order view, so encoding one does not grow the buffer
+/// (`serde_json::to_vec` starts at 128 bytes and doubles).
+const JSON_RESPONSE_BYTES_INITIAL: usize = 512;
+
 pub fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Response<ResponseBody> {
-    match serde_json::to_vec(value) {
-        Ok(bytes) => bytes_response(status, "application/json", bytes.into()),
+    let mut bytes = Vec::with_capacity(JSON_RESPONSE_BYTES_INITIAL);
+    match serde_json::to_writer(&mut bytes, value) {
+        Ok(()) => bytes_response(status, "application/json", bytes.into()),
         Err(error) => error_response(&ApiError::internal(error.to_string()), ""),
     }
 }

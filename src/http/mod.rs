@@ -121,10 +121,21 @@ impl AppState {
             Some(value) => value.clone(),
             None => {
                 let id = self.request_ids.fetch_add(1, Ordering::Relaxed);
-                HeaderValue::from_str(&format!("fg-{id:016x}")).expect("hex is a valid header")
+                HeaderValue::from_bytes(&generated_request_id(id)).expect("hex is a valid header")
             }
         }
     }
+}
+
+/// `fg-` and the id as 16 lowercase hex digits, without `format!`: this
+/// runs for every request.
+fn generated_request_id(id: u64) -> [u8; 19] {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut text = *b"fg-0000000000000000";
+    for (index, byte) in text[3..].iter_mut().enumerate() {
+        *byte = HEX[((id >> (60 - 4 * index)) & 0xf) as usize];
+    }
+    text
 }
 
 /// Counts a request in flight until it is dropped.
@@ -252,4 +263,19 @@ pub fn shard_hint() -> usize {
         static HINT: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
     }
     HINT.with(|hint| *hint)
+}
+
+#[cfg(test)]
+mod request_id_tests {
+    use super::*;
+
+    #[test]
+    fn generated_request_ids_are_fg_and_sixteen_hex_digits() {
+        for id in [0u64, 1, 0xabc, u64::MAX, 0x0123_4567_89ab_cdef] {
+            assert_eq!(
+                std::str::from_utf8(&generated_request_id(id)).unwrap(),
+                format!("fg-{id:016x}")
+            );
+        }
+    }
 }

@@ -46,8 +46,7 @@ pub async fn create_order(
         .filter(|key| is_valid_idempotency_key(key))
         .ok_or_else(|| {
             ApiError::invalid("Idempotency-Key header: required, 1-64 printable ASCII characters")
-        })?
-        .to_owned();
+        })?;
     let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
     let order: CreateOrder = parse_json(&bytes)?;
     check_host_id("sale_id", &order.sale_id)?;
@@ -58,7 +57,7 @@ pub async fn create_order(
         .ok_or_else(|| ApiError::invalid("quantity: must be a whole number of at least 1"))?;
     let command = PlaceOrder {
         buyer: &buyer,
-        idempotency_key: &key,
+        idempotency_key: key,
         request: OrderRequest {
             sale_id: order.sale_id,
             sku_id: order.sku_id,

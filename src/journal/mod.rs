@@ -9,6 +9,27 @@
 //! share each sync. No lock is shared by the requests: a push onto
 //! `crossbeam`'s `SegQueue` and an unpark of the writer.
 //!
+//! Shapes measured and not taken (docs/PROFILE.md has the figures; the
+//! code is on branch `perf-syncer-eval`):
+//! - A separate syncer thread, so batch N+1 is written while batch N's
+//!   `fdatasync` runs (a record durable once a sync that began after its
+//!   write returns). On the 2-core machine it lost: one more thread to
+//!   schedule and two hand-offs per commit cost more than the overlap
+//!   gained (1 writer p50 0.23 -> 0.41 ms, 64 writers 98k -> 63k
+//!   records/s and p99 1.1 -> 3.8 ms; HTTP fsync/none within noise).
+//!   Worth measuring again on a machine with spare cores.
+//! - Waking a batch with one notification (a watch on `durable_seq`)
+//!   instead of one oneshot per record: tokio still wakes each waiting
+//!   task one by one from this foreign thread, and every waiter would
+//!   also wake for syncs that do not cover it; not built.
+//! - Pre-allocated segments: in a Python probe on this disk, `fdatasync`
+//!   after overwriting pre-zeroed blocks took 0.18-0.21 ms (p50) against
+//!   0.28-0.41 ms for appends; `fallocate` or `set_len` alone gained
+//!   nothing (unwritten extents and block allocation are still metadata).
+//!   Doing it means writing zeros ahead of the tail off the commit path,
+//!   positioned writes instead of append, and teaching replay and
+//!   `tail.rs` that a zero-filled tail is the end: not done yet.
+//!
 //! Order matters (docs/ARCHITECTURE.md, "the trap"): the engine submits a
 //! release or restock *before* the stock becomes reservable again, so a
 //! reservation that uses that stock is queued after it and can never be
@@ -79,11 +100,16 @@ impl JournalError {
 #[cfg(test)]
 mod tests;
 
+const EVENT_BYTES_INITIAL: usize = 512;
+
 /// The journal as the engine's sink: events are stored as JSON.
 impl crate::sale::EventSink for Journal {
     fn submit(&self, event: &crate::sale::Event) -> writer::Commit {
-        match serde_json::to_vec(event) {
-            Ok(payload) => Journal::submit(self, payload),
+        // An order_reserved event is about 290 bytes: one allocation, no
+        // regrowth (`serde_json::to_vec` starts at 128 and doubles).
+        let mut payload = Vec::with_capacity(EVENT_BYTES_INITIAL);
+        match serde_json::to_writer(&mut payload, event) {
+            Ok(()) => Journal::submit(self, payload),
             Err(error) => writer::Commit::Ready(Err(JournalError::Unavailable(format!(
                 "event cannot be encoded: {error}"
             )))),

@@ -332,3 +332,177 @@ fn unsynced_mode_still_writes_everything_by_shutdown() {
     let (outcome, records) = collect(&dir.0).unwrap();
     assert_eq!((outcome.last_seq, records.len()), (1_000, 1_000));
 }
+// ---- group commit against a sync that is slow or fails -------------------
+
+/// Every record in these tests is 10 bytes of payload after the header.
+const RECORD_BYTES: u64 = HEADER_BYTES as u64 + 10;
+
+fn start_with_sync(
+    dir: &Path,
+    sync: impl Fn(&fs::File) -> std::io::Result<()> + Send + Sync + 'static,
+) -> Journal {
+    let (outcome, _) = collect(dir).unwrap();
+    Journal::start_with_sync(options(dir, 1 << 30), &outcome, Box::new(sync)).unwrap()
+}
+
+fn wait_until(what: &str, condition: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+}
+
+#[test]
+fn a_record_is_reported_durable_only_after_a_sync_that_covers_it() {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    let dir = TempDir::new("covered");
+    // The bytes a finished sync vouches for: the file's length when it began.
+    let covered = Arc::new(AtomicU64::new(0));
+    let journal = Arc::new(start_with_sync(&dir.0, {
+        let covered = Arc::clone(&covered);
+        move |file| {
+            let length = file.metadata()?.len();
+            std::thread::sleep(std::time::Duration::from_micros(300));
+            file.sync_data()?;
+            covered.fetch_max(length, Ordering::SeqCst);
+            Ok(())
+        }
+    }));
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let tasks: Vec<_> = (0..64)
+            .map(|_| {
+                let (journal, covered) = (Arc::clone(&journal), Arc::clone(&covered));
+                tokio::spawn(async move {
+                    for _ in 0..20 {
+                        let seq = journal.submit(vec![7; 10]).durable().await.unwrap();
+                        let synced = covered.load(Ordering::SeqCst);
+                        assert!(
+                            synced >= seq * RECORD_BYTES,
+                            "{seq} acknowledged, {synced} B synced"
+                        );
+                    }
+                })
+            })
+            .collect();
+        for task in tasks {
+            task.await.unwrap();
+        }
+    });
+    journal.shutdown();
+    assert_eq!(collect(&dir.0).unwrap().1.len(), 64 * 20);
+}
+
+#[test]
+fn records_arriving_during_a_sync_share_the_next_write_and_sync() {
+    let dir = TempDir::new("overlap");
+    // Each sync waits for a token; dropping the sender lets the rest through.
+    let (tokens, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let syncs_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let journal = start_with_sync(&dir.0, {
+        let syncs_started = Arc::clone(&syncs_started);
+        move |file| {
+            syncs_started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let _ = gate.lock().unwrap().recv();
+            file.sync_data()
+        }
+    });
+    let started = || syncs_started.load(std::sync::atomic::Ordering::SeqCst);
+    let file_bytes = || {
+        fs::metadata(&list_segments(&dir.0).unwrap()[0].1)
+            .unwrap()
+            .len()
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+
+    let first = journal.submit(vec![1; 10]);
+    wait_until("the first sync starts", || started() == 1);
+    let second = journal.submit(vec![2; 10]);
+    let third = journal.submit(vec![3; 10]);
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(file_bytes(), RECORD_BYTES, "one write per sync");
+    assert_eq!(journal.durable_seq(), 0, "nothing is durable mid-sync");
+
+    tokens.send(()).unwrap();
+    assert_eq!(runtime.block_on(first.durable()).unwrap(), 1);
+    wait_until("the second sync starts", || started() == 2);
+    assert_eq!(
+        file_bytes(),
+        3 * RECORD_BYTES,
+        "both latecomers in one write"
+    );
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    assert_eq!(
+        journal.durable_seq(),
+        1,
+        "the first sync began before the second write: it does not cover it"
+    );
+
+    tokens.send(()).unwrap();
+    assert_eq!(runtime.block_on(second.durable()).unwrap(), 2);
+    assert_eq!(runtime.block_on(third.durable()).unwrap(), 3);
+    assert_eq!(started(), 2, "the latecomers shared one sync");
+    drop(tokens);
+    journal.shutdown();
+}
+
+#[test]
+fn a_failed_sync_fails_its_records_and_everything_after() {
+    let dir = TempDir::new("sync-fails");
+    let syncs = std::sync::atomic::AtomicUsize::new(0);
+    let journal = start_with_sync(&dir.0, move |file| {
+        if syncs.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 1 {
+            return Err(std::io::Error::other("injected: disk gone"));
+        }
+        file.sync_data()
+    });
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        assert_eq!(journal.submit(vec![1; 10]).durable().await.unwrap(), 1);
+        let lost = journal.submit(vec![2; 10]).durable().await;
+        assert!(matches!(lost, Err(JournalError::Io { .. })), "{lost:?}");
+        assert!(!journal.is_healthy());
+        let later = journal.submit(vec![3; 10]).durable().await;
+        assert!(
+            matches!(later, Err(JournalError::Unavailable(_))),
+            "{later:?}"
+        );
+        let barrier = journal.barrier().durable().await;
+        assert!(barrier.is_err(), "{barrier:?}");
+    });
+    assert_eq!(journal.durable_seq(), 1);
+    journal.shutdown();
+}
+
+#[test]
+fn shutdown_makes_every_queued_record_durable() {
+    let dir = TempDir::new("shutdown-flush");
+    let journal = start_with_sync(&dir.0, |file| {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+        file.sync_data()
+    });
+    let commits: Vec<_> = (0..2_000).map(|_| journal.submit(vec![5; 10])).collect();
+    journal.shutdown();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let seqs: Vec<u64> = runtime.block_on(async {
+        let mut seqs = Vec::new();
+        for commit in commits {
+            seqs.push(commit.durable().await.unwrap());
+        }
+        seqs
+    });
+    assert_eq!(seqs, (1..=2_000).collect::<Vec<u64>>());
+    assert_eq!(journal.durable_seq(), 2_000);
+    assert_eq!(collect(&dir.0).unwrap().1.len(), 2_000);
+}

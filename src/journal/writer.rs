@@ -15,6 +15,10 @@ use tokio::sync::oneshot;
 
 type Done = oneshot::Sender<Result<u64, JournalError>>;
 
+/// How a segment is made durable: `File::sync_data`, or in tests a
+/// wrapper that delays or fails it.
+pub(crate) type SyncFn = dyn Fn(&File) -> std::io::Result<()> + Send + Sync;
+
 struct Pending {
     /// `None` for a barrier: nothing to write, only a wait.
     payload: Option<Vec<u8>>,
@@ -31,6 +35,7 @@ struct Shared {
     /// Set once the writer has exited: nothing queued after it is written.
     stopped: AtomicBool,
     options: JournalOptions,
+    sync: Box<SyncFn>,
 }
 
 /// A handle to the journal; cheap to share.
@@ -71,6 +76,15 @@ impl Journal {
         options: JournalOptions,
         replayed: &ReplayOutcome,
     ) -> Result<Journal, JournalError> {
+        Journal::start_with_sync(options, replayed, Box::new(File::sync_data))
+    }
+
+    /// [`Journal::start`] with another way to sync a segment (tests).
+    pub(crate) fn start_with_sync(
+        options: JournalOptions,
+        replayed: &ReplayOutcome,
+        sync: Box<SyncFn>,
+    ) -> Result<Journal, JournalError> {
         let next_seq = replayed.last_seq + 1;
         let segment = match &replayed.tail {
             Some((path, length)) => SegmentFile::reopen(path, *length)?,
@@ -84,6 +98,7 @@ impl Journal {
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             options,
+            sync,
         });
         let writer_shared = Arc::clone(&shared);
         let writer = thread::Builder::new()
@@ -225,7 +240,7 @@ fn write_loop(shared: &Shared, segment: SegmentFile, next_seq: u64) {
     run_writer(shared, &mut segment, next_seq);
     // Whatever the mode, what was written is synced before the writer ends.
     if shared.healthy.load(Ordering::Acquire) {
-        if let Err(error) = segment.file.sync_data() {
+        if let Err(error) = (shared.sync)(&segment.file) {
             tracing::error!(%error, "journal: final sync failed");
         }
     }
@@ -297,9 +312,7 @@ fn run_writer(shared: &Shared, segment: &mut SegmentFile, mut next_seq: u64) {
                 }
                 if segment.bytes >= shared.options.segment_bytes_max {
                     // A closed segment is synced whatever the mode.
-                    let rotated = segment
-                        .file
-                        .sync_data()
+                    let rotated = (shared.sync)(&segment.file)
                         .map_err(|e| JournalError::io(&shared.options.dir, e))
                         .and_then(|()| SegmentFile::create(&shared.options.dir, next_seq));
                     match rotated {
@@ -320,10 +333,7 @@ fn commit(shared: &Shared, segment: &mut SegmentFile, buffer: &[u8]) -> Result<(
         .write_all(buffer)
         .map_err(|e| JournalError::io(dir, e))?;
     if shared.options.durability == Durability::Fsync {
-        segment
-            .file
-            .sync_data()
-            .map_err(|e| JournalError::io(dir, e))?;
+        (shared.sync)(&segment.file).map_err(|e| JournalError::io(dir, e))?;
     }
     segment.bytes += buffer.len() as u64;
     Ok(())
