@@ -37,4 +37,6 @@ for durability in fsync none; do
         run "pay-$connections-$durability" pay --connections "$connections" --durability "$durability"
     done
 done
+# Open loop at a fixed rate: latency from each request's due time.
+run "flash-64-fsync-rate5000" flash --connections 64 --durability fsync --rate 5000
 run "holds-1m-fsync" holds --requests 1000000 --connections 64 --durability fsync

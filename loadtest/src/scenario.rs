@@ -368,7 +368,12 @@ fn ratio(plan: &Plan, rounds: &[RoundReport]) -> Option<Ratio> {
     };
     let (flashgate, ceiling) = (mean(RoundKind::Flashgate)?, mean(RoundKind::Ceiling)?);
     let ratio = flashgate / ceiling;
-    let target = target_for(plan.scenario, plan.durability(), plan.connections);
+    // Open loop: both sides run at the offered rate, so the ratio says
+    // nothing; the targets are for closed loop.
+    let target = match plan.rate {
+        Some(_) => None,
+        None => target_for(plan.scenario, plan.durability(), plan.connections),
+    };
     let p99_ms_worst = rounds
         .iter()
         .filter(|r| r.kind == RoundKind::Flashgate)

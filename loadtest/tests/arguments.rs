@@ -122,6 +122,16 @@ fn every_scenario_has_its_defaults() {
 }
 
 #[test]
+fn a_bare_spawn_looks_for_the_binary_and_leaves_the_next_option_alone() {
+    let plan = plan(&["flash", "--spawn", "--connections", "512"]).unwrap();
+    assert_eq!(plan.connections, 512);
+    assert!(matches!(
+        plan.target,
+        Some(TargetPlan::Spawn { binary: None, .. })
+    ));
+}
+
+#[test]
 fn gateway_env_reaches_a_spawned_gateway() {
     let plan = plan(&["flash", "--gateway-env", "FLASHGATE__SERVER__WORKERS=2"]).unwrap();
     match plan.target {
