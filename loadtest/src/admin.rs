@@ -160,6 +160,30 @@ pub struct ReadSummary {
     pub failures: Vec<String>,
 }
 
+impl ReadSummary {
+    /// Adds another read-back's counts (its `orders` too).
+    pub fn merge(&mut self, other: ReadSummary) {
+        self.orders += other.orders;
+        self.checked += other.checked;
+        self.readable += other.readable;
+        self.sampled |= other.sampled;
+        for (status, count) in other.statuses {
+            *self.statuses.entry(status).or_default() += count;
+        }
+        let room = FAILURES_KEPT.saturating_sub(self.failures.len());
+        self.failures.extend(other.failures.into_iter().take(room));
+    }
+}
+
+/// What the reading connections share.
+struct Reader {
+    addr: String,
+    host: HeaderValue,
+    stream: Arc<RequestStream>,
+    picked: Vec<Created>,
+    cursor: AtomicUsize,
+}
+
 /// Reads back every created order as its buyer, or an even sample of
 /// `read_max` of them when there are more.
 pub async fn read_orders(
@@ -169,62 +193,19 @@ pub async fn read_orders(
     read_max: usize,
 ) -> Result<ReadSummary, String> {
     let stride = created.len().div_ceil(read_max.max(1)).max(1);
-    let picked: Arc<Vec<Created>> = Arc::new(created.iter().step_by(stride).copied().collect());
-    let cursor = Arc::new(AtomicUsize::new(0));
+    let reader = Arc::new(Reader {
+        addr: addr.to_owned(),
+        host: HeaderValue::from_str(addr).map_err(|_| format!("bad address {addr}"))?,
+        stream: Arc::clone(stream),
+        picked: created.iter().step_by(stride).copied().collect(),
+        cursor: AtomicUsize::new(0),
+    });
     let mut tasks = Vec::new();
-    for _ in 0..READ_CONNECTIONS.min(picked.len()) {
-        let (picked, cursor, stream) =
-            (Arc::clone(&picked), Arc::clone(&cursor), Arc::clone(stream));
-        let mut sender = connect(addr).await?;
-        let host = HeaderValue::from_str(addr).map_err(|_| format!("bad address {addr}"))?;
-        let addr = addr.to_owned();
-        tasks.push(tokio::spawn(async move {
-            let mut summary = ReadSummary::default();
-            loop {
-                let next = cursor.fetch_add(1, Ordering::Relaxed);
-                let Some(order) = picked.get(next) else { break };
-                let authorization = stream.authorization(order.index as usize);
-                let uri: Uri = format!("/v1/orders/{}", order.order_id.as_str())
-                    .parse()
-                    .expect("order ids are path-safe");
-                let read = request(Method::GET, uri, &host, Some(authorization), Bytes::new());
-                summary.checked += 1;
-                let failure = match exchange(&mut sender, read).await {
-                    Ok((StatusCode::OK, body)) => match order_status(&body, &order.order_id) {
-                        Some(status) => {
-                            summary.readable += 1;
-                            *summary.statuses.entry(status).or_default() += 1;
-                            None
-                        }
-                        None => Some(format!(
-                            "{}: 200 with another order: {}",
-                            order.order_id.as_str(),
-                            String::from_utf8_lossy(&body)
-                        )),
-                    },
-                    Ok((status, body)) => Some(format!(
-                        "{}: {status} {}",
-                        order.order_id.as_str(),
-                        String::from_utf8_lossy(&body)
-                    )),
-                    Err(error) => {
-                        if let Ok(fresh) = connect(&addr).await {
-                            sender = fresh;
-                        }
-                        Some(format!("{}: {error}", order.order_id.as_str()))
-                    }
-                };
-                if let Some(failure) = failure {
-                    if summary.failures.len() < FAILURES_KEPT {
-                        summary.failures.push(failure);
-                    }
-                }
-            }
-            summary
-        }));
+    for _ in 0..READ_CONNECTIONS.min(reader.picked.len()) {
+        let sender = connect(addr).await?;
+        tasks.push(tokio::spawn(read_loop(Arc::clone(&reader), sender)));
     }
     let mut summary = ReadSummary {
-        orders: created.len() as u64,
         sampled: stride > 1,
         ..ReadSummary::default()
     };
@@ -232,17 +213,59 @@ pub async fn read_orders(
         let part = task
             .await
             .map_err(|error| format!("an order reader panicked: {error}"))?;
-        summary.checked += part.checked;
-        summary.readable += part.readable;
-        for (status, count) in part.statuses {
-            *summary.statuses.entry(status).or_default() += count;
-        }
-        let room = FAILURES_KEPT.saturating_sub(summary.failures.len());
-        summary
-            .failures
-            .extend(part.failures.into_iter().take(room));
+        summary.merge(part);
     }
+    summary.orders = created.len() as u64;
     Ok(summary)
+}
+
+async fn read_loop(reader: Arc<Reader>, mut sender: Sender) -> ReadSummary {
+    let mut summary = ReadSummary::default();
+    loop {
+        let next = reader.cursor.fetch_add(1, Ordering::Relaxed);
+        let Some(order) = reader.picked.get(next) else {
+            break;
+        };
+        let id = order.order_id.as_str();
+        let uri: Uri = format!("/v1/orders/{id}")
+            .parse()
+            .expect("order ids are path-safe");
+        let authorization = reader.stream.authorization(order.index as usize);
+        let read = request(
+            Method::GET,
+            uri,
+            &reader.host,
+            Some(authorization),
+            Bytes::new(),
+        );
+        summary.checked += 1;
+        let failure = match exchange(&mut sender, read).await {
+            Ok((StatusCode::OK, body)) => match order_status(&body, &order.order_id) {
+                Some(status) => {
+                    summary.readable += 1;
+                    *summary.statuses.entry(status).or_default() += 1;
+                    None
+                }
+                None => Some(format!(
+                    "{id}: 200 with another order: {}",
+                    String::from_utf8_lossy(&body)
+                )),
+            },
+            Ok((status, body)) => {
+                Some(format!("{id}: {status} {}", String::from_utf8_lossy(&body)))
+            }
+            Err(error) => {
+                if let Ok(fresh) = connect(&reader.addr).await {
+                    sender = fresh;
+                }
+                Some(format!("{id}: {error}"))
+            }
+        };
+        if let Some(failure) = failure.filter(|_| summary.failures.len() < FAILURES_KEPT) {
+            summary.failures.push(failure);
+        }
+    }
+    summary
 }
 
 /// The status of an order body, when it is the order expected.

@@ -8,7 +8,7 @@
 //! orders read back. A ceiling round: the same stream's bytes against the
 //! in-process do-nothing endpoint.
 
-use crate::admin::{read_orders, Admin, SaleSpec};
+use crate::admin::{read_orders, Admin, ReadSummary, SaleSpec};
 use crate::ceiling::Ceiling;
 use crate::client::{run_round, Created, RoundResult, RoundSpec};
 use crate::pay::pay_winners;
@@ -217,9 +217,9 @@ async fn gateway_round_run(
     };
     admin.open_sale(&sale).await?;
     let mut checks = Vec::new();
-    let mut created: Vec<Created> = Vec::new();
+    let mut filled = Vec::new();
     if let Some(fill) = &streams.fill {
-        let (fill_created, check) = sell_out(
+        let sold = sell_out(
             plan,
             fill,
             target,
@@ -227,9 +227,9 @@ async fn gateway_round_run(
             &mut admin,
             &sale.sale_id,
             label,
-        )
-        .await?;
-        created.extend(fill_created);
+        );
+        let (created, check) = sold.await?;
+        filled = created;
         checks.push(check);
     }
     let rss_before = target.rss_kib();
@@ -239,71 +239,68 @@ async fn gateway_round_run(
     };
     let result = run_round(Arc::clone(&streams.timed), spec).await?;
     let rss_after = target.rss_kib();
-    let mut report = RoundReport::new(
-        RoundKind::Flashgate,
-        position,
-        &result,
-        exhausted(plan, &result, &streams.timed),
-    );
-    // Fill orders were made by other buyers: read them back with their own tokens.
-    let fill_made = created.len();
-    created.extend(result.created.iter().copied());
+    let exhausted = exhausted(plan, &result, &streams.timed);
+    let mut report = RoundReport::new(RoundKind::Flashgate, position, &result, exhausted);
     let mut payments = None;
     if let Some(fraction) = plan.pay_fraction {
-        let pay = pay_winners(
+        let paying = pay_winners(
             &target.addr,
             &target.sim_url,
             &streams.timed,
             &result.created,
             fraction,
             plan.pay_connections,
-        )
-        .await?;
+        );
+        let pay = paying.await?;
         payments = Some((pay.confirmed, pay.paid_seen));
         report.pay = Some(pay);
     }
     let holds_rss = match plan.scenario {
         Scenario::Holds => {
-            settle_rss(
-                plan,
-                target,
-                rss_before,
-                rss_after,
-                result.outcomes.reserved,
-            )
-            .await
+            let holds = result.outcomes.reserved;
+            settle_rss(plan, target, rss_before, rss_after, holds).await
         }
         _ => None,
     };
     let stats = admin.stats(&sale.sale_id).await?;
-    let mut reads =
-        read_orders(&target.addr, &streams.timed, &result.created, plan.read_max).await?;
-    if let (Some(fill), true) = (&streams.fill, fill_made > 0) {
-        let fill_reads =
-            read_orders(&target.addr, fill, &created[..fill_made], plan.read_max).await?;
-        reads.orders += fill_reads.orders;
-        reads.checked += fill_reads.checked;
-        reads.readable += fill_reads.readable;
-        reads.sampled |= fill_reads.sampled;
-        reads.failures.extend(fill_reads.failures);
-    }
-    let expected = Expectations {
-        reserved: plan.scenario != Scenario::Soldout,
-        sold_out: plan.scenario == Scenario::Soldout
-            || plan.stock * (plan.skus as u64) < plan.requests_per_round,
-        limit: plan.limit_expected(),
-    };
+    let reads = read_back(plan, streams, target, &filled, &result.created).await?;
     let evidence = Evidence {
         outcomes: &result.outcomes,
-        orders_made: created.len() as u64,
+        orders_made: (filled.len() + result.created.len()) as u64,
         stats: &stats,
         reads: &reads,
         payments,
     };
-    checks.extend(verify_round(label, &evidence, expected));
+    checks.extend(verify_round(label, &evidence, expectations(plan)));
     report.stats = Some(stats);
     report.reads = Some(reads);
     Ok((report, checks, holds_rss))
+}
+
+/// The outcomes a gateway round of this plan may produce.
+fn expectations(plan: &Plan) -> Expectations {
+    Expectations {
+        reserved: plan.scenario != Scenario::Soldout,
+        sold_out: plan.scenario == Scenario::Soldout
+            || plan.stock * (plan.skus as u64) < plan.requests_per_round,
+        limit: plan.limit_expected(),
+    }
+}
+
+/// Reads back the timed round's orders and the fill's, each as its own
+/// buyers (the fill's buyers are another stream's).
+async fn read_back(
+    plan: &Plan,
+    streams: &Streams,
+    target: &Target,
+    filled: &[Created],
+    created: &[Created],
+) -> Result<ReadSummary, String> {
+    let mut reads = read_orders(&target.addr, &streams.timed, created, plan.read_max).await?;
+    if let (Some(fill), false) = (&streams.fill, filled.is_empty()) {
+        reads.merge(read_orders(&target.addr, fill, filled, plan.read_max).await?);
+    }
+    Ok(reads)
 }
 
 /// `soldout`: other buyers take every unit first, untimed.
