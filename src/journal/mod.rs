@@ -9,8 +9,8 @@
 //! share each sync. No lock is shared by the requests: a push onto
 //! `crossbeam`'s `SegQueue` and an unpark of the writer.
 //!
-//! Shapes measured and not taken (docs/PROFILE.md has the figures; the
-//! code is on branch `perf-syncer-eval`):
+//! Shapes measured and not taken (docs/PROFILE.md has the figures; their
+//! code was an experiment that did not land):
 //! - A separate syncer thread, so batch N+1 is written while batch N's
 //!   `fdatasync` runs (a record durable once a sync that began after its
 //!   write returns). On the 2-core machine it lost: one more thread to
