@@ -40,3 +40,6 @@ done
 # Open loop at a fixed rate: latency from each request's due time.
 run "flash-64-fsync-rate5000" flash --connections 64 --durability fsync --rate 5000
 run "holds-1m-fsync" holds --requests 1000000 --connections 64 --durability fsync
+# The same without a snapshot during the measurement, settled longer.
+run "holds-1m-none-nosnapshot" holds --requests 1000000 --connections 64 --durability none \
+    --settle-seconds 20 --gateway-env FLASHGATE__STORAGE__SNAPSHOT_EVERY_RECORDS=100000000

@@ -181,9 +181,13 @@ async fn spawn(
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err);
-    let child = command
-        .spawn()
-        .map_err(|error| format!("cannot start {}: {error}", binary.display()))?;
+    let child = match command.spawn() {
+        Ok(child) => child,
+        Err(error) => {
+            let _ = std::fs::remove_dir_all(&scratch);
+            return Err(format!("cannot start {}: {error}", binary.display()));
+        }
+    };
     let mut spawned = Spawned {
         child,
         scratch,

@@ -192,3 +192,40 @@ fn bad_arguments_are_refused() {
     refused(&["holds", "--requests", "1000", "--stock", "10"], "--stock");
     refused(&["ceiling", "--url", "http://127.0.0.1:8080"], "--url");
 }
+
+/// The binary itself: exit status 2 and a message when a run cannot be made.
+fn binary(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_flashgate-loadtest"))
+        .args(args)
+        .output()
+        .expect("the binary runs")
+}
+
+#[test]
+fn the_binary_exits_2_on_bad_arguments_and_on_a_gateway_that_is_not_there() {
+    let bad = binary(&["flash", "--connections", "0"]);
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("--connections"));
+
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let url = format!("http://127.0.0.1:{port}");
+    let absent = binary(&["flash", "--url", &url, "--requests", "10"]);
+    assert_eq!(absent.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&absent.stderr);
+    assert!(message.contains("did not answer /healthz"), "{message}");
+
+    let missing = binary(&[
+        "flash",
+        "--spawn",
+        "/nonexistent/flashgate",
+        "--requests",
+        "10",
+    ]);
+    assert_eq!(missing.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&missing.stderr).contains("cannot start /nonexistent/flashgate")
+    );
+}
