@@ -12,6 +12,9 @@
 
 use crate::inventory::ConcurrentMap;
 use dashmap::mapref::entry::Entry;
+use std::borrow::Borrow;
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
 
 /// What the body of an order request asked for; the key is bound to it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,14 +26,84 @@ pub struct OrderRequest {
 
 enum Claim {
     /// Being processed: the body, to tell a duplicate from a conflict.
-    InProgress(OrderRequest),
-    /// Made this order.
-    Bound(Box<str>),
+    /// Boxed: a million bound keys should not each reserve room for a body.
+    InProgress(Box<OrderRequest>),
+    /// Made this order; the id is shared with the order's own record.
+    Bound(Arc<str>),
 }
+
+/// A buyer's key. Both parts are shared with the order the key made
+/// ([`IdempotencyKeys::bind`] hands them out), so a bound key costs no
+/// strings of its own.
+struct ClaimKey {
+    buyer: Arc<str>,
+    key: Arc<str>,
+}
+
+/// The borrowed form of a [`ClaimKey`], so a lookup needs no allocation.
+trait KeyPair {
+    fn buyer(&self) -> &str;
+    fn key(&self) -> &str;
+}
+
+impl KeyPair for ClaimKey {
+    fn buyer(&self) -> &str {
+        &self.buyer
+    }
+    fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl KeyPair for (&str, &str) {
+    fn buyer(&self) -> &str {
+        self.0
+    }
+    fn key(&self) -> &str {
+        self.1
+    }
+}
+
+impl<'a> Borrow<dyn KeyPair + 'a> for ClaimKey {
+    fn borrow(&self) -> &(dyn KeyPair + 'a) {
+        self
+    }
+}
+
+// One hash and one equality for the owned and the borrowed form, as
+// `Borrow` requires.
+impl Hash for dyn KeyPair + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        self.buyer().hash(state);
+        self.key().hash(state);
+    }
+}
+
+impl PartialEq for dyn KeyPair + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.buyer() == other.buyer() && self.key() == other.key()
+    }
+}
+
+impl Eq for dyn KeyPair + '_ {}
+
+impl Hash for ClaimKey {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (self as &dyn KeyPair).hash(state);
+    }
+}
+
+impl PartialEq for ClaimKey {
+    fn eq(&self, other: &Self) -> bool {
+        (self as &dyn KeyPair) == (other as &dyn KeyPair)
+    }
+}
+
+impl Eq for ClaimKey {}
 
 #[derive(Default)]
 pub struct IdempotencyKeys {
-    claims: ConcurrentMap<(Box<str>, Box<str>), Claim>,
+    claims: ConcurrentMap<ClaimKey, Claim>,
 }
 
 /// The outcome of claiming a key.
@@ -39,7 +112,7 @@ pub enum KeyClaim {
     /// The key is new: go on and make the order, then `bind` or `abandon`.
     Claimed,
     /// The key made this order; the caller checks the body matches it.
-    Replay { order_id: String },
+    Replay { order_id: Arc<str> },
     /// The same key and body are being processed right now.
     InProgress,
     /// The key is being processed with a different body.
@@ -53,32 +126,59 @@ impl IdempotencyKeys {
     }
 
     pub fn claim(&self, buyer: &str, key: &str, request: &OrderRequest) -> KeyClaim {
-        match self.claims.entry((buyer.into(), key.into())) {
+        let seen = |claim: &Claim| match claim {
+            Claim::Bound(order_id) => KeyClaim::Replay {
+                order_id: Arc::clone(order_id),
+            },
+            Claim::InProgress(claimed) if **claimed == *request => KeyClaim::InProgress,
+            Claim::InProgress(_) => KeyClaim::Conflict,
+        };
+        // A retry finds its key without allocating; a new key is entered
+        // through `entry`, which decides between two racing claims.
+        if let Some(claim) = self.claims.get(&(buyer, key) as &dyn KeyPair) {
+            return seen(&claim);
+        }
+        match self.claims.entry(ClaimKey {
+            buyer: buyer.into(),
+            key: key.into(),
+        }) {
             Entry::Vacant(vacant) => {
-                vacant.insert(Claim::InProgress(request.clone()));
+                vacant.insert(Claim::InProgress(Box::new(request.clone())));
                 KeyClaim::Claimed
             }
-            Entry::Occupied(occupied) => match occupied.get() {
-                Claim::Bound(order_id) => KeyClaim::Replay {
-                    order_id: order_id.to_string(),
-                },
-                Claim::InProgress(claimed) if claimed == request => KeyClaim::InProgress,
-                Claim::InProgress(_) => KeyClaim::Conflict,
-            },
+            Entry::Occupied(occupied) => seen(occupied.get()),
+        }
+    }
+
+    /// The buyer and the key as a live claim holds them, for the order's
+    /// record to share; new strings when there is no claim (replay).
+    pub fn shared(&self, buyer: &str, key: &str) -> (Arc<str>, Arc<str>) {
+        match self.claims.get(&(buyer, key) as &dyn KeyPair) {
+            Some(claim) => (Arc::clone(&claim.key().buyer), Arc::clone(&claim.key().key)),
+            None => (buyer.into(), key.into()),
         }
     }
 
     /// Binds a key to the order it made: completes a live claim, or
-    /// restores the key when an event is replayed.
-    pub fn bind(&self, buyer: &str, key: &str, order_id: &str) {
-        self.claims
-            .insert((buyer.into(), key.into()), Claim::Bound(order_id.into()));
+    /// restores the key when an event is replayed. Only once the order can
+    /// be read: a retry that finds the binding looks the order up.
+    pub fn bind(&self, buyer: &Arc<str>, key: &Arc<str>, order_id: &Arc<str>) {
+        let bound = Claim::Bound(Arc::clone(order_id));
+        if let Some(mut claim) = self.claims.get_mut(&(&**buyer, &**key) as &dyn KeyPair) {
+            *claim = bound;
+            return;
+        }
+        let key = ClaimKey {
+            buyer: Arc::clone(buyer),
+            key: Arc::clone(key),
+        };
+        self.claims.insert(key, bound);
     }
 
     /// Drops a claim whose order was not made, so the key can be retried.
     pub fn abandon(&self, buyer: &str, key: &str) {
         self.claims
-            .remove_if(&(buyer.into(), key.into()), |_, claim| {
+            .remove_if(&(buyer, key) as &dyn KeyPair, |_, claim| {
                 matches!(claim, Claim::InProgress(_))
             });
     }
@@ -110,7 +210,7 @@ mod tests {
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::InProgress);
         assert_eq!(keys.claim("alice", "k", &request(2)), KeyClaim::Conflict);
-        keys.bind("alice", "k", "order-1");
+        bind(&keys, "alice", "k", "order-1");
         assert_eq!(
             keys.claim("alice", "k", &request(1)),
             KeyClaim::Replay {
@@ -130,8 +230,35 @@ mod tests {
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
         keys.abandon("alice", "k");
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
-        keys.bind("alice", "k", "order-1");
+        bind(&keys, "alice", "k", "order-1");
         keys.abandon("alice", "k");
         assert_eq!(keys.len(), 1);
+    }
+
+    fn bind(keys: &IdempotencyKeys, buyer: &str, key: &str, order_id: &str) {
+        let (buyer, key) = keys.shared(buyer, key);
+        keys.bind(&buyer, &key, &order_id.into());
+    }
+
+    #[test]
+    fn a_bound_key_shares_its_strings_and_keeps_buyer_and_key_apart() {
+        let keys = IdempotencyKeys::default();
+        assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
+        let (buyer, key) = keys.shared("alice", "k");
+        assert_eq!((&*buyer, &*key), ("alice", "k"));
+        // The claim's own strings, not copies.
+        assert_eq!(keys.shared("alice", "k").0.as_ptr(), buyer.as_ptr());
+        keys.bind(&buyer, &key, &"order-1".into());
+        assert_eq!(keys.shared("alice", "k").1.as_ptr(), key.as_ptr());
+        // Replay binds a key nobody claimed.
+        bind(&keys, "bob", "k2", "order-2");
+        assert!(matches!(
+            keys.claim("bob", "k2", &request(1)),
+            KeyClaim::Replay { .. }
+        ));
+        // The split between buyer and key is part of the identity.
+        assert_eq!(keys.claim("ali", "cek", &request(1)), KeyClaim::Claimed);
+        assert_eq!(keys.claim("alicek", "", &request(1)), KeyClaim::Claimed);
+        assert_eq!(keys.len(), 4);
     }
 }

@@ -188,24 +188,28 @@ impl Engine {
         else {
             unreachable!("insert_order is only called with OrderReserved");
         };
+        // One allocation for the id, shared by the map, the key and the timer.
+        let order_id: Arc<str> = order_id.as_str().into();
+        let (buyer, idempotency_key) = self.keys.shared(buyer, idempotency_key);
         let record = OrderRecord {
-            order_id: order_id.clone(),
+            order_id: Arc::clone(&order_id),
             sale: Arc::clone(sale),
             item_index: index,
-            buyer: buyer.clone(),
+            buyer: Arc::clone(&buyer),
             quantity: *quantity,
             amount: *amount,
-            idempotency_key: idempotency_key.clone(),
+            idempotency_key: Arc::clone(&idempotency_key),
             status: OrderStatus::Reserved,
             created_at: *at,
             expires_at: *expires_at,
             paid_at: None,
-            history: vec![(OrderStatus::Reserved, *at)],
+            later_history: Vec::new(),
             payment: None,
         };
         let view = want_view.then(|| record.view());
-        self.orders.insert(order_id.as_str().into(), record);
-        self.keys.bind(buyer, idempotency_key, order_id);
+        self.orders.insert(Arc::clone(&order_id), record);
+        // After the insert: a retry that finds the binding reads the order.
+        self.keys.bind(&buyer, &idempotency_key, &order_id);
         self.holds.schedule(*expires_at, order_id);
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
@@ -243,7 +247,7 @@ impl Engine {
         record_payment(order, event);
         order.status = next;
         if next != from {
-            order.history.push((next, at));
+            order.later_history.push((next, at));
         }
         self.pending.track(&order.order_id, Some(from), next, at);
         Ok(commit)

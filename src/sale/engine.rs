@@ -78,7 +78,7 @@ pub struct ExpiryBatch {
 pub struct Engine {
     pub(super) limits: EngineLimits,
     pub(super) sales: ConcurrentMap<Box<str>, Arc<Sale>>,
-    pub(super) orders: ConcurrentMap<Box<str>, OrderRecord>,
+    pub(super) orders: ConcurrentMap<Arc<str>, OrderRecord>,
     pub(super) keys: IdempotencyKeys,
     pub(super) holds: HoldTimers,
     pub(super) pending: PendingPayments,
@@ -344,7 +344,7 @@ impl Engine {
                 OrderStatus::Reserved => {
                     let event = Event::OrderTransitioned {
                         at: now,
-                        order_id: order_id.into(),
+                        order_id: order_id.to_string(),
                         action: OrderAction::Expire,
                     };
                     // Legal under the lock: reserved orders always expire.
@@ -352,7 +352,7 @@ impl Engine {
                         batch.commits.push(commit);
                     }
                 }
-                OrderStatus::Paying => batch.paying_due.push(order_id.into()),
+                OrderStatus::Paying => batch.paying_due.push(order_id.to_string()),
                 // Paid, cancelled or expired since.
                 _ => {}
             }
@@ -390,7 +390,7 @@ impl Engine {
     /// The buyer's own order; another buyer's order is reported as absent.
     pub fn order_for_buyer(&self, buyer: &str, order_id: &str) -> Result<OrderView, SaleError> {
         match self.orders.get(order_id) {
-            Some(order) if order.buyer == buyer => Ok(order.view()),
+            Some(order) if *order.buyer == *buyer => Ok(order.view()),
             _ => Err(SaleError::NotFound(format!("order `{order_id}`"))),
         }
     }

@@ -12,10 +12,11 @@ use crate::clock::UnixMs;
 use crossbeam_queue::SegQueue;
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 /// A hold: its deadline and the order it belongs to.
-type Hold = (UnixMs, Box<str>);
+/// The id is the order record's own, shared.
+type Hold = (UnixMs, Arc<str>);
 
 #[derive(Default)]
 pub struct HoldTimers {
@@ -25,12 +26,12 @@ pub struct HoldTimers {
 }
 
 impl HoldTimers {
-    pub fn schedule(&self, deadline: UnixMs, order_id: &str) {
-        self.inbox.push((deadline, order_id.into()));
+    pub fn schedule(&self, deadline: UnixMs, order_id: Arc<str>) {
+        self.inbox.push((deadline, order_id));
     }
 
     /// Order ids whose deadline is at or before `now`, earliest first.
-    pub fn pop_due(&self, now: UnixMs) -> Vec<Box<str>> {
+    pub fn pop_due(&self, now: UnixMs) -> Vec<Arc<str>> {
         let mut heap = self
             .due
             .lock()
@@ -66,9 +67,9 @@ mod tests {
     #[test]
     fn pops_only_what_is_due_in_deadline_order() {
         let timers = HoldTimers::default();
-        timers.schedule(300, "c");
-        timers.schedule(100, "a");
-        timers.schedule(200, "b");
+        timers.schedule(300, "c".into());
+        timers.schedule(100, "a".into());
+        timers.schedule(200, "b".into());
         assert!(timers.pop_due(99).is_empty());
         assert_eq!(timers.pop_due(200), vec!["a".into(), "b".into()]);
         assert_eq!(timers.pending(), 1);

@@ -30,6 +30,7 @@ use crate::sale::{invalid, Engine, OrderAction, OrderStatus, SaleError};
 use dashmap::mapref::one::RefMut;
 use serde::{Deserialize, Serialize};
 use std::collections::BinaryHeap;
+use std::sync::Arc;
 
 /// WeChat Pay's limit on a prepay's `description`, in bytes.
 pub const DESCRIPTION_BYTES_MAX: usize = 127;
@@ -176,7 +177,7 @@ impl OrderRecord {
         let payment = self.payment.as_ref()?;
         let refund = payment.refund.as_ref()?;
         Some(RefundOrder {
-            order_id: self.order_id.clone(),
+            order_id: self.order_id.to_string(),
             out_refund_no: refund.out_refund_no.clone(),
             transaction_id: payment.transaction_id.clone()?,
             amount_fen: payment.amount_fen?,
@@ -253,7 +254,7 @@ fn oldest(map: &ConcurrentMap<Box<str>, UnixMs>, before: UnixMs, limit: usize) -
         .collect()
 }
 
-type LockedOrder<'a> = RefMut<'a, Box<str>, OrderRecord>;
+type LockedOrder<'a> = RefMut<'a, Arc<str>, OrderRecord>;
 
 impl Engine {
     /// For `POST /v1/orders/{id}/pay`: what the prepay needs. Another
@@ -268,13 +269,13 @@ impl Engine {
         let order = self
             .orders
             .get(order_id)
-            .filter(|order| order.buyer == buyer)
+            .filter(|order| *order.buyer == *buyer)
             .ok_or_else(|| not_found(order_id))?;
         check_payable(&order, now)?;
         let title = &order.sale.spec.items[order.item_index].title;
         Ok(Payable {
-            order_id: order.order_id.clone(),
-            buyer: order.buyer.clone(),
+            order_id: order.order_id.to_string(),
+            buyer: order.buyer.to_string(),
             description: description_of(title),
             amount_fen: order.amount_fen()?,
             expires_at: order.expires_at,
@@ -463,7 +464,7 @@ impl Engine {
             .oldest_refunding(limit)
             .iter()
             .filter_map(|order_id| {
-                let order = self.orders.get(order_id)?;
+                let order = self.orders.get(&**order_id)?;
                 // Refunded since it was listed: skip it.
                 (order.status == OrderStatus::Refunding).then(|| order.refund_order())?
             })
@@ -480,7 +481,7 @@ impl Engine {
     /// The buyer's own order, locked; another buyer's order is absent.
     fn buyer_order_mut(&self, buyer: &str, order_id: &str) -> Result<LockedOrder<'_>, SaleError> {
         let order = self.order_mut(order_id)?;
-        if order.buyer != buyer {
+        if *order.buyer != *buyer {
             return Err(not_found(order_id));
         }
         Ok(order)

@@ -156,8 +156,10 @@ impl Engine {
                 .buyers
                 .try_acquire(&snapshot.buyer, snapshot.quantity, u32::MAX);
         }
+        let order_id: Arc<str> = snapshot.order_id.as_str().into();
         if snapshot.status.holds_unpaid_stock() {
-            self.holds.schedule(snapshot.expires_at, &snapshot.order_id);
+            self.holds
+                .schedule(snapshot.expires_at, Arc::clone(&order_id));
         }
         let payment = snapshot.payment.as_ref();
         let waiting_since = match snapshot.status {
@@ -170,28 +172,27 @@ impl Engine {
         let since = waiting_since.unwrap_or(snapshot.created_at);
         self.pending
             .track(&snapshot.order_id, None, snapshot.status, since);
-        self.keys.bind(
-            &snapshot.buyer,
-            &snapshot.idempotency_key,
-            &snapshot.order_id,
+        let (buyer, idempotency_key) = (
+            Arc::<str>::from(snapshot.buyer.as_str()),
+            Arc::<str>::from(snapshot.idempotency_key.as_str()),
         );
+        self.keys.bind(&buyer, &idempotency_key, &order_id);
         let record = OrderRecord {
-            order_id: snapshot.order_id.clone(),
+            order_id: Arc::clone(&order_id),
             sale: Arc::clone(&sale),
             item_index: index,
-            buyer: snapshot.buyer.clone(),
+            buyer: Arc::clone(&buyer),
             quantity: snapshot.quantity,
             amount: snapshot.amount,
-            idempotency_key: snapshot.idempotency_key.clone(),
+            idempotency_key: Arc::clone(&idempotency_key),
             status: snapshot.status,
             created_at: snapshot.created_at,
             expires_at: snapshot.expires_at,
             paid_at: snapshot.paid_at,
-            history: snapshot.history.clone(),
+            later_history: later_history(&snapshot.history, snapshot.created_at),
             payment: snapshot.payment.clone().map(Box::new),
         };
-        self.orders
-            .insert(snapshot.order_id.as_str().into(), record);
+        self.orders.insert(order_id, record);
         Ok(())
     }
 }
@@ -214,18 +215,30 @@ fn sale_snapshot(sale: &Sale) -> SaleSnapshot {
 
 fn order_snapshot(order: &OrderRecord) -> OrderSnapshot {
     OrderSnapshot {
-        order_id: order.order_id.clone(),
+        order_id: order.order_id.to_string(),
         sale_id: order.sale.spec.sale_id.clone(),
         sku_id: order.sale.spec.items[order.item_index].sku_id.clone(),
-        buyer: order.buyer.clone(),
+        buyer: order.buyer.to_string(),
         quantity: order.quantity,
         amount: order.amount,
-        idempotency_key: order.idempotency_key.clone(),
+        idempotency_key: order.idempotency_key.to_string(),
         status: order.status,
         created_at: order.created_at,
         expires_at: order.expires_at,
         paid_at: order.paid_at,
-        history: order.history.clone(),
+        history: order.history().collect(),
         payment: order.payment.as_deref().cloned(),
+    }
+}
+
+/// A snapshot keeps the whole history, the reservation first; the record
+/// keeps what came after it.
+fn later_history(
+    history: &[(OrderStatus, UnixMs)],
+    created_at: UnixMs,
+) -> Vec<(OrderStatus, UnixMs)> {
+    match history.split_first() {
+        Some((&(OrderStatus::Reserved, at), later)) if at == created_at => later.to_vec(),
+        _ => history.to_vec(),
     }
 }

@@ -72,22 +72,29 @@ impl SaleView {
     }
 }
 
-/// An order in memory. `history` records every status with its time;
-/// `paid_at` is WeChat Pay's time of the payment.
+/// An order in memory; `paid_at` is WeChat Pay's time of the payment.
+///
+/// A node holds a million of these, so they share rather than copy: the id
+/// is the same allocation as the order map's key, the hold timer's entry
+/// and the idempotency key's binding; the buyer and the key are the
+/// idempotency map's own strings.
 #[derive(Clone)]
 pub struct OrderRecord {
-    pub order_id: String,
+    pub order_id: Arc<str>,
     pub sale: Arc<Sale>,
     pub item_index: usize,
-    pub buyer: String,
+    pub buyer: Arc<str>,
     pub quantity: u32,
     pub amount: Decimal,
-    pub idempotency_key: String,
+    pub idempotency_key: Arc<str>,
     pub status: OrderStatus,
     pub created_at: UnixMs,
     pub expires_at: UnixMs,
     pub paid_at: Option<UnixMs>,
-    pub history: Vec<(OrderStatus, UnixMs)>,
+    /// Every status after the first with its time; the order was
+    /// `reserved` at `created_at` (see [`OrderRecord::history`]). Most
+    /// orders never move, and an empty `Vec` allocates nothing.
+    pub later_history: Vec<(OrderStatus, UnixMs)>,
     /// `None` until a prepay or a payment; see [`PaymentState`].
     pub payment: Option<Box<PaymentState>>,
 }
@@ -132,7 +139,7 @@ pub struct HistoryEntry {
 impl OrderRecord {
     pub fn view(&self) -> OrderView {
         OrderView {
-            order_id: self.order_id.clone(),
+            order_id: self.order_id.to_string(),
             sale_id: self.sale.spec.sale_id.clone(),
             sku_id: self.sale.spec.items[self.item_index].sku_id.clone(),
             quantity: self.quantity,
@@ -145,21 +152,26 @@ impl OrderRecord {
         }
     }
 
+    /// Every status the order had with its time, the reservation first.
+    pub fn history(&self) -> impl Iterator<Item = (OrderStatus, UnixMs)> + '_ {
+        std::iter::once((OrderStatus::Reserved, self.created_at))
+            .chain(self.later_history.iter().copied())
+    }
+
     pub fn admin_view(&self) -> AdminOrderView {
         let refund = self.refund();
         AdminOrderView {
             order: self.view(),
-            buyer: self.buyer.clone(),
+            buyer: self.buyer.to_string(),
             transaction_id: self.transaction_id().map(str::to_owned),
             out_refund_no: refund.map(|refund| refund.out_refund_no.clone()),
             refund_reason: refund.map(|refund| refund.reason.as_str()),
             refund_id: refund.and_then(|refund| refund.refund_id.clone()),
             history: self
-                .history
-                .iter()
+                .history()
                 .map(|(status, at)| HistoryEntry {
                     status: status.as_str(),
-                    at: format_rfc3339(*at),
+                    at: format_rfc3339(at),
                 })
                 .collect(),
         }
