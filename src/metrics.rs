@@ -84,6 +84,7 @@ pub fn handle() -> &'static PrometheusHandle {
             HTTP_REQUESTS_SHED_TOTAL,
             HTTP_CONNECTIONS_REFUSED_TOTAL,
             ORDERS_EXPIRED_TOTAL,
+            JOURNAL_BYTES_TOTAL,
         ] {
             metrics::counter!(name).increment(0);
         }
