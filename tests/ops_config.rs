@@ -227,9 +227,12 @@ fn every_alert_has_for_severity_and_instructions_and_a_unit_test() {
         assert!(names.insert(name.to_owned()), "{name} is defined twice");
         text(&rule["expr"], &format!("{name}'s expr"));
         let wait = text(&rule["for"], &format!("{name}'s for:"));
+        let digits = wait.trim_end_matches(|c: char| c.is_ascii_alphabetic());
         assert!(
-            wait.ends_with('m') || wait.ends_with('s'),
-            "{name}: for: {wait}"
+            !digits.is_empty()
+                && digits.chars().all(|c| c.is_ascii_digit())
+                && ["s", "m", "h"].contains(&&wait[digits.len()..]),
+            "{name}: for: {wait} is not a duration"
         );
         let severity = text(&rule["labels"]["severity"], &format!("{name}'s severity"));
         assert!(
@@ -359,9 +362,9 @@ fn is_exported(name: &str, families: &[(String, String)]) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scrape_after_real_traffic_passes_promtool_and_holds_every_queried_metric() {
     let gateway = TestGateway::start_with(|config| {
-        // Two requests held open shed the third; the rest of the test never
-        // has more than two in flight (its one client and a notification).
-        config.server.requests_in_flight_max = 2;
+        // HELD requests held open shed the next; the rest of the test has
+        // fewer in flight (its one client and the simulator's notifications).
+        config.server.requests_in_flight_max = HELD;
     })
     .await;
     let mut client = gateway.client().await;
@@ -384,6 +387,17 @@ async fn a_scrape_after_real_traffic_passes_promtool_and_holds_every_queried_met
         "promtool check metrics complains about /metrics:\n{}\n--- scrape\n{scrape}",
         describe(&output)
     );
+
+    // Ready, and why not: each reason exported, none set.
+    assert_eq!(gauge(&scrape, "flashgate_ready"), 1, "ready after traffic");
+    for reason in ["draining", "journal_unavailable", "store_lagging"] {
+        let series = format!("flashgate_unready{{reason=\"{reason}\"}} ");
+        let value = scrape
+            .lines()
+            .find_map(|line| line.strip_prefix(&series))
+            .unwrap_or_else(|| panic!("no {series}in /metrics:\n{scrape}"));
+        assert_eq!(value.trim(), "0", "{series}");
+    }
 
     let families = families(&scrape);
     let dashboard = load_dashboard();
@@ -440,20 +454,24 @@ async fn orders_and_refusals(client: &mut Client) {
     assert_eq!(anonymous.status, 401, "{}", anonymous.text());
 }
 
-/// Holds two orders in flight (head and half a body each) and sees a third
-/// request shed, then lets the two finish.
+/// The gateway's `server.requests_in_flight_max` in the scrape test.
+const HELD: usize = 4;
+
+/// Holds HELD orders in flight (head and half a body each) and sees the
+/// next request shed, then lets them finish.
 async fn shed_one_request(gateway: &TestGateway, client: &mut Client) {
     client.live_sale("ops-shed", 10, 1).await;
     let body = json!({ "sale_id": "ops-shed", "sku_id": SKU, "quantity": 1 }).to_string();
     let (first_half, second_half) = body.as_bytes().split_at(body.len() / 2);
     let mut held = Vec::new();
-    for buyer in ["o_held1", "o_held2"] {
+    for held_number in 0..HELD {
+        let buyer = format!("o_held{held_number}");
         let mut stream = raw_connect(gateway.addr).await;
         let head = raw_head(
             "POST",
             "/v1/orders",
             &[
-                format!("authorization: {}", bearer(&buyer_token(buyer))),
+                format!("authorization: {}", bearer(&buyer_token(&buyer))),
                 format!("idempotency-key: {buyer}"),
                 "content-type: application/json".into(),
                 format!("content-length: {}", body.len()),
@@ -473,7 +491,7 @@ async fn shed_one_request(gateway: &TestGateway, client: &mut Client) {
         assert_eq!(reply.status, 200, "{}", reply.text());
         assert!(
             tokio::time::Instant::now() < deadline,
-            "no request was shed while two were in flight"
+            "no request was shed while {HELD} were in flight"
         );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
