@@ -35,6 +35,8 @@ pub const PAYMENTS_TOTAL: &str = "flashgate_payments_total";
 pub const PAYMENT_NOTIFICATIONS_TOTAL: &str = "flashgate_payment_notifications_total";
 pub const REFUNDS_TOTAL: &str = "flashgate_refunds_total";
 pub const PAYMENT_SETTLEMENTS_TOTAL: &str = "flashgate_payment_settlements_total";
+pub const READY: &str = "flashgate_ready";
+pub const UNREADY: &str = "flashgate_unready";
 
 /// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[
@@ -74,6 +76,19 @@ pub fn handle() -> &'static PrometheusHandle {
             tracing::warn!("a metrics recorder was already installed; /metrics may be empty");
         }
         describe();
+        // Counters are exported at 0 from the start, so `rate()` reads 0
+        // rather than nothing before their first event, and `increase()`
+        // sees a rare event's first count (a series that appears at 1 has
+        // no earlier sample to increase from): the refund alert needs that.
+        for name in [
+            HTTP_REQUESTS_SHED_TOTAL,
+            HTTP_CONNECTIONS_REFUSED_TOTAL,
+            ORDERS_EXPIRED_TOTAL,
+            JOURNAL_BYTES_TOTAL,
+        ] {
+            metrics::counter!(name).increment(0);
+        }
+        metrics::counter!(REFUNDS_TOTAL, "outcome" => "failed").increment(0);
         handle
     })
 }
@@ -161,5 +176,10 @@ fn describe() {
     describe_counter!(
         PAYMENT_SETTLEMENTS_TOTAL,
         "paying orders settled with WeChat Pay by outcome (paid, closed, unpaid, retry)"
+    );
+    describe_gauge!(READY, "1 while /readyz answers 200, else 0");
+    describe_gauge!(
+        UNREADY,
+        "1 for the reason /readyz answers 503 (draining, journal_unavailable, store_lagging), else 0"
     );
 }

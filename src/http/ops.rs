@@ -30,6 +30,7 @@ pub fn metrics(state: &AppState) -> Response<ResponseBody> {
     metrics::gauge!(names::STORE_APPLIED_SEQ).set(state.store.applied_seq() as f64);
     metrics::gauge!(names::STORE_LAG_RECORDS).set(lag_records as f64);
     metrics::gauge!(names::STORE_LAG_SECONDS).set(lag_seconds);
+    readiness(state);
     let text = crate::metrics::handle().render();
     bytes_response(StatusCode::OK, "text/plain; version=0.0.4", text.into())
 }
@@ -38,9 +39,26 @@ pub fn healthz() -> Response<ResponseBody> {
     json_response(StatusCode::OK, &serde_json::json!({ "status": "ok" }))
 }
 
-/// Ready unless draining or the journal cannot be written (then every
-/// change would fail: a load balancer should send buyers elsewhere).
+/// Ready unless draining, the journal cannot be written (then every change
+/// would fail: a load balancer should send buyers elsewhere), or the store
+/// lags more than `storage.store_lag_seconds_max` behind the journal.
 pub fn readyz(state: &AppState) -> Response<ResponseBody> {
+    match readiness(state) {
+        Some(status) => json_response(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &serde_json::json!({ "status": status }),
+        ),
+        None => json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
+    }
+}
+
+/// Every reason `/readyz` may fail for, each exported as a gauge.
+pub const UNREADY_REASONS: [&str; 3] = ["draining", "journal_unavailable", "store_lagging"];
+
+/// The one readiness decision, for `/readyz` and for the `flashgate_ready`
+/// and `flashgate_unready{reason}` gauges (set on every call, so a scrape
+/// sees what a probe would, even when nothing probes).
+fn readiness(state: &AppState) -> Option<&'static str> {
     let unready = if state.draining.load(Ordering::Acquire) {
         Some("draining")
     } else if !state.journal.is_healthy() {
@@ -50,13 +68,13 @@ pub fn readyz(state: &AppState) -> Response<ResponseBody> {
     } else {
         None
     };
-    match unready {
-        Some(status) => json_response(
-            StatusCode::SERVICE_UNAVAILABLE,
-            &serde_json::json!({ "status": status }),
-        ),
-        None => json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
+    debug_assert!(unready.is_none_or(|reason| UNREADY_REASONS.contains(&reason)));
+    metrics::gauge!(names::READY).set(if unready.is_none() { 1.0 } else { 0.0 });
+    for reason in UNREADY_REASONS {
+        let value = if unready == Some(reason) { 1.0 } else { 0.0 };
+        metrics::gauge!(names::UNREADY, "reason" => reason).set(value);
     }
+    unready
 }
 
 fn store_lag_seconds(state: &AppState) -> f64 {

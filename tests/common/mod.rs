@@ -208,6 +208,12 @@ impl TestGateway {
         Client::connect(self.addr).await
     }
 
+    /// The embedded WeChat Pay simulator (the config has no merchant).
+    pub fn simulator(&self) -> &flashgate::pay::sim::SimHandle {
+        let gateway = self.gateway.as_ref().expect("running");
+        gateway.simulator.as_ref().expect("an embedded simulator")
+    }
+
     /// Shuts the gateway down; fails the test if that does not finish.
     pub async fn stop(mut self) {
         let gateway = self.gateway.take().expect("stopped once");
