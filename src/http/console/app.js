@@ -266,26 +266,43 @@ function applyStats(stats, receivedAt) {
   const stream = state.stream;
   if (!stream) return;
   stream.samples.push({ at: receivedAt, stats });
-  while (stream.samples.length > SAMPLES_MAX || receivedAt - stream.samples[0].at > RATE_WINDOW_MS) {
-    stream.samples.shift();
-  }
-  renderRates(stream.samples);
+  pruneSamples(stream.samples, receivedAt);
+  renderRates(stream.samples, receivedAt);
 }
 
-/// Rates per minute over the sample window: orders made, and units taken
-/// per item (reserved + paid + released only grows, restocks aside).
-function renderRates(samples) {
-  const first = samples[0];
+/// Keeps the samples of the rate window and the last one before it (the
+/// state at the window's start: nothing changed until the next sample).
+function pruneSamples(samples, now) {
+  while (samples.length > SAMPLES_MAX || (samples.length > 1 && samples[1].at <= now - RATE_WINDOW_MS)) {
+    samples.shift();
+  }
+}
+
+/// Rates per minute over the last RATE_WINDOW_MS: orders made, and units
+/// taken per item (reserved + paid + released only grows, restocks aside).
+/// Re-rendered every second, so a quiet sale's rate falls to 0.
+function renderRates(samples, now) {
+  if (samples.length === 0) return;
+  const base = samples[0];
   const last = samples[samples.length - 1];
-  const minutes = (last.at - first.at) / 60000;
-  const perMinute = (delta) => (minutes > 0 ? Math.round(delta / minutes) : 0);
-  $("orders-rate").textContent = perMinute(last.stats.orders.created - first.stats.orders.created);
+  const windowStart = Math.max(base.at, now - RATE_WINDOW_MS);
+  const minutes = Math.max(now - windowStart, 1000) / 60000;
+  const perMinute = (delta) => Math.round(delta / minutes);
+  $("orders-rate").textContent = perMinute(last.stats.orders.created - base.stats.orders.created);
+  const taken = (counts) => counts.reserved + counts.paid + counts.released;
   for (const item of last.stats.items) {
-    const before = first.stats.items.find((other) => other.sku_id === item.sku_id);
-    const taken = (counts) => counts.reserved + counts.paid + counts.released;
+    const before = base.stats.items.find((other) => other.sku_id === item.sku_id);
     const node = document.querySelector(`#items .item[data-sku="${CSS.escape(item.sku_id)}"]`);
     if (node && before) node.querySelector(".item-rate").textContent = perMinute(taken(item) - taken(before));
   }
+}
+
+function tickRates() {
+  const stream = state.stream;
+  if (!stream) return;
+  const now = Date.now();
+  pruneSamples(stream.samples, now);
+  renderRates(stream.samples, now);
 }
 
 // ---- the live stream -----------------------------------------------------
@@ -652,6 +669,7 @@ function init() {
   } else {
     $("token-input").focus();
   }
+  setInterval(tickRates, 1000);
   document.body.dataset.ready = "true";
 }
 
