@@ -59,6 +59,8 @@ async fn screenshot(browser: &Browser, name: &str) {
     let Some(dir) = std::env::var_os("FLASHGATE_CONSOLE_SCREENSHOTS") else {
         return;
     };
+    // Let the stock bar's 0.25 s transition settle.
+    tokio::time::sleep(Duration::from_millis(400)).await;
     let dir = PathBuf::from(dir);
     std::fs::create_dir_all(&dir).expect("create the screenshot dir");
     let path = dir.join(format!("{name}.png"));
