@@ -339,3 +339,236 @@ async fn healthz_and_readyz_answer_200_without_a_token() {
     assert_eq!(ready, json!({ "status": "ready" }));
     gateway.stop().await;
 }
+
+#[tokio::test]
+async fn the_session_route_tells_each_admin_token_its_role() {
+    let gateway = TestGateway::start().await;
+    let mut client = gateway.client().await;
+    for (token, role) in [
+        (OPS_TOKEN, "ops"),
+        (HOST_TOKEN, "host"),
+        (ADMIN_TOKEN, "admin"),
+    ] {
+        let session = client
+            .get("/admin/v1/session", token)
+            .await
+            .expect_json(200);
+        assert_eq!(session, json!({ "role": role }));
+    }
+    assert_error(
+        &client.get("/admin/v1/session", "not-a-known-token").await,
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_error(
+        &client.get_anonymous("/admin/v1/session").await,
+        401,
+        "UNAUTHORIZED",
+    );
+    // A buyer's session token is not an admin token.
+    assert_error(
+        &client
+            .get("/admin/v1/session", &buyer_token("o_alice"))
+            .await,
+        401,
+        "UNAUTHORIZED",
+    );
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_sale_list_shows_every_sale_newest_first_with_item_counts() {
+    let gateway = TestGateway::start().await;
+    let mut client = gateway.client().await;
+    let empty = client
+        .get("/admin/v1/sales", OPS_TOKEN)
+        .await
+        .expect_json(200);
+    assert_eq!(empty, json!({ "sales": [] }));
+    client.live_sale("s-older", 5, 2).await;
+    client
+        .order(&buyer_token("o_alice"), "k1", "s-older", 2)
+        .await
+        .expect_json(201);
+    tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    client
+        .create_sale(&sale_body("s-newer", 3, 1))
+        .await
+        .expect_json(201);
+
+    let list = client
+        .get("/admin/v1/sales", OPS_TOKEN)
+        .await
+        .expect_json(200);
+    let sales = list["sales"].as_array().expect("sales");
+    let ids: Vec<_> = sales.iter().map(|sale| sale["sale_id"].clone()).collect();
+    assert_eq!(ids, [json!("s-newer"), json!("s-older")], "{list}");
+    let older = &sales[1];
+    assert_eq!(older["title"], "Livestream special");
+    assert_eq!(older["status"], "live");
+    assert_eq!(older["hold_seconds"], 60);
+    rfc3339_ms(&older["created_at"]);
+    assert_eq!(
+        older["items"],
+        json!([{
+            "sku_id": SKU, "title": "Lipstick No. 7", "price": "99.00", "currency": "CNY",
+            "per_user_limit": 2, "stock": 5, "reserved": 2, "paid": 0, "released": 0,
+            "remaining": 3,
+        }]),
+        "{list}"
+    );
+    assert_eq!(sales[0]["status"], "scheduled");
+
+    assert_error(
+        &client.get_anonymous("/admin/v1/sales").await,
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_error(
+        &client.get("/admin/v1/sales", &buyer_token("o_alice")).await,
+        401,
+        "UNAUTHORIZED",
+    );
+    // ops reads the list but may not create a sale on the same path.
+    assert_error(
+        &client
+            .post_json("/admin/v1/sales", OPS_TOKEN, &sale_body("s-ops", 1, 1))
+            .await,
+        403,
+        "FORBIDDEN",
+    );
+    let refused = client
+        .request(hyper::Method::PUT, "/admin/v1/sales", &[], None)
+        .await;
+    assert_error(&refused, 405, "INVALID_REQUEST");
+    assert_eq!(refused.header("allow").as_deref(), Some("GET, POST"));
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_stats_stream_sends_status_and_stats_as_they_change() {
+    let gateway = TestGateway::start().await;
+    let mut client = gateway.client().await;
+    client.live_sale("s-stats", 4, 2).await;
+    let mut stream = gateway
+        .client()
+        .await
+        .events("/admin/v1/sales/s-stats/stats/events", OPS_TOKEN)
+        .await;
+    assert_eq!(stream.status, 200);
+    assert_eq!(stream.headers["content-type"], "text/event-stream");
+    assert_eq!(stream.headers["cache-control"], "no-cache");
+    assert!(stream.headers.contains_key("x-request-id"));
+    let status = stream.next_named("status").await;
+    assert_eq!(status, json!({ "sale_id": "s-stats", "status": "live" }));
+    let first = stream.next_named("stats").await;
+    assert_eq!(
+        first,
+        client.stats("s-stats").await,
+        "the data is GET /stats"
+    );
+    assert_eq!(first["items"][0]["remaining"], 4);
+
+    client
+        .order(&buyer_token("o_alice"), "k1", "s-stats", 2)
+        .await
+        .expect_json(201);
+    let after_order = stream.next_named("stats").await;
+    assert_eq!(after_order["items"][0]["reserved"], 2, "{after_order}");
+    assert_eq!(after_order["orders"]["created"], 1, "{after_order}");
+
+    client.sale_action("s-stats", "end").await.expect_json(200);
+    let ended = stream.next_named("status").await;
+    assert_eq!(ended["status"], "ended");
+    loop {
+        match stream.next_event().await {
+            None => break,
+            Some(event) => assert_eq!(event.event, "stats", "only stats after ended: {event:?}"),
+        }
+    }
+    // An ended sale has nothing more to stream.
+    let reply = client
+        .get("/admin/v1/sales/s-stats/stats/events", OPS_TOKEN)
+        .await;
+    assert_eq!(reply.status, 204, "{}", reply.text());
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_stats_stream_checks_the_token_the_sale_and_the_stream_bound() {
+    let gateway = TestGateway::start_with(|config| config.server.sse_streams_max = 1).await;
+    let mut client = gateway.client().await;
+    client.live_sale("s-bound", 4, 2).await;
+    let path = "/admin/v1/sales/s-bound/stats/events";
+    assert_error(&client.get_anonymous(path).await, 401, "UNAUTHORIZED");
+    assert_error(
+        &client.get(path, &buyer_token("o_alice")).await,
+        401,
+        "UNAUTHORIZED",
+    );
+    assert_error(
+        &client
+            .get("/admin/v1/sales/nope/stats/events", OPS_TOKEN)
+            .await,
+        404,
+        "NOT_FOUND",
+    );
+    assert_error(
+        &client
+            .get("/admin/v1/sales/bad$id/stats/events", OPS_TOKEN)
+            .await,
+        400,
+        "INVALID_REQUEST",
+    );
+    // One slot, shared with the storefront's streams.
+    let mut open = gateway.client().await.events(path, HOST_TOKEN).await;
+    assert_eq!(open.status, 200);
+    open.next_named("stats").await;
+    let refused = client
+        .get("/v1/sales/s-bound/events", &buyer_token("o_alice"))
+        .await;
+    assert_error(&refused, 503, "OVERLOADED");
+    assert!(refused.header("retry-after").is_some());
+    assert_error(&client.get(path, OPS_TOKEN).await, 503, "OVERLOADED");
+    drop(open);
+    gateway.stop().await;
+}
+
+#[tokio::test]
+async fn the_console_is_served_with_its_types_policy_and_json_404() {
+    let gateway = TestGateway::start().await;
+    let mut client = gateway.client().await;
+    let redirect = client.get_anonymous("/console").await;
+    assert_eq!(redirect.status, 308);
+    assert_eq!(redirect.header("location").as_deref(), Some("/console/"));
+    for (path, content_type) in [
+        ("/console/", "text/html; charset=utf-8"),
+        ("/console/index.html", "text/html; charset=utf-8"),
+        ("/console/app.js", "text/javascript; charset=utf-8"),
+        ("/console/console.css", "text/css; charset=utf-8"),
+        ("/console/icon.svg", "image/svg+xml"),
+    ] {
+        let reply = client.get_anonymous(path).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(reply.header("content-type").as_deref(), Some(content_type));
+        assert_eq!(reply.header("cache-control").as_deref(), Some("no-cache"));
+        let policy = reply.header("content-security-policy").unwrap_or_default();
+        assert!(
+            policy.starts_with("default-src 'self';"),
+            "{path}: {policy}"
+        );
+        assert!(!reply.body.is_empty(), "{path}");
+    }
+    let page = client.get_anonymous("/console/").await.text();
+    assert!(page.contains("app.js") && page.contains("console.css"));
+    assert_error(
+        &client.get_anonymous("/console/nothing.js").await,
+        404,
+        "NOT_FOUND",
+    );
+    let refused = client
+        .request(hyper::Method::POST, "/console/app.js", &[], None)
+        .await;
+    assert_error(&refused, 405, "INVALID_REQUEST");
+    gateway.stop().await;
+}

@@ -585,7 +585,7 @@ async fn a_wrong_method_on_a_known_path_is_405() {
         (Method::DELETE, "/v1/sales/s1", "GET"),
         (Method::POST, "/v1/sales/s1", "GET"),
         (Method::GET, "/admin/v1/sales/s1/start", "POST"),
-        (Method::PUT, "/admin/v1/sales", "POST"),
+        (Method::PUT, "/admin/v1/sales", "GET, POST"),
         (Method::POST, "/healthz", "GET"),
     ] {
         let reply = client

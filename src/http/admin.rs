@@ -1,5 +1,7 @@
-//! Host and ops routes (`/admin/v1`): create and steer sales, restock, read
-//! stats and any order. Roles: `host` acts on sales, `ops` reads.
+//! Host and ops routes (`/admin/v1`): create, list and steer sales, restock,
+//! read stats and any order, and tell a console which role its token has.
+//! Roles: `host` acts on sales, `ops` reads. The stats event stream is in
+//! `sse.rs`, beside the storefront's.
 
 use crate::clock::{now_ms, parse_rfc3339};
 use crate::http::auth::Role;
@@ -130,6 +132,30 @@ pub async fn restock(
     commit.durable().await?;
     tracing::info!(sale_id, sku_id, add = restock.add, "restocked");
     Ok(json_response(StatusCode::OK, &stats))
+}
+
+/// `GET /admin/v1/sales`: every sale of the node, newest first, bounded by
+/// `sale.sales_max`.
+pub fn list_sales(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<Response<ResponseBody>, ApiError> {
+    state.admin(headers, Role::Ops)?;
+    let sales = state.engine.sale_summaries(now_ms());
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "sales": sales }),
+    ))
+}
+
+/// `GET /admin/v1/session`: the role of the caller's token, so a console
+/// can show what the token may do (the routes check it again anyway).
+pub fn session(state: &AppState, headers: &HeaderMap) -> Result<Response<ResponseBody>, ApiError> {
+    let role = state.admin(headers, Role::Ops)?;
+    Ok(json_response(
+        StatusCode::OK,
+        &serde_json::json!({ "role": role.as_str() }),
+    ))
 }
 
 pub fn stats(

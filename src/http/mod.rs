@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod auth;
 pub mod body;
+pub mod console;
 pub mod error;
 pub mod ops;
 pub mod payments;
@@ -205,7 +206,7 @@ async fn dispatch(
     let headers = &parts.headers;
     match route {
         Route::SaleGet(sale_id) => storefront::get_sale(state, headers, sale_id),
-        Route::SaleEvents(sale_id) => sse::stream(state, headers, sale_id),
+        Route::SaleEvents(sale_id) => sse::stock_stream(state, headers, sale_id),
         Route::OrderCreate => storefront::create_order(state, headers, body).await,
         Route::OrderGet(order_id) => storefront::get_order(state, headers, order_id),
         Route::OrderCancel(order_id) => storefront::cancel_order(state, headers, order_id).await,
@@ -213,6 +214,8 @@ async fn dispatch(
         Route::PaymentNotify => payments::wechat_notify(state, headers, body).await,
         Route::AdminRefund(order_id) => payments::refund_order(state, headers, order_id).await,
         Route::AdminSaleCreate => admin::create_sale(state, headers, body).await,
+        Route::AdminSaleList => admin::list_sales(state, headers),
+        Route::AdminSession => admin::session(state, headers),
         Route::AdminSaleAction(sale_id, action) => {
             admin::sale_action(state, headers, sale_id, action).await
         }
@@ -220,7 +223,10 @@ async fn dispatch(
             admin::restock(state, headers, body, sale_id, sku_id).await
         }
         Route::AdminStats(sale_id) => admin::stats(state, headers, sale_id),
+        Route::AdminStatsEvents(sale_id) => sse::stats_stream(state, headers, sale_id),
         Route::AdminOrderGet(order_id) => admin::get_order(state, headers, order_id),
+        Route::ConsoleRedirect => Ok(console::redirect()),
+        Route::ConsoleAsset(name) => console::asset(name),
         Route::Metrics => Ok(ops::metrics(state)),
         Route::Healthz => Ok(ops::healthz()),
         Route::Readyz => Ok(ops::readyz(state)),

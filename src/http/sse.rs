@@ -1,19 +1,25 @@
-//! `GET /v1/sales/{id}/events`: Server-Sent Events of a sale's stock and
-//! status.
+//! Server-Sent Events of one sale: `GET /v1/sales/{id}/events` (status and
+//! stock, for storefronts) and `GET /admin/v1/sales/{id}/stats/events`
+//! (status and the admin stats, for the host console). One machinery, two
+//! [`Feed`]s: they differ only in who may open them and in the snapshot
+//! sent beside `status`.
 //!
 //! Coalesced by construction: each stream samples the sale at most five
 //! times a second and sends only what changed, so a burst of ten thousand
-//! orders costs a viewer at most five `stock` events a second and the order
+//! orders costs a viewer at most five snapshot events a second and the order
 //! path nothing at all. A slow reader skips samples instead of queueing them.
-//! Streams are bounded by `server.sse_streams_max` and end on shutdown, when
-//! the client leaves, or once the sale has ended; a request for an ended sale
-//! gets 204 No Content, which tells an `EventSource` to stop reconnecting.
+//! Streams (of both feeds together) are bounded by `server.sse_streams_max`
+//! and end on shutdown, when the client leaves, or once the sale has ended; a
+//! request for an ended sale gets 204 No Content, which tells an
+//! `EventSource` to stop reconnecting.
 
 use crate::clock::now_ms;
+use crate::http::auth::Role;
 use crate::http::body::ResponseBody;
 use crate::http::error::ApiError;
 use crate::http::storefront::check_host_id;
 use crate::http::AppState;
+use crate::sale::views::SaleStats;
 use crate::sale::Sale;
 use bytes::Bytes;
 use http::{header, HeaderMap, HeaderValue, Response, StatusCode};
@@ -27,12 +33,60 @@ pub const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(15);
 /// Chunks buffered per stream; a reader this far behind skips samples.
 const STREAM_BUFFER_CHUNKS: usize = 4;
 
-pub fn stream(
+/// What a stream carries beside `status` events.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Feed {
+    /// `stock` events: every item's stock and remaining (storefronts).
+    Stock,
+    /// `stats` events: the admin stats of the sale (host console).
+    Stats,
+}
+
+impl Feed {
+    fn event_name(self) -> &'static str {
+        match self {
+            Feed::Stock => "stock",
+            Feed::Stats => "stats",
+        }
+    }
+
+    /// The snapshot's `data`, compared with the last one sent.
+    fn snapshot(self, sale: &Sale, now: i64) -> String {
+        match self {
+            Feed::Stock => stock_data(sale),
+            Feed::Stats => serde_json::to_string(&SaleStats::of(sale, now))
+                .expect("stats serialise: strings, integers and maps with string keys"),
+        }
+    }
+}
+
+/// `GET /v1/sales/{id}/events`: a buyer or any admin.
+pub fn stock_stream(
     state: &Arc<AppState>,
     headers: &HeaderMap,
     sale_id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     state.caller(headers)?;
+    open(state, sale_id, Feed::Stock)
+}
+
+/// `GET /admin/v1/sales/{id}/stats/events`: an admin token, role ops.
+pub fn stats_stream(
+    state: &Arc<AppState>,
+    headers: &HeaderMap,
+    sale_id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    state.admin(headers, Role::Ops)?;
+    open(state, sale_id, Feed::Stats)
+}
+
+/// Opens a stream of `feed` for an authenticated caller: 204 for an ended
+/// sale, 503 beyond `server.sse_streams_max`.
+fn open(
+    state: &Arc<AppState>,
+    sale_id: &str,
+    feed: Feed,
+) -> Result<Response<ResponseBody>, ApiError> {
     check_host_id("sale_id", sale_id)?;
     let sale = state.engine.sale(sale_id)?;
     if sale.display_status(now_ms()) == "ended" {
@@ -48,7 +102,7 @@ pub fn stream(
         return Err(ApiError::overloaded("too many event streams open", retry));
     }
     let (sender, receiver) = mpsc::channel(STREAM_BUFFER_CHUNKS);
-    tokio::spawn(feed(Arc::clone(state), sale, sender));
+    tokio::spawn(run(Arc::clone(state), sale, feed, sender));
     let mut response = Response::new(ResponseBody::Stream(receiver));
     *response.status_mut() = StatusCode::OK;
     let headers = response.headers_mut();
@@ -62,12 +116,12 @@ pub fn stream(
 
 /// Samples the sale and sends what changed until the client leaves, the
 /// sale ends or the server shuts down.
-async fn feed(state: Arc<AppState>, sale: Arc<Sale>, sender: mpsc::Sender<Bytes>) {
+async fn run(state: Arc<AppState>, sale: Arc<Sale>, feed: Feed, sender: mpsc::Sender<Bytes>) {
     let mut shutdown = state.shutdown.clone();
     let mut sample = tokio::time::interval(SAMPLE_INTERVAL);
     sample.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut last_status = "";
-    let mut last_stock = String::new();
+    let mut last_snapshot = String::new();
     let mut last_sent = tokio::time::Instant::now();
     let _ = sender.try_send(Bytes::from_static(b"retry: 1000\n\n"));
     loop {
@@ -76,14 +130,16 @@ async fn feed(state: Arc<AppState>, sale: Arc<Sale>, sender: mpsc::Sender<Bytes>
             _ = shutdown.triggered() => break,
             _ = sender.closed() => break,
         }
-        let status = sale.display_status(now_ms());
+        let now = now_ms();
+        let status = sale.display_status(now);
         let mut chunk = String::new();
         if status != last_status {
             chunk.push_str(&status_event(&sale, status));
         }
-        let stock = stock_data(&sale);
-        if stock != last_stock {
-            chunk.push_str(&format!("event: stock\ndata: {stock}\n\n"));
+        let snapshot = feed.snapshot(&sale, now);
+        if snapshot != last_snapshot {
+            let name = feed.event_name();
+            chunk.push_str(&format!("event: {name}\ndata: {snapshot}\n\n"));
         }
         if chunk.is_empty() && last_sent.elapsed() >= HEARTBEAT_INTERVAL {
             chunk.push_str(": keep-alive\n\n");
@@ -94,7 +150,7 @@ async fn feed(state: Arc<AppState>, sale: Arc<Sale>, sender: mpsc::Sender<Bytes>
         match sender.try_send(Bytes::from(chunk)) {
             Ok(()) => {
                 last_status = status;
-                last_stock = stock;
+                last_snapshot = snapshot;
                 last_sent = tokio::time::Instant::now();
             }
             Err(mpsc::error::TrySendError::Full(_)) => continue, // slow reader: resend later

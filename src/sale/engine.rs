@@ -14,7 +14,9 @@ use crate::journal::Commit;
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
 use crate::sale::payment::PendingPayments;
-use crate::sale::views::{AdminOrderView, OrderRecord, OrderView, SaleStats, SaleView};
+use crate::sale::views::{
+    AdminOrderView, OrderRecord, OrderView, SaleStats, SaleSummary, SaleView,
+};
 use crate::sale::{
     invalid, EventSink, OrderAction, OrderStatus, RejectReason, Sale, SaleAction, SaleError,
     Unjournaled,
@@ -384,6 +386,18 @@ impl Engine {
         self.sales
             .iter()
             .map(|entry| Arc::clone(entry.value()))
+            .collect()
+    }
+
+    /// Every sale, newest first (ties by id). At most `sale.sales_max`
+    /// entries: the engine refuses sales beyond that bound.
+    pub fn sale_summaries(&self, now: UnixMs) -> Vec<SaleSummary> {
+        let mut sales = self.sales();
+        debug_assert!(sales.len() <= self.limits.sales_max);
+        sales.sort_by(|a, b| b.created_at.cmp(&a.created_at).then(a.id().cmp(b.id())));
+        sales
+            .iter()
+            .map(|sale| SaleSummary::of(sale, now))
             .collect()
     }
 

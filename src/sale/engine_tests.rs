@@ -418,3 +418,26 @@ fn replay_refuses_impossible_events_instead_of_panicking() {
     engine.apply(&reserve("order-2", 1)).unwrap();
     assert_eq!(counts(&engine).remaining, 999);
 }
+
+#[test]
+fn sale_summaries_list_every_sale_newest_first_with_item_counts() {
+    let engine = live_engine(5, 3);
+    order(&engine, "alice", "k-1", 2, T0).unwrap();
+    let mut later = spec(7, 1);
+    later.sale_id = "s0".into();
+    engine.create_sale(later, T0 + 10).unwrap();
+    let mut same_time = spec(1, 1);
+    same_time.sale_id = "s2".into();
+    engine.create_sale(same_time, T0 + 10).unwrap();
+
+    let summaries = engine.sale_summaries(T0 + 20);
+    let ids: Vec<_> = summaries.iter().map(|sale| sale.sale_id.as_str()).collect();
+    assert_eq!(ids, ["s0", "s2", "s1"], "newest first, ties by id");
+    let s1 = &summaries[2];
+    assert_eq!(s1.status, "live");
+    assert_eq!(s1.items[0].price, "99.50");
+    assert_eq!(s1.items[0].counts.reserved, 2);
+    assert_eq!(s1.items[0].counts.remaining, 3);
+    assert_eq!(summaries[0].status, "scheduled");
+    assert_eq!(summaries[0].items[0].counts.stock, 7);
+}

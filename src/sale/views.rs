@@ -72,6 +72,56 @@ impl SaleView {
     }
 }
 
+/// One sale of the admin listing: what a host console draws without a
+/// second request (titles, prices and every item's stock accounting).
+#[derive(Debug, Clone, Serialize)]
+pub struct SaleSummary {
+    pub sale_id: String,
+    pub title: String,
+    pub status: &'static str,
+    pub hold_seconds: u32,
+    pub created_at: String,
+    pub items: Vec<SummaryItem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SummaryItem {
+    pub sku_id: String,
+    pub title: String,
+    pub price: String,
+    pub currency: &'static str,
+    pub per_user_limit: u32,
+    #[serde(flatten)]
+    pub counts: StockCounts,
+}
+
+impl SaleSummary {
+    pub fn of(sale: &Sale, now: UnixMs) -> SaleSummary {
+        let items = sale
+            .spec
+            .items
+            .iter()
+            .zip(sale.items.iter())
+            .map(|(spec, item)| SummaryItem {
+                sku_id: spec.sku_id.clone(),
+                title: spec.title.clone(),
+                price: format_yuan(spec.price),
+                currency: CURRENCY,
+                per_user_limit: spec.per_user_limit,
+                counts: item.stock.counts(),
+            })
+            .collect();
+        SaleSummary {
+            sale_id: sale.spec.sale_id.clone(),
+            title: sale.spec.title.clone(),
+            status: sale.display_status(now),
+            hold_seconds: sale.spec.hold_seconds,
+            created_at: format_rfc3339(sale.created_at),
+            items,
+        }
+    }
+}
+
 /// An order in memory; `paid_at` is WeChat Pay's time of the payment.
 ///
 /// A node holds a million of these, so they share rather than copy: the id
