@@ -7,7 +7,9 @@
 //! exactly the requests whose records that commit held. While one commit is
 //! syncing, the next batch gathers: the busier the sale, the more records
 //! share each sync. No lock is shared by the requests: a push onto
-//! `crossbeam`'s `SegQueue` and an unpark of the writer.
+//! `crossbeam`'s `SegQueue` and an unpark of the writer. With
+//! `durability = "none"` nobody waits, so a submit wakes the writer only
+//! when it is idle; in a burst it writes what gathered every millisecond.
 //!
 //! Shapes measured and not taken (docs/PROFILE.md has the figures; their
 //! code was an experiment that did not land):

@@ -332,6 +332,29 @@ fn unsynced_mode_still_writes_everything_by_shutdown() {
     let (outcome, records) = collect(&dir.0).unwrap();
     assert_eq!((outcome.last_seq, records.len()), (1_000, 1_000));
 }
+#[test]
+fn unsynced_records_are_written_without_a_wake_per_submit_and_without_a_shutdown() {
+    let dir = TempDir::new("unsynced-gather");
+    let (outcome, _) = collect(&dir.0).unwrap();
+    let mut unsynced = options(&dir.0, 1 << 30);
+    unsynced.durability = Durability::None;
+    let journal = Journal::start(unsynced, &outcome).unwrap();
+    // A lone record after the writer went idle, then a burst: both reach
+    // the file while the journal runs, whatever the writer was doing.
+    journal.submit(b"lone".to_vec());
+    wait_until("the lone record is written", || journal.durable_seq() == 1);
+    // The writer is idle now (parked for IDLE_PARK, 30 s in unit tests):
+    // only the submits themselves can wake it within wait_until's 10 s.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    for i in 0..5_000 {
+        journal.submit(format!("burst {i}").into_bytes());
+    }
+    wait_until("the burst is written", || journal.durable_seq() == 5_001);
+    let (outcome, records) = collect(&dir.0).unwrap();
+    assert_eq!((outcome.last_seq, records.len()), (5_001, 5_001));
+    journal.shutdown();
+}
+
 // ---- group commit against a sync that is slow or fails -------------------
 
 /// Every record in these tests is 10 bytes of payload after the header.
