@@ -2,33 +2,49 @@
 //! operation of docs/openapi.yaml from its schemas and examples, sends them
 //! to a real gateway on loopback, and checks every response against the
 //! spec: no 5xx, only documented status codes, content types and headers,
-//! bodies that match their schema.
+//! bodies that match their schema, and a 4xx for every request the spec
+//! calls invalid. The spec itself is first validated against the OpenAPI
+//! 3.0 meta-schema.
 //!
-//! The gateway is seeded first (live, scheduled and paused sales; reserved,
-//! paying and paid orders, through the embedded WeChat Pay simulator) and
-//! tests/contract/hooks.py aims half of the generated path ids at that
+//! The gateway pays through a WeChat Pay simulator whose platform key the
+//! test holds. It is seeded first (live, scheduled and paused sales;
+//! reserved, paying, paid, cancelled and another buyer's orders), and
+//! tests/contract/hooks.py aims about half of the generated ids at that
 //! state, so operations reach their 200s and 409s, not only 400 and 404.
-//! The hooks also pick the credentials per operation from its `security`:
-//! a buyer session token, the admin token of its `x-required-role`, or none.
+//! The hooks also pick the credentials per operation from its `security`
+//! (a buyer session token, the admin token of its `x-required-role`, or
+//! none) and have positive notification cases signed by [`Signer`], so
+//! they get past the signature check to the envelope and resource checks.
+//! After the run the test checks that both happened.
 //!
 //! Bounded and repeatable: a fixed seed, a fixed number of examples per
-//! operation, one worker, no stateful phase, and a hard timeout after which
-//! schemathesis is killed and its output shown. Endless `text/event-stream`
-//! operations are left out (found by their media type in the spec, plus the
-//! streams named in [`STREAM_PATHS`]): a stream never ends, so no response
-//! could be checked; tests/http_storefront.rs and tests/http_admin.rs test
-//! them.
+//! operation, one worker, no stateful phase (the spec has no links), and a
+//! hard timeout after which schemathesis is killed and its output shown.
+//! Endless `text/event-stream` operations are left out (found by their
+//! media type in the spec, plus the streams named in [`STREAM_PATHS`]): a
+//! stream does not end, so there is no whole response to check; the event
+//! stream tests of tests/http_storefront.rs (and of the admin stats stream,
+//! where it is built) cover them.
 //!
 //! schemathesis is required, never skipped: scripts/install-test-deps.sh
 //! installs it in a venv, and scripts/test.sh puts that venv on PATH.
 
 mod common;
 
+use bytes::Bytes;
 use common::*;
-use serde_json::Value;
+use flashgate::pay::crypto::{nonce_str, response_message, RsaSigner};
+use flashgate::pay::sim::{Faults, SimConfig, SimHandle, Simulator};
+use http_body_util::{BodyExt, Full};
+use hyper::{Request, Response};
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::convert::Infallible;
 use std::io::Read;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 use yaml_rust2::{Yaml, YamlLoader};
 
@@ -42,11 +58,14 @@ const STREAM_PATHS: [&str; 2] = [
     "/v1/sales/{sale_id}/events",
     "/admin/v1/sales/{id}/stats/events",
 ];
-/// Every check that judges a single response against the spec, plus the
-/// two that judge the spec's input rules against the gateway's: a request
-/// the spec says is invalid must get a 4xx (`negative_data_rejection`), and
-/// one it says is valid must not get 400/401/403/404/422
-/// (`positive_data_acceptance`, with the status codes below).
+/// Every check that judges a single response against the spec, and
+/// `negative_data_rejection`: a request the spec calls invalid must get a
+/// 4xx. Not `positive_data_acceptance` (a request the spec calls valid must
+/// not get 400 or 422): the contract answers 400 `INVALID_REQUEST` to rules
+/// a JSON Schema cannot hold (an order's `quantity` against its item's
+/// `per_user_limit`, distinct `sku_id`s in a sale, a restock against the
+/// item's stock) and 422 to a reused `Idempotency-Key`, so that check fails
+/// on correct answers. The rules a schema can hold are in the spec.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance,\
                       negative_data_rejection";
@@ -225,6 +244,151 @@ fn the_spec_is_valid_openapi_3() {
     );
 }
 
+// ---- the gateway, its WeChat Pay and a notification signer ------------------
+
+const MCHID: &str = "1900000109";
+const APPID: &str = "wxd678efh567hg6787";
+const APIV3_KEY: &str = "a7cde1ZJB1kG2e7VfTs3jQzaWizur8Gb";
+const MERCHANT_SERIAL: &str = "5F1C72E2A8931B72A2E13AF8DEE92471EB397115";
+const PUBLIC_KEY_ID: &str = "PUB_KEY_ID_0000000000000024101100397200000006";
+
+/// A gateway paying through a WeChat Pay simulator whose platform key the
+/// test holds (the embedded one makes its own), so notifications can be
+/// signed as WeChat Pay signs them.
+struct World {
+    gateway: TestGateway,
+    simulator: SimHandle,
+    platform: Arc<RsaSigner>,
+    /// The merchant key files and the data dir; removed on drop.
+    _scratch: Scratch,
+}
+
+impl World {
+    async fn start() -> World {
+        let scratch = Scratch::new("contract-world");
+        let merchant = RsaSigner::generate().expect("a merchant key");
+        let platform_pem = RsaSigner::generate()
+            .and_then(|key| key.private_key_pem())
+            .expect("a platform key");
+        let simulator = within(
+            "the WeChat Pay simulator to start",
+            Simulator::start(SimConfig {
+                listen: "127.0.0.1:0".parse().expect("an address"),
+                mchid: MCHID.into(),
+                appid: APPID.into(),
+                apiv3_key: APIV3_KEY.into(),
+                merchant_serial_no: MERCHANT_SERIAL.into(),
+                merchant_public_key_pem: merchant.public_key_pem().expect("a public key"),
+                platform_signer: RsaSigner::from_pkcs8_pem(&platform_pem).expect("the key"),
+                public_key_id: PUBLIC_KEY_ID.into(),
+                time_scale: 1.0,
+                faults: Faults::default(),
+            }),
+        )
+        .await
+        .expect("the simulator starts");
+        let key_file = scratch.0.join("apiclient_key.pem");
+        let public_key_file = scratch.0.join("wxp_pub.pem");
+        std::fs::write(&key_file, merchant.private_key_pem().expect("PEM")).expect("key file");
+        std::fs::write(&public_key_file, simulator.public_key_pem()).expect("key file");
+        let port = free_port();
+        let data_dir = scratch.data_dir();
+        let base_url = simulator.base_url();
+        let gateway = TestGateway::start_with(|config| {
+            config.server.listen = format!("127.0.0.1:{port}");
+            config.storage.data_dir = data_dir;
+            let pay = &mut config.pay;
+            pay.mchid = MCHID.into();
+            pay.appid = APPID.into();
+            pay.merchant_serial_no = MERCHANT_SERIAL.into();
+            pay.merchant_private_key_file = key_file;
+            pay.apiv3_key = APIV3_KEY.into();
+            pay.wechatpay_public_key_id = PUBLIC_KEY_ID.into();
+            pay.wechatpay_public_key_file = public_key_file;
+            pay.base_url = base_url;
+            pay.backup_base_url = String::new();
+            pay.notify_url = format!("http://127.0.0.1:{port}/v1/payments/wechat/notify");
+            pay.timeout_ms = 2000;
+        })
+        .await;
+        World {
+            gateway,
+            simulator,
+            platform: Arc::new(RsaSigner::from_pkcs8_pem(&platform_pem).expect("the key")),
+            _scratch: scratch,
+        }
+    }
+
+    async fn stop(self) {
+        self.gateway.stop().await;
+        self.simulator.shutdown().await;
+    }
+}
+
+/// The five `Wechatpay-*` headers WeChat Pay would send with `body`.
+fn notification_headers(platform: &RsaSigner, body: &[u8]) -> Value {
+    let timestamp = now_ms() / 1000;
+    let nonce = nonce_str();
+    let signature = platform
+        .sign(&response_message(timestamp, &nonce, body))
+        .expect("signing works");
+    json!({
+        "Wechatpay-Timestamp": timestamp.to_string(),
+        "Wechatpay-Nonce": nonce,
+        "Wechatpay-Signature": signature,
+        "Wechatpay-Serial": PUBLIC_KEY_ID,
+        "Wechatpay-Signature-Type": "WECHATPAY2-SHA256-RSA2048",
+    })
+}
+
+/// A loopback HTTP server for the hooks: any request's body comes back
+/// signed, as the JSON object of [`notification_headers`]. Stops on drop.
+struct Signer {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Signer {
+    async fn start(platform: Arc<RsaSigner>) -> Signer {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind the signer");
+        let addr = listener.local_addr().expect("the signer's address");
+        let task = tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                let platform = Arc::clone(&platform);
+                let service = hyper::service::service_fn(move |request: Request<_>| {
+                    let platform = Arc::clone(&platform);
+                    async move {
+                        let body: hyper::body::Incoming = request.into_body();
+                        let bytes = body
+                            .collect()
+                            .await
+                            .map(|b| b.to_bytes())
+                            .unwrap_or_default();
+                        let headers = notification_headers(&platform, &bytes);
+                        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(
+                            headers.to_string(),
+                        ))))
+                    }
+                });
+                tokio::spawn(async move {
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        Signer { addr, task }
+    }
+}
+
+impl Drop for Signer {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
 // ---- seeding -------------------------------------------------------------------
 
 /// What the gateway holds before the run; the hooks aim at it.
@@ -270,8 +434,8 @@ async fn wait_for_status(client: &mut Client, order_id: &str, status: &str) -> V
 
 /// Sales in every state an action can start from, and orders in every
 /// state a buyer or an admin can act on.
-async fn seed(gateway: &TestGateway) -> Seeded {
-    let mut client = gateway.client().await;
+async fn seed(world: &World) -> Seeded {
+    let mut client = world.gateway.client().await;
     // Stock for every order the run may place; a limit it will reach.
     client.live_sale("contract-live", 100_000, 50).await;
     client.live_sale("contract-live-2", 100_000, 5).await;
@@ -289,8 +453,8 @@ async fn seed(gateway: &TestGateway) -> Seeded {
     prepay(&mut client, BUYER, &paying).await;
     let paid = place(&mut client, BUYER, "seed-paid", "contract-live").await;
     let prepay_id = prepay(&mut client, BUYER, &paid).await;
-    gateway
-        .simulator()
+    world
+        .simulator
         .pay(&prepay_id)
         .expect("the simulator takes the payment");
     wait_for_status(&mut client, &paid, "paid").await;
@@ -386,6 +550,7 @@ fn run_bounded(mut command: Command) -> Run {
 fn schemathesis_command(
     st: &Path,
     gateway: &TestGateway,
+    signer: &Signer,
     seeded: &Seeded,
     workdir: &Path,
 ) -> Command {
@@ -423,6 +588,7 @@ fn schemathesis_command(
         )
         .env("FG_CONTRACT_SKU_IDS", SKU)
         .env("FG_CONTRACT_ORDER_IDS", seeded.order_ids.join(","))
+        .env("FG_CONTRACT_SIGNER_URL", format!("http://{}/", signer.addr))
         .env("PYTHONDONTWRITEBYTECODE", "1");
     command
 }
@@ -432,9 +598,10 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_spec() {
     let st = schemathesis();
     // schemathesis and Hypothesis write their caches to the working directory.
     let workdir = Scratch::new("contract");
-    let gateway = TestGateway::start().await;
-    let seeded = seed(&gateway).await;
-    let command = schemathesis_command(&st, &gateway, &seeded, &workdir.0);
+    let world = World::start().await;
+    let signer = Signer::start(Arc::clone(&world.platform)).await;
+    let seeded = seed(&world).await;
+    let command = schemathesis_command(&st, &world.gateway, &signer, &seeded, &workdir.0);
     let run = tokio::task::spawn_blocking(move || run_bounded(command))
         .await
         .expect("the schemathesis runner");
@@ -450,8 +617,9 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_spec() {
         "schemathesis ran no tests:\n{report}"
     );
     println!("{report}");
-    // The hooks aimed the run at the seeded state: it placed orders of its own.
-    let mut client = gateway.client().await;
+    // The hooks aimed the run at the seeded state: it placed orders of its
+    // own, and its signed notifications got past the signature check.
+    let mut client = world.gateway.client().await;
     let live = client.stats("contract-live").await;
     let created = live["orders"]["created"].as_i64().expect("orders.created");
     assert!(
@@ -459,5 +627,19 @@ async fn schemathesis_finds_no_server_error_and_no_response_off_the_spec() {
         "the run placed no order on the seeded sale: {live}"
     );
     println!("the seeded live sale after the run: {live}");
-    gateway.stop().await;
+    let metrics = client.get_anonymous("/metrics").await.text();
+    let verified: Vec<&str> = metrics
+        .lines()
+        .filter(|line| {
+            line.starts_with("flashgate_payment_notifications_total{")
+                && (line.contains("outcome=\"malformed\"") || line.contains("outcome=\"decrypt\""))
+        })
+        .collect();
+    assert!(
+        !verified.is_empty(),
+        "no generated notification got past the signature check:\n{metrics}"
+    );
+    println!("{}", verified.join("\n"));
+    drop(signer);
+    world.stop().await;
 }

@@ -16,12 +16,19 @@ spec is covered without touching this file:
   and 409s instead of only 400 and 404. The choice is drawn
   through Hypothesis, so a fixed `--seed` makes the run repeatable.
 
+- Signatures: a positive case of an operation with a `Wechatpay-Signature`
+  header (the WeChat Pay notification) is signed as WeChat Pay signs, by
+  the test's signer over the exact body bytes, so the run reaches the
+  envelope and resource checks behind the signature; negative cases keep
+  their broken headers and test the signature check itself.
+
 Everything comes from environment variables set by the Rust test; a
 missing one fails the run at load time instead of testing without auth.
 """
 
 import os
 
+import requests
 import schemathesis
 from hypothesis import strategies as st
 from schemathesis import GenerationMode
@@ -45,6 +52,7 @@ ADMIN_TOKENS = {
     "host": _required("FG_CONTRACT_HOST_TOKEN"),
     "admin": _required("FG_CONTRACT_ADMIN_TOKEN"),
 }
+SIGNER_URL = _required("FG_CONTRACT_SIGNER_URL")
 SEEDED_IDS = {
     # The storefront's sales, kept live so orders can be placed...
     "sale_id": _list("FG_CONTRACT_SALE_IDS"),
@@ -135,3 +143,29 @@ def flatmap_case(context, case):
     if not parts:
         return st.just(case)
     return st.tuples(*parts).map(lambda _: case)
+
+
+def _signed_headers(operation):
+    names = {parameter.name.lower() for parameter in operation.headers}
+    return "wechatpay-signature" in names
+
+
+@schemathesis.hook
+def before_call(context, case, kwargs):
+    """Signs the body of a positive case of a signed operation."""
+    if not _signed_headers(case.operation) or not _positive_at(case, ParameterLocation.HEADER):
+        return
+    # The bytes requests will send, prepared the way it prepares them.
+    sent = case.as_transport_kwargs()
+    body = (
+        requests.Request("POST", sent["url"], json=sent.get("json"), data=sent.get("data"))
+        .prepare()
+        .body
+        or b""
+    )
+    if isinstance(body, str):
+        body = body.encode("utf-8")
+    answer = requests.post(SIGNER_URL, data=body, timeout=10)
+    answer.raise_for_status()
+    case.headers = case.headers or {}
+    case.headers.update(answer.json())
