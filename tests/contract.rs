@@ -58,17 +58,26 @@ const STREAM_PATHS: [&str; 2] = [
     "/v1/sales/{sale_id}/events",
     "/admin/v1/sales/{id}/stats/events",
 ];
-/// Every check that judges a single response against the spec, and
-/// `negative_data_rejection`: a request the spec calls invalid must get a
-/// 4xx. Not `positive_data_acceptance` (a request the spec calls valid must
-/// not get 400 or 422): the contract answers 400 `INVALID_REQUEST` to rules
-/// a JSON Schema cannot hold (an order's `quantity` against its item's
-/// `per_user_limit`, distinct `sku_id`s in a sale, a restock against the
-/// item's stock) and 422 to a reused `Idempotency-Key`, so that check fails
-/// on correct answers. The rules a schema can hold are in the spec.
+/// Every check that judges a single response against the spec; the ones
+/// that probe the spec's rules: a request the spec calls invalid must get a
+/// 4xx (`negative_data_rejection`), and so must one without a required
+/// header (`missing_required_header`) or without credentials where the
+/// spec asks for them (`ignored_auth`); a method the path lacks must get
+/// 405 with `Allow` (`unsupported_method`, `allow_header_conformance`).
+///
+/// Not `positive_data_acceptance` (a request the spec calls valid must not
+/// get 400 or 422): the contract answers 400 `INVALID_REQUEST` to rules a
+/// JSON Schema cannot hold (an order's `quantity` against its item's
+/// `per_user_limit`, distinct `sku_id`s in a sale, `ends_at` after
+/// `starts_at`, a restock against the item's stock) and 422 to a reused
+/// `Idempotency-Key`, so that check fails on correct answers; the rules a
+/// schema can hold are in the spec. Nor the checks that follow links
+/// between operations (`use_after_free`, `ensure_resource_availability`):
+/// the spec has none, so they could not fail.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
                       response_headers_conformance,response_schema_conformance,\
-                      negative_data_rejection";
+                      negative_data_rejection,missing_required_header,ignored_auth,\
+                      unsupported_method,allow_header_conformance";
 const SEED: &str = "20261124";
 /// Test cases per operation in the fuzzing phase; the run takes about 30 s
 /// on a 2-core machine.
