@@ -1,7 +1,7 @@
 """Schemathesis hooks of the contract run (tests/contract.rs), loaded
 through SCHEMATHESIS_HOOKS by `st run`.
 
-Two jobs, both generic over docs/openapi.yaml so that a route added to the
+Three jobs, all generic over docs/openapi.yaml so that a route added to the
 spec is covered without touching this file:
 
 - Authentication per operation, read from the operation's `security` (and
@@ -10,12 +10,12 @@ spec is covered without touching this file:
   `admin`, when it names none), and nothing for `security: []` (/metrics,
   the probes and the WeChat Pay notification, which signs instead).
 - Real state to hit: in positive fuzzing cases, path parameters named
-  `sale_id`, `id` (the admin routes' sale), `sku_id` and `order_id` are, as often as not, replaced by
-  the sales, items and orders the Rust test seeded (and so are a JSON
-  body's top-level `sale_id` and `sku_id`), so operations reach their 200s
-  and 409s instead of only 400 and 404. The choice is drawn
-  through Hypothesis, so a fixed `--seed` makes the run repeatable.
-
+  `sale_id`, `id` (the admin routes' sale), `sku_id` and `order_id` are, as
+  often as not, replaced by the sales, items and orders the Rust test
+  seeded, and so is a JSON body's top-level `sale_id` (with its `sku_id`),
+  so operations reach their 200s and 409s instead of only 400 and 404. The
+  choice is drawn through Hypothesis: a fixed `--seed` keeps the run
+  repeatable.
 - Signatures: a positive case of an operation with a `Wechatpay-Signature`
   header (the WeChat Pay notification) is signed as WeChat Pay signs, by
   the test's signer over the exact body bytes, so the run reaches the
@@ -158,7 +158,7 @@ def before_call(context, case, kwargs):
     # The bytes requests will send, prepared the way it prepares them.
     sent = case.as_transport_kwargs()
     body = (
-        requests.Request("POST", sent["url"], json=sent.get("json"), data=sent.get("data"))
+        requests.Request(sent["method"], sent["url"], json=sent.get("json"), data=sent.get("data"))
         .prepare()
         .body
         or b""
