@@ -22,6 +22,7 @@ pub struct Config {
     pub sale: SaleConfig,
     pub storage: StorageConfig,
     pub pay: PayConfig,
+    pub cluster: ClusterConfig,
     pub log: LogConfig,
 }
 
@@ -101,6 +102,27 @@ pub struct PayConfig {
     pub paying_query_after_seconds: u64,
     pub reconcile_interval_seconds: u64,
     pub simulator_listen: String,
+}
+
+/// Several nodes selling one sale through Redis stock leases
+/// (`src/cluster/`). An empty `redis_url` runs the node alone, as before.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct ClusterConfig {
+    pub redis_url: String,
+    pub node_id: String,
+    pub key_prefix: String,
+    /// The most units one lease takes from the global stock.
+    pub lease_block_units: i64,
+    /// A refill is asked for once an item's local remaining falls below this.
+    pub lease_low_watermark_units: i64,
+    /// How long an order that finds the local lease empty waits for the
+    /// refill in flight before it is answered 503.
+    pub refill_wait_ms: u64,
+    /// How often the node reads the sale registry and states from Redis.
+    pub poll_interval_ms: u64,
+    /// Connect and call time limit of one Redis call.
+    pub redis_timeout_ms: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -279,6 +301,80 @@ impl PayConfig {
     }
 }
 
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            redis_url: String::new(),
+            node_id: String::new(),
+            key_prefix: "flashgate".into(),
+            lease_block_units: 100,
+            lease_low_watermark_units: 20,
+            refill_wait_ms: 50,
+            poll_interval_ms: 100,
+            redis_timeout_ms: 1000,
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// True when `[cluster]` names a Redis: the node sells leased stock.
+    pub fn enabled(&self) -> bool {
+        !self.redis_url.is_empty()
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let prefix_ok = (1..=64).contains(&self.key_prefix.len())
+            && self
+                .key_prefix
+                .bytes()
+                .all(|byte| byte.is_ascii_alphanumeric() || matches!(byte, b'_' | b'-' | b':'));
+        if !prefix_ok {
+            let message = "must be 1-64 characters of [A-Za-z0-9_:-]";
+            return Err(key_error("cluster.key_prefix", message));
+        }
+        if !(1..=1_000_000).contains(&self.lease_block_units) {
+            let message = "must be within 1..=1000000";
+            return Err(key_error("cluster.lease_block_units", message));
+        }
+        if !(0..self.lease_block_units).contains(&self.lease_low_watermark_units) {
+            let message = "must be within 0..cluster.lease_block_units";
+            return Err(key_error("cluster.lease_low_watermark_units", message));
+        }
+        if !(1..=5000).contains(&self.refill_wait_ms) {
+            return Err(key_error(
+                "cluster.refill_wait_ms",
+                "must be within 1..=5000",
+            ));
+        }
+        if !(10..=10_000).contains(&self.poll_interval_ms) {
+            let message = "must be within 10..=10000";
+            return Err(key_error("cluster.poll_interval_ms", message));
+        }
+        if !(10..=60_000).contains(&self.redis_timeout_ms) {
+            let message = "must be within 10..=60000";
+            return Err(key_error("cluster.redis_timeout_ms", message));
+        }
+        if !self.enabled() {
+            if !self.node_id.is_empty() {
+                let message = "is set but cluster.redis_url is empty (a node alone has no id)";
+                return Err(key_error("cluster.node_id", message));
+            }
+            return Ok(());
+        }
+        if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
+            return Err(key_error(
+                "cluster.redis_url",
+                "must be empty or a redis:// URL",
+            ));
+        }
+        if !crate::ids::is_valid_host_id(&self.node_id) {
+            let message = "is required with cluster.redis_url: 1-32 characters of [A-Za-z0-9_-]";
+            return Err(key_error("cluster.node_id", message));
+        }
+        Ok(())
+    }
+}
+
 impl Default for LogConfig {
     fn default() -> Self {
         LogConfig {
@@ -448,6 +544,7 @@ impl Config {
             return Err(key_error("storage.commit_batch_bytes_max", message));
         }
         self.pay.validate()?;
+        self.cluster.validate()?;
         self.log
             .level
             .parse::<tracing_subscriber::filter::Targets>()
@@ -674,6 +771,47 @@ mod tests {
         ));
         let error = Config::load_from(None, query).unwrap_err().to_string();
         assert!(error.contains("pay.notify_url"), "{error}");
+    }
+
+    #[test]
+    fn cluster_needs_a_node_id_with_a_redis_url_and_nothing_without() {
+        let config = Config::load_from(None, env(&[])).unwrap();
+        assert!(!config.cluster.enabled(), "the default runs alone");
+        let refused = |pairs: &[(&str, &str)], key: &str| {
+            let error = Config::load_from(None, env(pairs)).unwrap_err().to_string();
+            assert!(error.contains(key), "{pairs:?}: {error}");
+        };
+        let url = ("FLASHGATE__CLUSTER__REDIS_URL", "redis://127.0.0.1:6379");
+        refused(&[url], "cluster.node_id");
+        refused(
+            &[url, ("FLASHGATE__CLUSTER__NODE_ID", "has space")],
+            "cluster.node_id",
+        );
+        refused(&[("FLASHGATE__CLUSTER__NODE_ID", "n1")], "cluster.node_id");
+        let node = ("FLASHGATE__CLUSTER__NODE_ID", "node-1");
+        refused(
+            &[("FLASHGATE__CLUSTER__REDIS_URL", "http://x"), node],
+            "cluster.redis_url",
+        );
+        refused(
+            &[url, node, ("FLASHGATE__CLUSTER__KEY_PREFIX", "a b")],
+            "cluster.key_prefix",
+        );
+        refused(
+            &[url, node, ("FLASHGATE__CLUSTER__LEASE_BLOCK_UNITS", "0")],
+            "cluster.lease_block_units",
+        );
+        refused(
+            &[
+                url,
+                node,
+                ("FLASHGATE__CLUSTER__LEASE_LOW_WATERMARK_UNITS", "100"),
+            ],
+            "cluster.lease_low_watermark_units",
+        );
+        let config = Config::load_from(None, env(&[url, node])).unwrap();
+        assert!(config.cluster.enabled());
+        assert_eq!(config.cluster.node_id, "node-1");
     }
 
     #[test]
