@@ -37,6 +37,10 @@ pub const REFUNDS_TOTAL: &str = "flashgate_refunds_total";
 pub const PAYMENT_SETTLEMENTS_TOTAL: &str = "flashgate_payment_settlements_total";
 pub const READY: &str = "flashgate_ready";
 pub const UNREADY: &str = "flashgate_unready";
+/// Redis calls of a cluster node, by `op` (lease, return, poll, ...).
+pub const CLUSTER_REDIS_CALLS_TOTAL: &str = "flashgate_cluster_redis_calls_total";
+/// Units of an item leased to this node and not returned, by sale and sku.
+pub const CLUSTER_LEASED_UNITS: &str = "flashgate_cluster_leased_units";
 
 /// Latency buckets from 100 µs to 5 s: the order path lives at the low end.
 const LATENCY_BUCKETS_SECONDS: &[f64] = &[

@@ -71,9 +71,9 @@ mod tests {
         timers.schedule(100, "a".into());
         timers.schedule(200, "b".into());
         assert!(timers.pop_due(99).is_empty());
-        assert_eq!(timers.pop_due(200), vec!["a".into(), "b".into()]);
+        assert_eq!(timers.pop_due(200), vec![Arc::<str>::from("a"), "b".into()]);
         assert_eq!(timers.pending(), 1);
-        assert_eq!(timers.pop_due(1_000), vec!["c".into()]);
+        assert_eq!(timers.pop_due(1_000), vec![Arc::<str>::from("c")]);
         assert_eq!(timers.pending(), 0);
     }
 }

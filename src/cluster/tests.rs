@@ -1,0 +1,235 @@
+//! The registry's scripts against the machine's Redis.
+
+use crate::cluster::test_redis::TestPrefix;
+use crate::cluster::{Granted, Transitioned};
+use crate::sale::{ItemSpec, SaleAction, SaleSpec, SaleStatus};
+
+fn spec(sale_id: &str, stock: i64) -> SaleSpec {
+    SaleSpec {
+        sale_id: sale_id.into(),
+        title: "t".into(),
+        starts_at: None,
+        ends_at: None,
+        hold_seconds: 60,
+        items: vec![ItemSpec {
+            sku_id: "k1".into(),
+            title: "i".into(),
+            price: "1.00".parse().unwrap(),
+            stock,
+            per_user_limit: 1,
+        }],
+    }
+}
+
+#[tokio::test]
+async fn a_sale_registers_once_and_other_nodes_read_its_spec_and_state() {
+    let redis = TestPrefix::new("register");
+    let registry = redis.registry();
+    assert!(registry.register_sale(&spec("s1", 10)).await.unwrap());
+    assert!(
+        !registry.register_sale(&spec("s1", 99)).await.unwrap(),
+        "a second create of the same id is refused"
+    );
+    assert_eq!(
+        registry.sale_spec("s1").await.unwrap(),
+        Some(spec("s1", 10))
+    );
+    assert_eq!(registry.sale_spec("s2").await.unwrap(), None);
+    assert_eq!(registry.sale_ids().await.unwrap(), vec!["s1".to_owned()]);
+    assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 10);
+    let states = registry
+        .sale_states(&["s1".into(), "s2".into()])
+        .await
+        .unwrap();
+    assert_eq!(states, vec![Some(SaleStatus::Scheduled), None]);
+}
+
+#[tokio::test]
+async fn leases_take_at_most_what_is_left_and_a_retry_takes_nothing_twice() {
+    let redis = TestPrefix::new("lease");
+    let registry = redis.registry();
+    registry.register_sale(&spec("s1", 25)).await.unwrap();
+    let first = registry.lease("s1", "k1", "a", 10, "a-1").await.unwrap();
+    assert_eq!(
+        first,
+        Granted {
+            units: 10,
+            remaining: 15
+        }
+    );
+    let retried = registry.lease("s1", "k1", "a", 10, "a-1").await.unwrap();
+    assert_eq!(
+        retried.units, 10,
+        "the same lease id answers the same grant"
+    );
+    assert_eq!(retried.remaining, 15, "and takes nothing more");
+    let second = registry.lease("s1", "k1", "b", 10, "b-1").await.unwrap();
+    assert_eq!(
+        second,
+        Granted {
+            units: 10,
+            remaining: 5
+        }
+    );
+    let last = registry.lease("s1", "k1", "a", 10, "a-2").await.unwrap();
+    assert_eq!(
+        last,
+        Granted {
+            units: 5,
+            remaining: 0
+        },
+        "min(block, remaining)"
+    );
+    let none = registry.lease("s1", "k1", "b", 10, "b-2").await.unwrap();
+    assert_eq!(
+        none,
+        Granted {
+            units: 0,
+            remaining: 0
+        }
+    );
+    assert_eq!(
+        registry.leases("s1", "k1").await.unwrap(),
+        vec![("a".to_owned(), 15), ("b".to_owned(), 10)]
+    );
+}
+
+#[tokio::test]
+async fn a_return_is_applied_once_and_never_exceeds_the_lease() {
+    let redis = TestPrefix::new("return");
+    let registry = redis.registry();
+    registry.register_sale(&spec("s1", 20)).await.unwrap();
+    registry.lease("s1", "k1", "a", 8, "a-1").await.unwrap();
+    assert!(registry
+        .give_back("s1", "k1", "a", 3, "a-r1")
+        .await
+        .unwrap());
+    assert!(
+        !registry
+            .give_back("s1", "k1", "a", 3, "a-r1")
+            .await
+            .unwrap(),
+        "a retried return adds nothing"
+    );
+    assert_eq!(registry.leased("s1", "k1", "a").await.unwrap(), 5);
+    assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 15);
+    let error = registry
+        .give_back("s1", "k1", "a", 6, "a-r2")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("RETURN_EXCEEDS_LEASE"), "{error}");
+    assert_eq!(registry.leased("s1", "k1", "a").await.unwrap(), 5);
+    assert!(registry
+        .give_back("s1", "k1", "a", 5, "a-r2")
+        .await
+        .unwrap());
+    assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 20);
+}
+
+#[tokio::test]
+async fn concurrent_leases_never_grant_more_than_the_stock() {
+    let redis = TestPrefix::new("concurrent");
+    let registry = std::sync::Arc::new(redis.registry());
+    registry.register_sale(&spec("s1", 1000)).await.unwrap();
+    let mut tasks = Vec::new();
+    for node in 0..8 {
+        let registry = std::sync::Arc::clone(&registry);
+        tasks.push(tokio::spawn(async move {
+            let mut taken = 0;
+            for lease in 0.. {
+                let node_id = format!("n{node}");
+                let lease_id = format!("n{node}-{lease}");
+                let granted = registry
+                    .lease("s1", "k1", &node_id, 37, &lease_id)
+                    .await
+                    .unwrap();
+                if granted.units == 0 {
+                    return taken;
+                }
+                taken += granted.units;
+            }
+            unreachable!()
+        }));
+    }
+    let mut total = 0;
+    for task in tasks {
+        total += task.await.unwrap();
+    }
+    assert_eq!(total, 1000);
+    let leased: i64 = registry
+        .leases("s1", "k1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, units)| units)
+        .sum();
+    assert_eq!(leased, 1000);
+}
+
+#[tokio::test]
+async fn host_actions_follow_the_life_cycle_table() {
+    let redis = TestPrefix::new("transition");
+    let registry = redis.registry();
+    registry.register_sale(&spec("s1", 1)).await.unwrap();
+    let pause = registry.transition("s1", SaleAction::Pause).await.unwrap();
+    assert_eq!(pause, Transitioned::Refused(SaleStatus::Scheduled));
+    let start = registry.transition("s1", SaleAction::Start).await.unwrap();
+    assert_eq!(start, Transitioned::Moved(SaleStatus::Live));
+    let pause = registry.transition("s1", SaleAction::Pause).await.unwrap();
+    assert_eq!(pause, Transitioned::Moved(SaleStatus::Paused));
+    let end = registry.transition("s1", SaleAction::End).await.unwrap();
+    assert_eq!(end, Transitioned::Moved(SaleStatus::Ended));
+    let start = registry.transition("s1", SaleAction::Start).await.unwrap();
+    assert_eq!(start, Transitioned::Refused(SaleStatus::Ended));
+    let error = registry
+        .transition("nope", SaleAction::Start)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("NO_SALE"), "{error}");
+}
+
+#[tokio::test]
+async fn node_tags_are_given_once_per_node_and_keys_are_cleaned_up() {
+    let redis = TestPrefix::new("tags");
+    let registry = redis.registry();
+    let a = registry.node_tag("a").await.unwrap();
+    let b = registry.node_tag("b").await.unwrap();
+    assert_ne!(a, b);
+    assert_eq!(
+        registry.node_tag("a").await.unwrap(),
+        a,
+        "stable per node id"
+    );
+    assert!(!redis.keys().is_empty());
+    let prefix = redis.prefix.clone();
+    drop(redis);
+    let client = redis::Client::open(crate::cluster::test_redis::REDIS_URL).unwrap();
+    let mut connection = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(1))
+        .unwrap();
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{prefix}:*"))
+        .query(&mut connection)
+        .unwrap();
+    assert!(left.is_empty(), "{left:?}");
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_fails_fast_with_its_address() {
+    let port = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().port()
+    };
+    let url = format!("redis://127.0.0.1:{port}");
+    let link = crate::cluster::RedisLink::new(&url, std::time::Duration::from_millis(300)).unwrap();
+    let registry = crate::cluster::Registry::new(link, "nowhere");
+    let started = std::time::Instant::now();
+    let error = registry.sale_ids().await.unwrap_err().to_string();
+    assert!(
+        error.contains("unreachable") && error.contains(&url),
+        "{error}"
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
