@@ -187,6 +187,7 @@ fn engine_limits() -> EngineLimits {
         stock_per_item_max: 10_000_000,
         orders_max: 50_000_000,
         hold_seconds_min: flashgate::sale::engine::HOLD_SECONDS_MIN,
+        stock_from_leases: false,
     }
 }
 

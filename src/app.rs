@@ -153,6 +153,7 @@ fn engine_limits(config: &Config) -> EngineLimits {
         stock_per_item_max: config.sale.stock_per_item_max,
         orders_max: config.sale.orders_max,
         hold_seconds_min: config.sale.hold_seconds_min,
+        stock_from_leases: config.cluster.enabled(),
     }
 }
 

@@ -57,7 +57,10 @@ fn is_id_byte(byte: u8) -> bool {
 }
 
 /// Makes order ids unique within the process and across restarts: a prefix
-/// from the start time in milliseconds, then a counter. 24 characters.
+/// from the start time in milliseconds, then a counter. 24 characters; 27
+/// on a cluster node, whose prefix also holds its node tag (three base-36
+/// characters Redis gives each node id once), so two nodes starting in the
+/// same millisecond still make different ids.
 pub struct OrderIds {
     prefix: String,
     next: AtomicU64,
@@ -67,6 +70,18 @@ impl OrderIds {
     pub fn new(started_at_ms: i64) -> Self {
         OrderIds {
             prefix: format!("FG{:011x}", started_at_ms.max(0)),
+            next: AtomicU64::new(1),
+        }
+    }
+
+    /// Ids continuing from `started_at_ms` with the node's tag in the prefix.
+    pub fn tagged(started_at_ms: i64, node_tag: u64) -> Self {
+        assert!(
+            node_tag < 36 * 36 * 36,
+            "a node tag is three base-36 digits"
+        );
+        OrderIds {
+            prefix: format!("FG{:011x}{}", started_at_ms.max(0), base36_3(node_tag)),
             next: AtomicU64::new(1),
         }
     }
@@ -84,9 +99,31 @@ impl OrderIds {
     }
 }
 
+fn base36_3(value: u64) -> String {
+    const DIGITS: &[u8; 36] = b"0123456789abcdefghijklmnopqrstuvwxyz";
+    let digit = |place: u32| char::from(DIGITS[((value / 36u64.pow(place)) % 36) as usize]);
+    [digit(2), digit(1), digit(0)].iter().collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn tagged_ids_differ_between_nodes_started_in_the_same_millisecond() {
+        let (a, b) = (
+            OrderIds::tagged(1_764_000_000_000, 1),
+            OrderIds::tagged(1_764_000_000_000, 2),
+        );
+        let (first_a, first_b) = (a.next_id(), b.next_id());
+        assert_ne!(first_a, first_b);
+        assert!(
+            is_valid_order_id(&first_a) && first_a.len() == 27,
+            "{first_a}"
+        );
+        let last = OrderIds::tagged(1_764_000_000_000, 36 * 36 * 36 - 1).next_id();
+        assert!(last.contains("zzz") && is_valid_order_id(&last), "{last}");
+    }
 
     #[test]
     fn ids_follow_the_contract() {

@@ -128,6 +128,26 @@ impl ItemStock {
         self.shards.remaining()
     }
 
+    /// Takes exactly `quantity` unreserved units out of the item's stock
+    /// (a cluster node giving leased units back, replayed).
+    pub fn withdraw(&self, quantity: i64) -> Result<(), Shortage> {
+        self.shards.reserve(quantity, 0)?;
+        // Out of the shards first: a reader may see the units as reserved
+        // for a moment, never as sellable after they left.
+        self.stock_total.fetch_sub(quantity, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Takes every unreserved unit out of the item's stock; returns how
+    /// many (a cluster node giving its unsold lease back, live).
+    pub fn withdraw_all(&self) -> i64 {
+        let taken = self.shards.drain();
+        if taken > 0 {
+            self.stock_total.fetch_sub(taken, Ordering::SeqCst);
+        }
+        taken
+    }
+
     pub fn is_sold_out(&self) -> bool {
         self.shards.is_sold_out_flagged()
     }
@@ -206,6 +226,21 @@ mod tests {
         item.return_paid(3, 0);
         assert_eq!(item.counts().remaining, 3);
         assert!(!item.is_sold_out(), "a refund clears the sold-out flag");
+    }
+
+    #[test]
+    fn withdrawn_units_leave_the_stock_and_reserved_ones_stay() {
+        let item = ItemStock::new(4, 10);
+        item.reserve(3, 0).unwrap();
+        item.withdraw(2).unwrap();
+        assert_eq!(item.withdraw(6), Err(Shortage::Insufficient));
+        assert_eq!(item.withdraw_all(), 5);
+        let counts = item.counts();
+        assert_eq!((counts.stock, counts.reserved, counts.remaining), (3, 3, 0));
+        assert_eq!(item.reserve(1, 0), Err(Shortage::SoldOut));
+        assert_eq!(item.withdraw_all(), 0);
+        item.restock(4);
+        assert_eq!(item.counts().remaining, 4);
     }
 
     #[test]

@@ -147,6 +147,20 @@ impl<C: Cell> Shards<C> {
         self.sold_out.store(0);
     }
 
+    /// Takes every unit the shards hold; returns how many. Reservations
+    /// racing it keep what their CAS won.
+    pub fn drain(&self) -> i64 {
+        let taken = self
+            .shards
+            .iter()
+            .map(|shard| take_up_to(&**shard, i64::MAX))
+            .sum();
+        if self.is_empty() {
+            self.mark_sold_out();
+        }
+        taken
+    }
+
     /// Sum of the shards: exact when no reservation is in flight.
     pub fn remaining(&self) -> i64 {
         self.shards.iter().map(|shard| shard.load()).sum()

@@ -248,6 +248,7 @@ fn checkpoints_replace_older_ones_and_covered_segments_are_deleted() {
             stock_per_item_max: 1,
             orders_max: 1,
             hold_seconds_min: crate::sale::engine::HOLD_SECONDS_MIN,
+            stock_from_leases: false,
         },
         0,
     );

@@ -59,12 +59,31 @@ impl Engine {
                 message: "must be at least 1".into(),
             }),
             Event::OrderReserved { .. } | Event::SaleTransitioned { .. } => Ok(()),
+            Event::LeaseGranted { units, .. } | Event::LeaseReturned { units, .. } => {
+                self.check_lease_event(*units)
+            }
             Event::OrderTransitioned { .. }
             | Event::PaymentStarted { .. }
             | Event::PaymentConfirmed { .. }
             | Event::RefundRequested { .. }
             | Event::RefundCompleted { .. } => self.check_replayed_order_event(event),
         }
+    }
+
+    /// Lease events belong to a cluster node's journal only: a node alone
+    /// refuses them rather than sell stock it was never given.
+    pub(super) fn check_lease_event(&self, units: i64) -> Result<(), SaleError> {
+        if !self.limits.stock_from_leases {
+            return Err(SaleError::InvalidState(
+                "a lease event in the journal of a node without [cluster]: \
+                 configure the cluster this journal was written in"
+                    .into(),
+            ));
+        }
+        if !(1..=self.limits.stock_per_item_max).contains(&units) {
+            return Err(invalid("units", format!("{units} is not a lease's size")));
+        }
+        Ok(())
     }
 
     /// The checks the live path ran under the order's lock, run again on
@@ -113,6 +132,30 @@ impl Engine {
                 let sale = self.sale(sale_id)?;
                 sale.restock(item_index(&sale, sku_id)?, *add, submit)
             }
+            Event::LeaseGranted {
+                sale_id,
+                sku_id,
+                units,
+                ..
+            } => {
+                let sale = self.sale(sale_id)?;
+                sale.restock(item_index(&sale, sku_id)?, *units, submit)
+            }
+            Event::LeaseReturned {
+                sale_id,
+                sku_id,
+                units,
+                ..
+            } => {
+                // Replay only: the live return takes the units first
+                // (`Engine::return_unsold`), then journals.
+                let sale = self.sale(sale_id)?;
+                let stock = &sale.items[item_index(&sale, sku_id)?].stock;
+                stock.withdraw(*units).map_err(|_| {
+                    SaleError::Replay(format!("lease return exceeds {sku_id}'s unreserved stock"))
+                })?;
+                Ok(submit())
+            }
             Event::OrderReserved {
                 sale_id,
                 sku_id,
@@ -156,7 +199,12 @@ impl Engine {
             ))),
             Entry::Vacant(vacant) => {
                 let commit = submit();
-                let sale = Sale::new(spec.clone(), at, self.limits.shard_count);
+                let sale = Sale::new(
+                    spec.clone(),
+                    at,
+                    self.limits.shard_count,
+                    self.limits.stock_from_leases,
+                );
                 vacant.insert(Arc::new(sale));
                 Ok(commit)
             }
@@ -394,6 +442,8 @@ fn record_payment(order: &mut OrderRecord, event: &Event) {
         Event::SaleCreated { .. }
         | Event::SaleTransitioned { .. }
         | Event::ItemRestocked { .. }
+        | Event::LeaseGranted { .. }
+        | Event::LeaseReturned { .. }
         | Event::OrderReserved { .. }
         | Event::OrderTransitioned { .. } => {}
     }

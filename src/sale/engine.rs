@@ -42,6 +42,10 @@ pub struct EngineLimits {
     pub orders_max: u64,
     /// The shortest hold a sale may have (`sale.hold_seconds_min`).
     pub hold_seconds_min: u32,
+    /// A cluster node: items start with no local stock and hold what the
+    /// node leased (`lease_granted` minus `lease_returned`); lease events
+    /// are refused without it.
+    pub stock_from_leases: bool,
 }
 
 /// A buyer's order request, after authentication and parsing.
@@ -135,6 +139,14 @@ impl Engine {
         self.order_ids = OrderIds::new(now.max(replayed_at_max + 1));
     }
 
+    /// A cluster node's order ids carry its node tag (see [`OrderIds`]).
+    /// Before the first order only.
+    pub fn tag_order_ids(&mut self, node_tag: u64, now: UnixMs) {
+        assert_eq!(self.order_ids.issued(), 0, "tag order ids before any order");
+        let replayed_at_max = self.replayed_at_max.load(Ordering::Acquire);
+        self.order_ids = OrderIds::tagged(now.max(replayed_at_max + 1), node_tag);
+    }
+
     // ---- host actions ----------------------------------------------------
 
     pub fn create_sale(
@@ -200,6 +212,64 @@ impl Engine {
         };
         let commit = self.apply_live(&event)?;
         Ok((SaleStats::of(&sale, now), commit))
+    }
+
+    // ---- a cluster node's leases -----------------------------------------
+
+    /// Adds units leased from the global stock to the item's local stock;
+    /// journaled before they are reservable. Refused (nothing changed)
+    /// once the sale has ended: the caller gives the units back.
+    pub fn grant_lease(
+        &self,
+        sale_id: &str,
+        sku_id: &str,
+        lease_id: &str,
+        units: i64,
+        now: UnixMs,
+    ) -> Result<Commit, SaleError> {
+        self.check_lease_event(units)?;
+        let event = Event::LeaseGranted {
+            at: now,
+            sale_id: sale_id.to_owned(),
+            sku_id: sku_id.to_owned(),
+            lease_id: lease_id.to_owned(),
+            units,
+        };
+        self.apply_live(&event)
+    }
+
+    /// Takes every unreserved unit of the item out of the local stock and
+    /// journals their return; `None` when there were none. The caller
+    /// gives them back to the global stock once the commit is durable.
+    pub fn return_unsold(
+        &self,
+        sale_id: &str,
+        sku_id: &str,
+        return_id: &str,
+        now: UnixMs,
+    ) -> Result<Option<(i64, Commit)>, SaleError> {
+        if !self.limits.stock_from_leases {
+            return Err(SaleError::InvalidState("this node leases no stock".into()));
+        }
+        let sale = self.sale(sale_id)?;
+        let index = item_index(&sale, sku_id)?;
+        // Out of the shards before the record: nobody can reserve them now.
+        let units = sale.items[index].stock.withdraw_all();
+        if units == 0 {
+            return Ok(None);
+        }
+        let event = Event::LeaseReturned {
+            at: now,
+            sale_id: sale_id.to_owned(),
+            sku_id: sku_id.to_owned(),
+            return_id: return_id.to_owned(),
+            units,
+        };
+        Ok(Some((units, self.sink.submit(&event))))
+    }
+
+    pub fn stock_from_leases(&self) -> bool {
+        self.limits.stock_from_leases
     }
 
     // ---- the order path --------------------------------------------------

@@ -287,6 +287,7 @@ fn a_node_refuses_orders_beyond_orders_max() {
         EngineLimits {
             orders_max: 2,
             hold_seconds_min: crate::sale::engine::HOLD_SECONDS_MIN,
+            stock_from_leases: false,
             ..limits()
         },
         T0,
@@ -440,4 +441,100 @@ fn sale_summaries_list_every_sale_newest_first_with_item_counts() {
     assert_eq!(s1.items[0].counts.remaining, 3);
     assert_eq!(summaries[0].status, "scheduled");
     assert_eq!(summaries[0].items[0].counts.stock, 7);
+}
+
+fn leased_limits() -> EngineLimits {
+    EngineLimits {
+        stock_from_leases: true,
+        ..limits()
+    }
+}
+
+/// A cluster node's engine: the sale is created with a global stock of
+/// 100 and started, and the node holds nothing yet.
+fn leased_engine() -> (Engine, Arc<Recording>) {
+    let mut engine = Engine::new(leased_limits(), T0);
+    let recording = Arc::new(Recording::default());
+    engine.attach_sink(recording.clone());
+    engine.create_sale(spec(100, 5), T0).unwrap();
+    engine.sale_action("s1", SaleAction::Start, T0).unwrap();
+    (engine, recording)
+}
+
+#[test]
+fn a_cluster_node_sells_only_what_it_leased_and_replay_rebuilds_what_it_holds() {
+    let (engine, recording) = leased_engine();
+    assert_eq!(
+        counts(&engine).stock,
+        0,
+        "the spec's stock is the global one"
+    );
+    assert_eq!(
+        order(&engine, "a", "k", 1, T0).unwrap_err(),
+        SaleError::SoldOut
+    );
+    engine.grant_lease("s1", "k1", "n1-1", 3, T0 + 1).unwrap();
+    let first = order(&engine, "a", "k", 2, T0 + 2).unwrap();
+    order(&engine, "b", "k", 1, T0 + 3).unwrap();
+    assert_eq!(
+        order(&engine, "c", "k", 1, T0 + 4).unwrap_err(),
+        SaleError::SoldOut
+    );
+    engine
+        .cancel_order("a", &first.order.order_id, T0 + 5)
+        .unwrap();
+    engine.grant_lease("s1", "k1", "n1-2", 4, T0 + 6).unwrap();
+    let (returned, _) = engine
+        .return_unsold("s1", "k1", "n1-r1", T0 + 7)
+        .unwrap()
+        .expect("units to return");
+    assert_eq!(returned, 6, "the cancelled 2 and the 4 granted");
+    assert!(engine
+        .return_unsold("s1", "k1", "n1-r2", T0 + 8)
+        .unwrap()
+        .is_none());
+    let held = counts(&engine);
+    assert_eq!((held.stock, held.reserved, held.remaining), (1, 1, 0));
+
+    let replayed = Engine::new(leased_limits(), T0 + 100);
+    for event in recording.events() {
+        let json = serde_json::to_string(&event).unwrap();
+        replayed
+            .apply(&serde_json::from_str(&json).unwrap())
+            .unwrap();
+    }
+    assert_eq!(counts(&replayed), held);
+}
+
+#[test]
+fn lease_events_are_refused_by_a_node_alone_and_after_the_sale_ended() {
+    let (engine, recording) = leased_engine();
+    engine.grant_lease("s1", "k1", "n1-1", 2, T0 + 1).unwrap();
+    let alone = Engine::new(limits(), T0);
+    let mut refused = None;
+    for event in recording.events() {
+        if let Err(error) = alone.apply(&event) {
+            refused = Some(error.to_string());
+        }
+    }
+    let refused = refused.expect("the grant is refused");
+    assert!(refused.contains("[cluster]"), "{refused}");
+    assert!(live_engine(5, 1)
+        .return_unsold("s1", "k1", "r", T0)
+        .is_err());
+    assert!(engine.grant_lease("s1", "k1", "n1-2", 0, T0 + 2).is_err());
+    engine.sale_action("s1", SaleAction::End, T0 + 3).unwrap();
+    assert!(
+        engine.grant_lease("s1", "k1", "n1-3", 2, T0 + 4).is_err(),
+        "an ended sale takes no lease: the caller gives the units back"
+    );
+    let return_beyond = Event::LeaseReturned {
+        at: T0 + 5,
+        sale_id: "s1".into(),
+        sku_id: "k1".into(),
+        return_id: "r".into(),
+        units: 3,
+    };
+    assert!(engine.apply(&return_beyond).is_err(), "only 2 are held");
+    assert_eq!(counts(&engine).stock, 2);
 }

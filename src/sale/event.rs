@@ -83,6 +83,25 @@ pub enum Event {
         order_id: String,
         refund_id: String,
     },
+    /// A cluster node leased `units` of the item's global stock from Redis
+    /// (`src/cluster/`): they join the node's local stock. Journaled before
+    /// the units are reservable, as a restock is.
+    LeaseGranted {
+        at: UnixMs,
+        sale_id: String,
+        sku_id: String,
+        lease_id: String,
+        units: i64,
+    },
+    /// A cluster node took `units` out of its local stock to give them back
+    /// to the global stock; journaled before Redis gets them.
+    LeaseReturned {
+        at: UnixMs,
+        sale_id: String,
+        sku_id: String,
+        return_id: String,
+        units: i64,
+    },
 }
 
 /// A sale as the host defined it, validated.
@@ -119,7 +138,9 @@ impl Event {
             | Event::PaymentStarted { at, .. }
             | Event::PaymentConfirmed { at, .. }
             | Event::RefundRequested { at, .. }
-            | Event::RefundCompleted { at, .. } => *at,
+            | Event::RefundCompleted { at, .. }
+            | Event::LeaseGranted { at, .. }
+            | Event::LeaseReturned { at, .. } => *at,
         }
     }
 
@@ -130,6 +151,8 @@ impl Event {
             Event::SaleCreated { .. }
             | Event::SaleTransitioned { .. }
             | Event::ItemRestocked { .. }
+            | Event::LeaseGranted { .. }
+            | Event::LeaseReturned { .. }
             | Event::OrderReserved { .. } => return None,
             Event::OrderTransitioned {
                 order_id, action, ..
@@ -198,6 +221,8 @@ impl Event {
             Event::SaleCreated { .. }
             | Event::SaleTransitioned { .. }
             | Event::ItemRestocked { .. }
+            | Event::LeaseGranted { .. }
+            | Event::LeaseReturned { .. }
             | Event::OrderReserved { .. } => Ok(()),
         }
     }

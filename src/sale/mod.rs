@@ -163,11 +163,21 @@ pub struct SaleCounters {
 }
 
 impl Sale {
-    fn new(spec: SaleSpec, created_at: UnixMs, shard_count: usize) -> Sale {
+    /// `stock_from_leases`: a cluster node's items start empty and hold
+    /// what the node leases; the spec's stock is the global one.
+    fn new(
+        spec: SaleSpec,
+        created_at: UnixMs,
+        shard_count: usize,
+        stock_from_leases: bool,
+    ) -> Sale {
         let stocks = spec
             .items
             .iter()
-            .map(|item| ItemStock::new(shard_count, item.stock))
+            .map(|item| {
+                let local = if stock_from_leases { 0 } else { item.stock };
+                ItemStock::new(shard_count, local)
+            })
             .collect();
         Sale::from_parts(spec, created_at, SaleStatus::Scheduled, stocks)
     }

@@ -20,6 +20,7 @@ pub fn limits() -> EngineLimits {
         stock_per_item_max: 1_000,
         orders_max: 100_000,
         hold_seconds_min: crate::sale::engine::HOLD_SECONDS_MIN,
+        stock_from_leases: false,
     }
 }
 

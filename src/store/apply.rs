@@ -166,6 +166,10 @@ fn apply_event(tx: &mut impl Tx, seq: u64, event: &Event) -> Result<(), StoreErr
         | Event::PaymentConfirmed { .. }
         | Event::RefundRequested { .. }
         | Event::RefundCompleted { .. } => transition_order(tx, seq, event),
+        // The store keeps the sale's stock as the host set it (the global
+        // stock on a cluster node); what the node leased is its journal's
+        // bookkeeping, shown by its stats.
+        Event::LeaseGranted { .. } | Event::LeaseReturned { .. } => Ok(()),
     }
 }
 
@@ -306,6 +310,8 @@ fn order_change<'a>(event: &'a Event, order_id: &'a str, next: OrderStatus) -> O
         | Event::SaleCreated { .. }
         | Event::SaleTransitioned { .. }
         | Event::ItemRestocked { .. }
+        | Event::LeaseGranted { .. }
+        | Event::LeaseReturned { .. }
         | Event::OrderReserved { .. } => base,
     }
 }
