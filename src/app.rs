@@ -4,6 +4,7 @@
 //! the gateway the same way.
 
 use crate::clock::now_ms;
+use crate::cluster::{ClusterNode, RedisLink, Registry};
 use crate::config::Config;
 use crate::http::{server, AppState};
 use crate::journal::{self, Journal, JournalError, JournalOptions};
@@ -40,6 +41,8 @@ pub enum StartError {
     Journal(#[from] JournalError),
     #[error("store: {0}")]
     Store(#[from] StoreError),
+    #[error("cluster: {0}")]
+    Cluster(String),
 }
 
 /// A running gateway.
@@ -67,7 +70,22 @@ impl Gateway {
             })?;
         }
         crate::metrics::handle();
-        let (engine, journal) = recover(&config, &journal_dir)?;
+        // A cluster node needs Redis to start: its order-id tag, and what
+        // Redis says it holds (reconciled below).
+        let cluster_start = match config.cluster.enabled() {
+            true => Some(connect_cluster(&config).await?),
+            false => None,
+        };
+        let node_tag = cluster_start.as_ref().map(|(_, tag)| *tag);
+        let (engine, journal) = recover(&config, &journal_dir, node_tag)?;
+        let cluster = match cluster_start {
+            Some((registry, _)) => {
+                let node = ClusterNode::new(registry, Arc::clone(&engine), &config.cluster);
+                node.reconcile().await.map_err(StartError::Cluster)?;
+                Some(Arc::new(node))
+            }
+            None => None,
+        };
         // The PostgreSQL client is blocking (it runs a runtime of its own):
         // open the store off this async thread.
         let (options, feeder_journal) = (feeder_options(&config), Arc::clone(&journal));
@@ -86,18 +104,18 @@ impl Gateway {
         let sweep_every = Duration::from_secs(config.pay.reconcile_interval_seconds);
         let (payments, simulator) = start_payments(&config, &engine, local_addr).await?;
         let (trigger, shutdown) = shutdown::channel();
-        let state = Arc::new(
-            AppState::new(
-                Arc::clone(&engine),
-                Arc::clone(&journal),
-                Arc::clone(&feeder.status),
-                Arc::clone(&payments),
-                config,
-                shutdown.clone(),
-            )
-            .map_err(StartError::Config)?,
-        );
-        let tasks = vec![
+        let mut state = AppState::new(
+            Arc::clone(&engine),
+            Arc::clone(&journal),
+            Arc::clone(&feeder.status),
+            Arc::clone(&payments),
+            config,
+            shutdown.clone(),
+        )
+        .map_err(StartError::Config)?;
+        state.cluster = cluster.clone();
+        let state = Arc::new(state);
+        let mut tasks = vec![
             tokio::spawn(server::serve(listener, Arc::clone(&state))),
             tokio::spawn(expire_holds(
                 engine,
@@ -105,8 +123,14 @@ impl Gateway {
                 hold_tick,
                 shutdown.clone(),
             )),
-            tokio::spawn(payments.run_sweeps(sweep_every, shutdown)),
+            tokio::spawn(payments.run_sweeps(sweep_every, shutdown.clone())),
         ];
+        if let Some(cluster) = cluster {
+            tasks.push(tokio::spawn(
+                Arc::clone(&cluster).run_poller(shutdown.clone()),
+            ));
+            tasks.push(tokio::spawn(cluster.run_refill(shutdown)));
+        }
         tracing::info!(%local_addr, "flashgate listening");
         Ok(Gateway {
             local_addr,
@@ -185,7 +209,25 @@ fn feeder_options(config: &Config) -> FeederOptions {
     }
 }
 
-fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Journal>), StartError> {
+/// Reaches the cluster's Redis and learns this node's order-id tag.
+async fn connect_cluster(config: &Config) -> Result<(Registry, u64), StartError> {
+    let cluster = &config.cluster;
+    let timeout = Duration::from_millis(cluster.redis_timeout_ms);
+    let link = RedisLink::new(&cluster.redis_url, timeout)
+        .map_err(|error| StartError::Cluster(error.to_string()))?;
+    let registry = Registry::new(link, &cluster.key_prefix);
+    let tag = registry
+        .node_tag(&cluster.node_id)
+        .await
+        .map_err(|error| StartError::Cluster(error.to_string()))?;
+    Ok((registry, tag))
+}
+
+fn recover(
+    config: &Config,
+    journal_dir: &Path,
+    node_tag: Option<u64>,
+) -> Result<(Arc<Engine>, Arc<Journal>), StartError> {
     let limits = engine_limits(config);
     let started = Instant::now();
     let snapshot = journal::checkpoint::load_latest(&snapshot_dir(config))?;
@@ -211,6 +253,9 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
         )));
     }
     engine.finish_replay(now_ms());
+    if let Some(tag) = node_tag {
+        engine.tag_order_ids(tag, now_ms());
+    }
     tracing::info!(
         snapshot_seq = after_seq,
         records = replayed.records_applied,

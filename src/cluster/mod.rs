@@ -36,9 +36,11 @@
 //! Key layout and scripts: [`registry`]. What is not clustered yet is listed
 //! in docs/ARCHITECTURE.md, "Cluster".
 
+pub mod node;
 pub mod redis_link;
 pub mod registry;
 
+pub use node::{ClusterError, ClusterNode};
 pub use redis_link::{RedisFailure, RedisLink};
 pub use registry::{Granted, Registry, Transitioned};
 

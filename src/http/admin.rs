@@ -89,7 +89,10 @@ pub async fn create_sale(
     state.admin(headers, Role::Host)?;
     let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
     let spec = parse_json::<CreateSale>(&bytes)?.into_spec()?;
-    let (view, commit) = state.engine.create_sale(spec, now_ms())?;
+    let (view, commit) = match &state.cluster {
+        Some(cluster) => cluster.create_sale(spec, now_ms()).await?,
+        None => state.engine.create_sale(spec, now_ms())?,
+    };
     commit.durable().await?;
     tracing::info!(sale_id = %view.sale_id, "sale created");
     Ok(json_response(StatusCode::CREATED, &view))
@@ -103,8 +106,15 @@ pub async fn sale_action(
 ) -> Result<Response<ResponseBody>, ApiError> {
     state.admin(headers, Role::Host)?;
     check_host_id("sale_id", sale_id)?;
-    let (view, commit) = state.engine.sale_action(sale_id, action, now_ms())?;
-    commit.durable().await?;
+    let view = match &state.cluster {
+        // Durable once it returns.
+        Some(cluster) => cluster.sale_action(sale_id, action, now_ms()).await?,
+        None => {
+            let (view, commit) = state.engine.sale_action(sale_id, action, now_ms())?;
+            commit.durable().await?;
+            view
+        }
+    };
     tracing::info!(
         sale_id,
         action = action.as_str(),
@@ -126,6 +136,13 @@ pub async fn restock(
     check_host_id("sku_id", sku_id)?;
     let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
     let restock: Restock = parse_json(&bytes)?;
+    if state.cluster.is_some() {
+        return Err(ApiError::from(crate::sale::SaleError::InvalidState(
+            "restock is not clustered yet: a cluster node's stock is what it leases \
+             from the global stock in Redis"
+                .into(),
+        )));
+    }
     let (stats, commit) = state
         .engine
         .restock(sale_id, sku_id, restock.add, now_ms())?;

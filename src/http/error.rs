@@ -109,6 +109,23 @@ impl From<PaymentError> for ApiError {
     }
 }
 
+impl From<crate::cluster::ClusterError> for ApiError {
+    fn from(error: crate::cluster::ClusterError) -> ApiError {
+        use crate::cluster::ClusterError;
+        match error {
+            ClusterError::Sale(error) => error.into(),
+            ClusterError::Journal(error) => error.into(),
+            ClusterError::Redis(error) => {
+                tracing::warn!(%error, "a cluster call to Redis failed");
+                ApiError::overloaded(
+                    format!("the cluster's Redis did not serve this: {error}"),
+                    1,
+                )
+            }
+        }
+    }
+}
+
 impl From<SaleError> for ApiError {
     fn from(error: SaleError) -> ApiError {
         let message = error.to_string();

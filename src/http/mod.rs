@@ -48,6 +48,8 @@ pub struct AppState {
     pub draining: AtomicBool,
     pub in_flight: AtomicUsize,
     pub sse_streams: AtomicUsize,
+    /// A cluster node's side of the Redis protocol; `None` for a node alone.
+    pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
     request_ids: AtomicU64,
 }
 
@@ -79,6 +81,7 @@ impl AppState {
             draining: AtomicBool::new(false),
             in_flight: AtomicUsize::new(0),
             sse_streams: AtomicUsize::new(0),
+            cluster: None,
             request_ids: AtomicU64::new(1),
         })
     }

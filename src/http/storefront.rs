@@ -55,19 +55,15 @@ pub async fn create_order(
         .ok()
         .filter(|quantity| *quantity >= 1)
         .ok_or_else(|| ApiError::invalid("quantity: must be a whole number of at least 1"))?;
-    let command = PlaceOrder {
-        buyer: &buyer,
-        idempotency_key: key,
-        request: OrderRequest {
-            sale_id: order.sale_id,
-            sku_id: order.sku_id,
-            quantity,
-        },
-        shard_hint: shard_hint(),
+    let request = OrderRequest {
+        sale_id: order.sale_id,
+        sku_id: order.sku_id,
+        quantity,
     };
-    let result = state.engine.place_order(command, now_ms());
-    metrics::counter!(names::RESERVATIONS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
-    let placed = result?;
+    let placed = match &state.cluster {
+        None => place(state, &buyer, key, request)?,
+        Some(cluster) => place_leased(state, cluster, &buyer, key, request).await?,
+    };
     // The 2xx waits for the order's record (a replay, for its original's).
     placed.commit.durable().await?;
     let status = if placed.replayed {
@@ -76,6 +72,60 @@ pub async fn create_order(
         StatusCode::CREATED
     };
     Ok(json_response(status, &placed.order))
+}
+
+fn place(
+    state: &AppState,
+    buyer: &str,
+    key: &str,
+    request: OrderRequest,
+) -> Result<crate::sale::Placed, SaleError> {
+    let command = PlaceOrder {
+        buyer,
+        idempotency_key: key,
+        request,
+        shard_hint: shard_hint(),
+    };
+    let result = state.engine.place_order(command, now_ms());
+    metrics::counter!(names::RESERVATIONS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
+    result
+}
+
+/// A cluster node's order: the same reservation on the leased stock. A
+/// reservation that finds the lease empty waits briefly for the refill
+/// and tries once more; `SOLD_OUT` only when the global stock is spent,
+/// else 503 with Retry-After (units remain on other nodes or in Redis).
+async fn place_leased(
+    state: &AppState,
+    cluster: &crate::cluster::ClusterNode,
+    buyer: &str,
+    key: &str,
+    request: OrderRequest,
+) -> Result<crate::sale::Placed, ApiError> {
+    let short = |result: &Result<_, SaleError>| {
+        matches!(
+            result,
+            Err(SaleError::SoldOut | SaleError::InsufficientStock { .. })
+        )
+    };
+    let (sale_id, sku_id) = (request.sale_id.clone(), request.sku_id.clone());
+    let mut result = place(state, buyer, key, request.clone());
+    if short(&result) && cluster.wait_for_refill(&sale_id, &sku_id).await {
+        result = place(state, buyer, key, request);
+    }
+    if short(&result) && !cluster.global_spent(&sale_id, &sku_id) {
+        return Err(ApiError::overloaded(
+            "this node's share of the stock is spent and its refill has not arrived yet; retry",
+            state.config.server.retry_after_seconds,
+        ));
+    }
+    let placed = result?;
+    if let Ok(sale) = state.engine.sale(&sale_id) {
+        if let Some(index) = sale.item_index(&sku_id) {
+            cluster.after_order(&sale, index);
+        }
+    }
+    Ok(placed)
 }
 
 pub fn get_order(

@@ -170,6 +170,23 @@ impl Engine {
         Ok((self.sale_view(&sale_id, now)?, commit))
     }
 
+    /// What `create_sale` checks, changing nothing: a cluster node
+    /// registers a sale in Redis only once it would be created here.
+    pub fn check_new_sale(&self, spec: &SaleSpec) -> Result<(), SaleError> {
+        self.validate_sale(spec)?;
+        if self.sales.contains_key(spec.sale_id.as_str()) {
+            let message = format!("sale `{}` already exists", spec.sale_id);
+            return Err(SaleError::InvalidState(message));
+        }
+        if self.sales.len() >= self.limits.sales_max {
+            return Err(SaleError::InvalidState(format!(
+                "this node already holds the maximum of {} sales",
+                self.limits.sales_max
+            )));
+        }
+        Ok(())
+    }
+
     pub fn sale_action(
         &self,
         sale_id: &str,

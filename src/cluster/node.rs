@@ -1,0 +1,480 @@
+//! The node's side of the protocol: host actions through Redis, the poller
+//! that learns sales and states, the refill task that leases and returns,
+//! the start-up reconcile, and what an order that finds the lease empty is
+//! told.
+//!
+//! The order path touches none of this in the common case: after a
+//! reservation the storefront handler reads the item's local remaining
+//! (one load per shard) and wakes the refill task when it is under the low
+//! watermark; only a reservation that finds the shards empty comes here.
+
+use crate::clock::{now_ms, UnixMs};
+use crate::cluster::registry::{Registry, Transitioned};
+use crate::cluster::RedisFailure;
+use crate::config::ClusterConfig;
+use crate::inventory::ConcurrentMap;
+use crate::metrics as names;
+use crate::sale::views::SaleView;
+use crate::sale::{Engine, Sale, SaleAction, SaleError, SaleSpec, SaleStatus};
+use crate::shutdown::Shutdown;
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{Mutex, Notify};
+
+/// A global remaining not read yet.
+const UNKNOWN: i64 = -1;
+
+/// Why a cluster host action or order could not be served.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error(transparent)]
+    Sale(#[from] SaleError),
+    #[error(transparent)]
+    Redis(#[from] RedisFailure),
+    #[error("the change could not be made durable: {0}")]
+    Journal(#[from] crate::journal::JournalError),
+}
+
+/// What the node knows of one item beyond its shards.
+struct ItemLease {
+    /// The item's global remaining as last read (a lease's answer or a
+    /// poll), or [`UNKNOWN`].
+    global_remaining: AtomicI64,
+    /// Woken when a grant reaches the shards.
+    refilled: Notify,
+}
+
+pub struct ClusterNode {
+    registry: Registry,
+    engine: Arc<Engine>,
+    node_id: String,
+    block_units: i64,
+    low_watermark_units: i64,
+    refill_wait: Duration,
+    poll_interval: Duration,
+    /// Lease and return ids are `<node>-<boot ms>-<n>`: unique per start.
+    boot_ms: UnixMs,
+    next_id: AtomicU64,
+    items: ConcurrentMap<String, Arc<ItemLease>>,
+    refill: Notify,
+    /// Serialises creating a sale here with learning one from Redis.
+    learning: Mutex<()>,
+    /// False while Redis does not answer (for `/readyz`).
+    redis_reachable: AtomicBool,
+}
+
+impl ClusterNode {
+    pub fn new(registry: Registry, engine: Arc<Engine>, config: &ClusterConfig) -> ClusterNode {
+        ClusterNode {
+            registry,
+            engine,
+            node_id: config.node_id.clone(),
+            block_units: config.lease_block_units,
+            low_watermark_units: config.lease_low_watermark_units,
+            refill_wait: Duration::from_millis(config.refill_wait_ms),
+            poll_interval: Duration::from_millis(config.poll_interval_ms),
+            boot_ms: now_ms(),
+            next_id: AtomicU64::new(1),
+            items: ConcurrentMap::default(),
+            refill: Notify::new(),
+            learning: Mutex::new(()),
+            redis_reachable: AtomicBool::new(true),
+        }
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.node_id
+    }
+
+    pub fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    pub fn redis_reachable(&self) -> bool {
+        self.redis_reachable.load(Ordering::Relaxed)
+    }
+
+    fn fresh_id(&self, kind: &str) -> String {
+        let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+        format!("{}-{}-{kind}{n}", self.node_id, self.boot_ms)
+    }
+
+    fn item(&self, sale_id: &str, sku_id: &str) -> Arc<ItemLease> {
+        let key = format!("{sale_id}/{sku_id}");
+        if let Some(item) = self.items.get(&key) {
+            return Arc::clone(&item);
+        }
+        let entry = self.items.entry(key).or_insert_with(|| {
+            Arc::new(ItemLease {
+                global_remaining: AtomicI64::new(UNKNOWN),
+                refilled: Notify::new(),
+            })
+        });
+        Arc::clone(&entry)
+    }
+
+    // ---- host actions ------------------------------------------------------
+
+    /// Registers the sale in Redis with its global stock, then creates it
+    /// here (with no local stock). Another node's sale of that id refuses.
+    pub async fn create_sale(
+        &self,
+        spec: SaleSpec,
+        now: UnixMs,
+    ) -> Result<(SaleView, crate::journal::Commit), ClusterError> {
+        let _learning = self.learning.lock().await;
+        self.engine.check_new_sale(&spec)?;
+        if !self.registry.register_sale(&spec).await? {
+            return Err(SaleError::InvalidState(format!(
+                "sale `{}` already exists in the cluster",
+                spec.sale_id
+            ))
+            .into());
+        }
+        Ok(self.engine.create_sale(spec, now)?)
+    }
+
+    /// The action through the shared life-cycle table, then this node's
+    /// sale follows the shared state. Other nodes follow on their poll.
+    pub async fn sale_action(
+        &self,
+        sale_id: &str,
+        action: SaleAction,
+        now: UnixMs,
+    ) -> Result<SaleView, ClusterError> {
+        self.engine.sale(sale_id)?;
+        let status = match self.registry.transition(sale_id, action).await? {
+            Transitioned::Moved(status) => status,
+            Transitioned::Refused(status) => {
+                self.follow(sale_id, status, now).await?;
+                return Err(SaleError::InvalidState(format!(
+                    "cannot {} a sale that is {}",
+                    action.as_str(),
+                    status.as_str()
+                ))
+                .into());
+            }
+        };
+        self.follow(sale_id, status, now).await?;
+        if status == SaleStatus::Live {
+            self.refill.notify_one();
+        }
+        Ok(self.engine.sale_view(sale_id, now)?)
+    }
+
+    /// Moves this node's sale to `target` by the table's actions, each
+    /// journaled; waits for the last to be durable.
+    async fn follow(
+        &self,
+        sale_id: &str,
+        target: SaleStatus,
+        now: UnixMs,
+    ) -> Result<(), ClusterError> {
+        let from = self.engine.sale(sale_id)?.status();
+        for action in path(from, target) {
+            let (_, commit) = self.engine.sale_action(sale_id, *action, now)?;
+            commit.durable().await?;
+            tracing::info!(
+                sale_id,
+                action = action.as_str(),
+                "sale follows the cluster"
+            );
+        }
+        Ok(())
+    }
+
+    // ---- the order path's slow side ----------------------------------------
+
+    /// After a reservation: wakes the refill task when the item's local
+    /// remaining is under the low watermark.
+    pub fn after_order(&self, sale: &Sale, index: usize) {
+        if sale.items[index].stock.remaining() < self.low_watermark_units {
+            self.refill.notify_one();
+        }
+    }
+
+    /// A reservation found the local lease empty: waits at most
+    /// `refill_wait_ms` for the refill in flight, unless the global stock
+    /// is known to be spent. True: a lease answered (try again).
+    pub async fn wait_for_refill(&self, sale_id: &str, sku_id: &str) -> bool {
+        let item = self.item(sale_id, sku_id);
+        if item.global_remaining.load(Ordering::Acquire) == 0 {
+            return false;
+        }
+        let refilled = item.refilled.notified();
+        self.refill.notify_one();
+        tokio::time::timeout(self.refill_wait, refilled)
+            .await
+            .is_ok()
+    }
+
+    /// True when the item's global stock was last read as spent: what a
+    /// node holds is then all that is left of it here.
+    pub fn global_spent(&self, sale_id: &str, sku_id: &str) -> bool {
+        self.item(sale_id, sku_id)
+            .global_remaining
+            .load(Ordering::Acquire)
+            == 0
+    }
+
+    // ---- start-up ------------------------------------------------------------
+
+    /// Gives back what Redis says this node holds beyond its journal: a
+    /// lease granted but never journaled, or a return journaled but never
+    /// applied. Neither was sold. Redis saying less than the journal means
+    /// the two disagree about sold stock: the node refuses to start.
+    pub async fn reconcile(&self) -> Result<(), String> {
+        for sale in self.engine.sales() {
+            for (index, item) in sale.spec.items.iter().enumerate() {
+                let sku_id = &item.sku_id;
+                let leased = self
+                    .registry
+                    .leased(sale.id(), sku_id, &self.node_id)
+                    .await
+                    .map_err(|error| error.to_string())?;
+                let journaled = sale.items[index].stock.counts().stock;
+                let gap = leased - journaled;
+                if gap < 0 {
+                    return Err(format!(
+                        "sale `{}` item `{sku_id}`: the journal holds {journaled} leased units \
+                         but Redis records {leased} for node `{}`",
+                        sale.id(),
+                        self.node_id
+                    ));
+                }
+                if gap > 0 {
+                    let return_id = self.fresh_id("reconcile");
+                    self.registry
+                        .give_back(sale.id(), sku_id, &self.node_id, gap, &return_id)
+                        .await
+                        .map_err(|error| error.to_string())?;
+                    tracing::warn!(
+                        sale_id = sale.id(),
+                        sku_id,
+                        units = gap,
+                        "returned leased units the journal does not hold"
+                    );
+                }
+                self.publish_leased(&sale, index);
+            }
+        }
+        Ok(())
+    }
+
+    // ---- background tasks ------------------------------------------------
+
+    /// Learns sales and states from Redis every poll interval.
+    pub async fn run_poller(self: Arc<Self>, mut shutdown: Shutdown) {
+        let mut interval = tokio::time::interval(self.poll_interval);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = interval.tick() => {}
+                _ = shutdown.triggered() => return,
+            }
+            let polled = self.poll().await;
+            self.note_redis(&polled);
+            if let Err(error) = polled {
+                tracing::warn!(%error, "cluster poll failed");
+            }
+        }
+    }
+
+    /// Leases for live sales whose items run low, and gives back what
+    /// paused and ended sales hold; on every wake-up and poll interval.
+    pub async fn run_refill(self: Arc<Self>, mut shutdown: Shutdown) {
+        loop {
+            tokio::select! {
+                _ = self.refill.notified() => {}
+                _ = tokio::time::sleep(self.poll_interval) => {}
+                _ = shutdown.triggered() => break,
+            }
+            let refilled = self.refill_pass().await;
+            self.note_redis(&refilled);
+            if let Err(error) = refilled {
+                tracing::warn!(%error, "cluster refill failed");
+            }
+        }
+        // Shutdown: nothing sells here any more; give the unsold units back.
+        for sale in self.engine.sales() {
+            if let Err(error) = self.return_sale(&sale).await {
+                tracing::warn!(sale_id = sale.id(), %error, "unsold lease not returned at shutdown; \
+                    it returns at the next start");
+            }
+        }
+    }
+
+    fn note_redis<T>(&self, result: &Result<T, ClusterError>) {
+        let reachable = !matches!(
+            result,
+            Err(ClusterError::Redis(RedisFailure::Unreachable { .. }))
+        );
+        self.redis_reachable.store(reachable, Ordering::Relaxed);
+    }
+
+    async fn poll(&self) -> Result<(), ClusterError> {
+        let sale_ids = self.registry.sale_ids().await?;
+        let now = now_ms();
+        for sale_id in &sale_ids {
+            if self.engine.sale(sale_id).is_ok() {
+                continue;
+            }
+            let _learning = self.learning.lock().await;
+            if self.engine.sale(sale_id).is_ok() {
+                continue;
+            }
+            if let Some(spec) = self.registry.sale_spec(sale_id).await? {
+                let (_, commit) = self.engine.create_sale(spec, now)?;
+                commit.durable().await?;
+                tracing::info!(sale_id, "sale learned from the cluster");
+            }
+        }
+        let states = self.registry.sale_states(&sale_ids).await?;
+        for (sale_id, state) in sale_ids.iter().zip(states) {
+            if let Some(state) = state {
+                if self.engine.sale(sale_id)?.status() != state {
+                    self.follow(sale_id, state, now).await?;
+                    self.refill.notify_one();
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn refill_pass(&self) -> Result<(), ClusterError> {
+        let now = now_ms();
+        for sale in self.engine.sales() {
+            if !sale.takes_orders(now) {
+                self.return_sale(&sale).await?;
+                continue;
+            }
+            for index in 0..sale.items.len() {
+                let remaining = sale.items[index].stock.remaining();
+                if remaining < self.low_watermark_units.max(1) {
+                    self.lease(&sale, index, now).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One lease for the item; its grant journaled before the units are
+    /// reservable. A grant the engine refuses (the sale ended meanwhile)
+    /// goes straight back.
+    async fn lease(&self, sale: &Arc<Sale>, index: usize, now: UnixMs) -> Result<(), ClusterError> {
+        let sku_id = &sale.spec.items[index].sku_id;
+        let item = self.item(sale.id(), sku_id);
+        if item.global_remaining.load(Ordering::Acquire) == 0 {
+            return Ok(());
+        }
+        let lease_id = self.fresh_id("lease");
+        let granted = self
+            .registry
+            .lease(
+                sale.id(),
+                sku_id,
+                &self.node_id,
+                self.block_units,
+                &lease_id,
+            )
+            .await?;
+        item.global_remaining
+            .store(granted.remaining, Ordering::Release);
+        if granted.units > 0 {
+            match self
+                .engine
+                .grant_lease(sale.id(), sku_id, &lease_id, granted.units, now)
+            {
+                Ok(commit) => {
+                    item.refilled.notify_waiters();
+                    commit.durable().await?;
+                }
+                Err(error) => {
+                    tracing::info!(sale_id = sale.id(), sku_id, %error, "lease refused; returned");
+                    let return_id = self.fresh_id("refused");
+                    self.registry
+                        .give_back(sale.id(), sku_id, &self.node_id, granted.units, &return_id)
+                        .await?;
+                }
+            }
+        } else {
+            // Spent: the waiters are told so rather than left to time out.
+            item.refilled.notify_waiters();
+        }
+        self.publish_leased(sale, index);
+        Ok(())
+    }
+
+    /// Gives back every unreserved unit of a sale no longer taking orders:
+    /// out of the shards, journaled, durable, then to Redis.
+    async fn return_sale(&self, sale: &Arc<Sale>) -> Result<(), ClusterError> {
+        for (index, item) in sale.spec.items.iter().enumerate() {
+            if sale.items[index].stock.remaining() == 0 {
+                continue;
+            }
+            let return_id = self.fresh_id("return");
+            let Some((units, commit)) =
+                self.engine
+                    .return_unsold(sale.id(), &item.sku_id, &return_id, now_ms())?
+            else {
+                continue;
+            };
+            commit.durable().await?;
+            // A failure here leaves Redis counting the units as leased; the
+            // next start's reconcile gives them back.
+            self.registry
+                .give_back(sale.id(), &item.sku_id, &self.node_id, units, &return_id)
+                .await?;
+            self.item(sale.id(), &item.sku_id)
+                .global_remaining
+                .store(UNKNOWN, Ordering::Release);
+            self.publish_leased(sale, index);
+        }
+        Ok(())
+    }
+
+    fn publish_leased(&self, sale: &Sale, index: usize) {
+        let held = sale.items[index].stock.counts().stock;
+        let labels = [
+            ("sale_id", sale.id().to_owned()),
+            ("sku_id", sale.spec.items[index].sku_id.clone()),
+        ];
+        metrics::gauge!(names::CLUSTER_LEASED_UNITS, &labels).set(held as f64);
+    }
+}
+
+/// The life-cycle actions that take a sale from `from` to `to`; none when
+/// the table has no way (a sale never goes back to scheduled, nor leaves
+/// ended).
+fn path(from: SaleStatus, to: SaleStatus) -> &'static [SaleAction] {
+    use SaleAction::*;
+    use SaleStatus::*;
+    match (from, to) {
+        (Scheduled, Live) | (Paused, Live) => &[Start],
+        (Scheduled, Paused) => &[Start, Pause],
+        (Live, Paused) => &[Pause],
+        (Scheduled | Live | Paused, Ended) => &[End],
+        (_, Scheduled) | (Ended, _) | (Live, Live) | (Paused, Paused) => &[],
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_state_is_reached_by_the_table_or_not_at_all() {
+        use SaleStatus::*;
+        for from in [Scheduled, Live, Paused, Ended] {
+            for to in [Scheduled, Live, Paused, Ended] {
+                let mut status = from;
+                for action in path(from, to) {
+                    status = status.next(*action).unwrap();
+                }
+                let reachable = from == to || (from != Ended && to != Scheduled);
+                assert_eq!(status == to, reachable, "{from:?} -> {to:?}");
+            }
+        }
+    }
+}

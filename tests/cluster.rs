@@ -1,0 +1,318 @@
+//! Three real `flashgate serve` processes selling one sale through the
+//! machine's Redis (127.0.0.1:6379, a key prefix of the test's own, deleted
+//! at the end): a burst of distinct buyers spread over the three sells
+//! exactly the stock, every order stays readable on the node that made it,
+//! and no node sells more than it leased.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+use tokio::time::Instant;
+
+const BINARY: &str = env!("CARGO_BIN_EXE_flashgate");
+const REDIS_URL: &str = "redis://127.0.0.1:6379";
+
+/// A key prefix of the test's own; every key under it is deleted on drop.
+struct RedisPrefix {
+    prefix: String,
+    connection: redis::Connection,
+}
+
+impl RedisPrefix {
+    fn new(tag: &str) -> RedisPrefix {
+        let client = redis::Client::open(REDIS_URL).expect("a valid Redis URL");
+        let connection = client
+            .get_connection_with_timeout(Duration::from_secs(1))
+            .unwrap_or_else(|error| {
+                panic!(
+                    "tests/cluster.rs needs Redis at {REDIS_URL} and cannot reach it ({error}); \
+                     start it (e.g. `redis-server --daemonize yes`)"
+                )
+            });
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|elapsed| elapsed.subsec_nanos())
+            .unwrap_or(0);
+        let prefix = format!("flashgate-test:{tag}:{}:{nanos}", std::process::id());
+        RedisPrefix { prefix, connection }
+    }
+
+    fn hash(&mut self, key: &str) -> HashMap<String, i64> {
+        redis::cmd("HGETALL")
+            .arg(format!("{}:{key}", self.prefix))
+            .query(&mut self.connection)
+            .expect("HGETALL")
+    }
+}
+
+impl Drop for RedisPrefix {
+    fn drop(&mut self) {
+        let keys: Vec<String> = redis::cmd("KEYS")
+            .arg(format!("{}:*", self.prefix))
+            .query(&mut self.connection)
+            .unwrap_or_default();
+        if !keys.is_empty() {
+            let _: Result<i64, _> = redis::cmd("DEL").arg(&keys).query(&mut self.connection);
+        }
+    }
+}
+
+/// A running cluster node; killed and reaped on drop.
+struct Node {
+    child: Child,
+    addr: SocketAddr,
+    stderr_path: PathBuf,
+}
+
+impl Node {
+    fn spawn(scratch: &Scratch, node_id: &str, prefix: &str) -> Node {
+        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
+        let sim_addr = format!("127.0.0.1:{}", free_port());
+        let data_dir = scratch.0.join(node_id);
+        let stderr_path = scratch.0.join(format!("{node_id}.log"));
+        let mut command = Command::new(BINARY);
+        command.arg("serve");
+        for (name, _) in std::env::vars() {
+            if name.starts_with("FLASHGATE__") {
+                command.env_remove(name);
+            }
+        }
+        let child = command
+            .env("FLASHGATE__SERVER__LISTEN", addr.to_string())
+            .env("FLASHGATE__PAY__SIMULATOR_LISTEN", sim_addr)
+            .env(
+                "FLASHGATE__STORAGE__DATA_DIR",
+                data_dir.display().to_string(),
+            )
+            .env("FLASHGATE__LOG__LEVEL", "warn")
+            .env("FLASHGATE__CLUSTER__REDIS_URL", REDIS_URL)
+            .env("FLASHGATE__CLUSTER__NODE_ID", node_id)
+            .env("FLASHGATE__CLUSTER__KEY_PREFIX", prefix)
+            .env("FLASHGATE__CLUSTER__LEASE_BLOCK_UNITS", "10")
+            .env("FLASHGATE__CLUSTER__LEASE_LOW_WATERMARK_UNITS", "3")
+            .env("FLASHGATE__CLUSTER__REFILL_WAIT_MS", "200")
+            .env("FLASHGATE__CLUSTER__POLL_INTERVAL_MS", "50")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
+            .spawn()
+            .expect("spawn flashgate");
+        Node {
+            child,
+            addr,
+            stderr_path,
+        }
+    }
+
+    async fn wait_healthy(&mut self) {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("try_wait") {
+                panic!("flashgate exited ({status}); stderr:\n{}", self.stderr());
+            }
+            if let Ok(Ok(mut stream)) = tokio::time::timeout(
+                Duration::from_secs(1),
+                tokio::net::TcpStream::connect(self.addr),
+            )
+            .await
+            {
+                raw_write(&mut stream, raw_head("GET", "/healthz", &[]).as_bytes()).await;
+                if raw_read_response(&mut stream).await.status == 200 {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "flashgate did not answer /healthz within {WAIT:?}; stderr:\n{}",
+                self.stderr()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+/// Waits until `node` reports the sale live (a node with an empty lease
+/// reports a live sale as `sold_out`).
+async fn wait_live(node: &Node, sale_id: &str) {
+    let deadline = Instant::now() + WAIT;
+    let mut client = Client::connect(node.addr).await;
+    loop {
+        let reply = client
+            .get(&format!("/v1/sales/{sale_id}"), OPS_TOKEN)
+            .await;
+        if reply.status == 200 {
+            let status = reply.json()["status"].clone();
+            if status == "live" || status == "sold_out" {
+                return;
+            }
+        }
+        assert!(
+            Instant::now() < deadline,
+            "node {} never saw sale {sale_id} live: {}",
+            node.addr,
+            reply.text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// One buyer's order on `addr`, retried while the node answers 503 (its
+/// refill not there yet). `Some(order_id)` for a 201, `None` for SOLD_OUT.
+async fn buy(client: &mut Client, sale_id: &str, buyer: &str) -> Option<String> {
+    let token = buyer_token(buyer);
+    for _ in 0..200 {
+        let reply = client
+            .order(&token, &format!("key-{buyer}"), sale_id, 1)
+            .await;
+        match reply.status.as_u16() {
+            201 => {
+                let order_id = reply.json()["order_id"]
+                    .as_str()
+                    .expect("order_id")
+                    .to_owned();
+                return Some(order_id);
+            }
+            409 => {
+                assert_error(&reply, 409, "SOLD_OUT");
+                return None;
+            }
+            503 => {
+                assert_error(&reply, 503, "OVERLOADED");
+                assert!(
+                    reply.header("retry-after").is_some(),
+                    "503 without Retry-After"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            other => panic!("buyer {buyer}: unexpected {other}: {}", reply.text()),
+        }
+    }
+    panic!("buyer {buyer} got 503 for 200 attempts");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_it_leased() {
+    const STOCK: i64 = 95;
+    const BUYERS: usize = 180;
+    const CONNECTIONS_PER_NODE: usize = 4;
+    let mut redis = RedisPrefix::new("cluster-burst");
+    let scratch = Scratch::new("cluster-burst");
+    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
+        .iter()
+        .map(|node_id| Node::spawn(&scratch, node_id, &redis.prefix))
+        .collect();
+    for node in &mut nodes {
+        node.wait_healthy().await;
+    }
+    let sale_id = "cluster-1";
+    let mut host = Client::connect(nodes[0].addr).await;
+    host.create_sale(&sale_body(sale_id, STOCK, 1))
+        .await
+        .expect_json(201);
+    let mut other = Client::connect(nodes[1].addr).await;
+    let duplicate = other.create_sale(&sale_body(sale_id, 7, 1)).await;
+    assert!(
+        duplicate.status == 409,
+        "a second create on another node is refused: {}",
+        duplicate.text()
+    );
+    host.start_sale(sale_id).await.expect_json(200);
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+
+    // The burst: buyer i goes to node i % 3, over a few connections each.
+    let mut tasks = Vec::new();
+    for (node_index, node) in nodes.iter().enumerate() {
+        for connection in 0..CONNECTIONS_PER_NODE {
+            let addr = node.addr;
+            let buyers: Vec<usize> = (0..BUYERS)
+                .filter(|buyer| buyer % 3 == node_index)
+                .filter(|buyer| (buyer / 3) % CONNECTIONS_PER_NODE == connection)
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut sold = Vec::new();
+                for buyer in buyers {
+                    let buyer = format!("o_buyer_{buyer}");
+                    if let Some(order_id) = buy(&mut client, sale_id, &buyer).await {
+                        sold.push((node_index, buyer, order_id));
+                    }
+                }
+                sold
+            }));
+        }
+    }
+    let mut sold = Vec::new();
+    for task in tasks {
+        sold.extend(task.await.expect("a buyer task"));
+    }
+    assert_eq!(sold.len() as i64, STOCK, "201s over the three nodes");
+    let order_ids: HashSet<&String> = sold.iter().map(|(_, _, order_id)| order_id).collect();
+    assert_eq!(
+        order_ids.len(),
+        sold.len(),
+        "order ids are unique across nodes"
+    );
+
+    // Every 201 order is readable on the node that made it.
+    let mut sold_per_node = [0i64; 3];
+    for (node_index, buyer, order_id) in &sold {
+        sold_per_node[*node_index] += 1;
+        let mut client = Client::connect(nodes[*node_index].addr).await;
+        let order = client
+            .get(&format!("/v1/orders/{order_id}"), &buyer_token(buyer))
+            .await
+            .expect_json(200);
+        assert_eq!(order["status"], "reserved", "{order}");
+    }
+
+    // No node sold more than it leased; Redis accounts for every unit.
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased_total: i64 = leased.values().sum();
+    assert_eq!(global[SKU] + leased_total, STOCK, "{global:?} {leased:?}");
+    for (node_index, node) in nodes.iter().enumerate() {
+        let node_id = format!("n{}", node_index + 1);
+        let stats: Value = Client::connect(node.addr).await.stats(sale_id).await;
+        let item = &stats["items"][0];
+        let (held, reserved) = (
+            item["stock"].as_i64().unwrap(),
+            item["reserved"].as_i64().unwrap(),
+        );
+        assert_eq!(
+            reserved, sold_per_node[node_index],
+            "node {node_id}: {stats}"
+        );
+        assert!(
+            reserved <= held,
+            "node {node_id} sold {reserved} of the {held} it holds"
+        );
+        assert_eq!(
+            leased.get(&node_id).copied().unwrap_or(0),
+            held,
+            "node {node_id}: what Redis says it leased is what its journal holds"
+        );
+    }
+    // Exactly the stock was sold, so nothing is left anywhere.
+    assert_eq!(global[SKU], 0);
+}
