@@ -110,11 +110,26 @@ impl Node {
         }
     }
 
-    async fn wait_healthy(&mut self) {
+    /// Spawns the node and waits for `/healthz`; another port if the one
+    /// chosen was taken meanwhile.
+    async fn start(scratch: &Scratch, node_id: &str, prefix: &str) -> Node {
+        for _ in 0..3 {
+            let mut node = Node::spawn(scratch, node_id, prefix);
+            match node.wait_healthy().await {
+                Ok(()) => return node,
+                Err(stderr) if stderr.contains("cannot listen") => continue,
+                Err(stderr) => panic!("flashgate {node_id} exited; stderr:\n{stderr}"),
+            }
+        }
+        panic!("flashgate {node_id} could not bind a free port in 3 attempts");
+    }
+
+    /// `Err(stderr)` if the process exited before answering.
+    async fn wait_healthy(&mut self) -> Result<(), String> {
         let deadline = Instant::now() + WAIT;
         loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                panic!("flashgate exited ({status}); stderr:\n{}", self.stderr());
+            if self.child.try_wait().expect("try_wait").is_some() {
+                return Err(self.stderr());
             }
             if let Ok(Ok(mut stream)) = tokio::time::timeout(
                 Duration::from_secs(1),
@@ -124,7 +139,7 @@ impl Node {
             {
                 raw_write(&mut stream, raw_head("GET", "/healthz", &[]).as_bytes()).await;
                 if raw_read_response(&mut stream).await.status == 200 {
-                    return;
+                    return Ok(());
                 }
             }
             assert!(
@@ -156,9 +171,7 @@ async fn wait_live(node: &Node, sale_id: &str) {
     let deadline = Instant::now() + WAIT;
     let mut client = Client::connect(node.addr).await;
     loop {
-        let reply = client
-            .get(&format!("/v1/sales/{sale_id}"), OPS_TOKEN)
-            .await;
+        let reply = client.get(&format!("/v1/sales/{sale_id}"), OPS_TOKEN).await;
         if reply.status == 200 {
             let status = reply.json()["status"].clone();
             if status == "live" || status == "sold_out" {
@@ -216,12 +229,9 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     const CONNECTIONS_PER_NODE: usize = 4;
     let mut redis = RedisPrefix::new("cluster-burst");
     let scratch = Scratch::new("cluster-burst");
-    let mut nodes: Vec<Node> = ["n1", "n2", "n3"]
-        .iter()
-        .map(|node_id| Node::spawn(&scratch, node_id, &redis.prefix))
-        .collect();
-    for node in &mut nodes {
-        node.wait_healthy().await;
+    let mut nodes = Vec::new();
+    for node_id in ["n1", "n2", "n3"] {
+        nodes.push(Node::start(&scratch, node_id, &redis.prefix).await);
     }
     let sale_id = "cluster-1";
     let mut host = Client::connect(nodes[0].addr).await;
@@ -315,4 +325,151 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     }
     // Exactly the stock was sold, so nothing is left anywhere.
     assert_eq!(global[SKU], 0);
+
+    // Redis sees a call per block, not per order.
+    let mut lease_calls = 0;
+    for node in &nodes {
+        lease_calls += redis_calls(node, "lease").await;
+    }
+    assert!(
+        lease_calls <= (STOCK / 10 + 2 * 3) as u64,
+        "{lease_calls} lease calls for {STOCK} orders in blocks of 10"
+    );
+}
+
+/// `flashgate_cluster_redis_calls_total{op}` of a node.
+async fn redis_calls(node: &Node, op: &str) -> u64 {
+    let text = Client::connect(node.addr)
+        .await
+        .get_anonymous("/metrics")
+        .await
+        .text();
+    let prefix = format!("flashgate_cluster_redis_calls_total{{op=\"{op}\"}} ");
+    text.lines()
+        .find_map(|line| line.strip_prefix(&prefix))
+        .map_or(0, |value| value.trim().parse().expect("a count"))
+}
+
+/// Buys one unit for each of `buyers` on `node`; how many got a 201.
+async fn buy_all(node: &Node, sale_id: &str, buyers: impl Iterator<Item = String>) -> i64 {
+    let mut client = Client::connect(node.addr).await;
+    let mut sold = 0;
+    for buyer in buyers {
+        if buy(&mut client, sale_id, &buyer).await.is_some() {
+            sold += 1;
+        }
+    }
+    sold
+}
+
+/// `(stock held, reserved)` of the sale's item on `node`.
+async fn held_and_sold(node: &Node, sale_id: &str) -> (i64, i64) {
+    let stats = Client::connect(node.addr).await.stats(sale_id).await;
+    let item = &stats["items"][0];
+    (
+        item["stock"].as_i64().expect("stock"),
+        item["reserved"].as_i64().expect("reserved"),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
+    const STOCK: i64 = 60;
+    let mut redis = RedisPrefix::new("cluster-kill");
+    let scratch = Scratch::new("cluster-kill");
+    let mut nodes = Vec::new();
+    for node_id in ["n1", "n2", "n3"] {
+        nodes.push(Node::start(&scratch, node_id, &redis.prefix).await);
+    }
+    let sale_id = "cluster-kill";
+    let mut host = Client::connect(nodes[0].addr).await;
+    host.live_sale(sale_id, STOCK, 1).await;
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+    let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("o_b{i}"));
+    let sold_before_kill = buy_all(&nodes[1], sale_id, buyers(0, 15)).await;
+    assert_eq!(sold_before_kill, 15);
+    // Kill it once no refill is in flight, so what it held is known.
+    let deadline = Instant::now() + WAIT;
+    let held_at_kill = loop {
+        let (held, _) = held_and_sold(&nodes[1], sale_id).await;
+        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        if leased.get("n2") == Some(&held) {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "n2's lease never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    nodes[1].child.kill().expect("kill -9 n2");
+    nodes[1].child.wait().expect("reap n2");
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    assert_eq!(
+        leased["n2"], held_at_kill,
+        "the dead node's lease stays its own"
+    );
+    // A lease Redis granted n2 whose grant never reached its journal (a
+    // crash between the two), made by hand.
+    let _: () = redis::pipe()
+        .cmd("HINCRBY")
+        .arg(format!("{}:sale:{sale_id}:stock", redis.prefix))
+        .arg(SKU)
+        .arg(-5)
+        .cmd("HINCRBY")
+        .arg(format!("{}:sale:{sale_id}:leased:{SKU}", redis.prefix))
+        .arg("n2")
+        .arg(5)
+        .query(&mut redis.connection)
+        .expect("a lease without a journal record");
+
+    // The others sell what is not in n2's lease, then answer SOLD_OUT.
+    let sold_by_others = buy_all(&nodes[0], sale_id, buyers(100, 30)).await
+        + buy_all(&nodes[2], sale_id, buyers(200, 30)).await;
+    assert_eq!(sold_by_others, STOCK - held_at_kill - 5);
+
+    // n2 restarts on its journal: its orders are there, the hand-made
+    // lease goes back, and it sells the rest of its own lease.
+    nodes[1] = Node::start(&scratch, "n2", &redis.prefix).await;
+    let (held, sold) = held_and_sold(&nodes[1], sale_id).await;
+    assert_eq!(
+        (held, sold),
+        (held_at_kill, 15),
+        "replay rebuilt what n2 holds"
+    );
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    assert_eq!(
+        leased["n2"], held_at_kill,
+        "the unjournaled lease was given back"
+    );
+    // The 5 given back are leased by whichever node asks first.
+    let sold_after = buy_all(&nodes[1], sale_id, buyers(300, 30)).await
+        + buy_all(&nodes[0], sale_id, buyers(400, 10)).await
+        + buy_all(&nodes[2], sale_id, buyers(500, 10)).await;
+    assert_eq!(
+        15 + sold_by_others + sold_after,
+        STOCK,
+        "exactly the stock is sold"
+    );
+
+    // Ending the sale gives back whatever a node still holds unsold: none.
+    host.sale_action(sale_id, "end").await.expect_json(200);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        let global = redis.hash(&format!("sale:{sale_id}:stock"));
+        let mut matches = global[SKU] + leased.values().sum::<i64>() == STOCK;
+        for (index, node) in nodes.iter().enumerate() {
+            let (held, sold) = held_and_sold(node, sale_id).await;
+            let node_id = format!("n{}", index + 1);
+            matches &= held == sold && leased.get(&node_id).copied().unwrap_or(0) == held;
+        }
+        if matches {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "leases never settled: {leased:?} {global:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }

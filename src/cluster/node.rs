@@ -332,10 +332,19 @@ impl ClusterNode {
         }
         let states = self.registry.sale_states(&sale_ids).await?;
         for (sale_id, state) in sale_ids.iter().zip(states) {
-            if let Some(state) = state {
-                if self.engine.sale(sale_id)?.status() != state {
-                    self.follow(sale_id, state, now).await?;
-                    self.refill.notify_one();
+            let Some(state) = state else { continue };
+            if self.engine.sale(sale_id)?.status() != state {
+                self.follow(sale_id, state, now).await?;
+                self.refill.notify_one();
+            }
+            if state == SaleStatus::Live {
+                // Units other nodes gave back make a spent item leasable again.
+                for (sku_id, remaining) in self.registry.global_stock(sale_id).await? {
+                    let item = self.item(sale_id, &sku_id);
+                    let before = item.global_remaining.swap(remaining, Ordering::AcqRel);
+                    if before == 0 && remaining > 0 {
+                        self.refill.notify_one();
+                    }
                 }
             }
         }

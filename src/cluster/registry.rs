@@ -379,6 +379,19 @@ impl Registry {
         Ok(units.unwrap_or(0))
     }
 
+    /// Every item's global remaining of a sale, by sku.
+    pub async fn global_stock(&self, sale_id: &str) -> Result<Vec<(String, i64)>, RedisFailure> {
+        let key = self.sale_key(sale_id, "stock");
+        self.link
+            .call("poll", async |connection| {
+                redis::cmd("HGETALL")
+                    .arg(&key)
+                    .query_async(connection)
+                    .await
+            })
+            .await
+    }
+
     /// The node's order-id tag: given once per node id, never reused.
     pub async fn node_tag(&self, node_id: &str) -> Result<u64, RedisFailure> {
         let mut invocation = self.node_tag.prepare_invoke();

@@ -138,6 +138,9 @@ pub struct Sale {
     transitions: Mutex<()>,
     pub items: Box<[Item]>,
     pub counters: SaleCounters,
+    /// A cluster node's sale: its items hold the node's lease, so an empty
+    /// item says nothing about the sale being sold out.
+    pub stock_from_leases: bool,
 }
 
 pub struct Item {
@@ -179,7 +182,13 @@ impl Sale {
                 ItemStock::new(shard_count, local)
             })
             .collect();
-        Sale::from_parts(spec, created_at, SaleStatus::Scheduled, stocks)
+        Sale::from_parts(
+            spec,
+            created_at,
+            SaleStatus::Scheduled,
+            stocks,
+            stock_from_leases,
+        )
     }
 
     fn from_parts(
@@ -187,6 +196,7 @@ impl Sale {
         created_at: UnixMs,
         status: SaleStatus,
         stocks: Vec<ItemStock>,
+        stock_from_leases: bool,
     ) -> Sale {
         debug_assert_eq!(spec.items.len(), stocks.len());
         let items = stocks
@@ -203,6 +213,7 @@ impl Sale {
             transitions: Mutex::new(()),
             items,
             counters: SaleCounters::default(),
+            stock_from_leases,
         }
     }
 
@@ -226,7 +237,11 @@ impl Sale {
         if status != SaleStatus::Ended && self.spec.ends_at.is_some_and(|end| now >= end) {
             return SaleStatus::Ended.as_str();
         }
-        if status == SaleStatus::Live && self.items.iter().all(|item| item.stock.remaining() == 0) {
+        let leased = self.stock_from_leases;
+        if status == SaleStatus::Live
+            && !leased
+            && self.items.iter().all(|item| item.stock.remaining() == 0)
+        {
             return "sold_out";
         }
         status.as_str()

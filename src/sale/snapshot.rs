@@ -128,6 +128,7 @@ impl Engine {
             snapshot.created_at,
             snapshot.status,
             stocks,
+            self.limits.stock_from_leases,
         );
         let counters = &sale.counters;
         for (counter, value) in [

@@ -55,7 +55,8 @@ impl SaleView {
                     stock: counts.stock,
                     remaining: counts.remaining,
                     per_user_limit: spec.per_user_limit,
-                    sold_out: counts.remaining == 0,
+                    // A cluster node's empty lease is not the sale's stock.
+                    sold_out: counts.remaining == 0 && !sale.stock_from_leases,
                 }
             })
             .collect();
