@@ -326,14 +326,16 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     // Exactly the stock was sold, so nothing is left anywhere.
     assert_eq!(global[SKU], 0);
 
-    // Redis sees a call per block, not per order.
+    // Redis sees a call per block, not per order: blocks of 10 while the
+    // stock is plenty, shrinking to single units at the very end (about 22
+    // calls for 95 units over three nodes).
     let mut lease_calls = 0;
     for node in &nodes {
         lease_calls += redis_calls(node, "lease").await;
     }
     assert!(
-        lease_calls <= (STOCK / 10 + 2 * 3) as u64,
-        "{lease_calls} lease calls for {STOCK} orders in blocks of 10"
+        lease_calls > 0 && lease_calls <= (STOCK / 3) as u64,
+        "{lease_calls} lease calls for {STOCK} orders in blocks of at most 10"
     );
 }
 

@@ -48,7 +48,12 @@ local remaining = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
 if done then
   return {tonumber(done), remaining}
 end
-local take = math.min(tonumber(ARGV[3]), remaining)
+-- Near the end a block shrinks to a share of what is left, so the last
+-- units are not stranded on one idle node: at most half of the remaining
+-- divided by the nodes that hold leases of the item.
+local holders = math.max(1, redis.call('HLEN', KEYS[2]))
+local share = math.max(1, math.ceil(remaining / (2 * holders)))
+local take = math.min(tonumber(ARGV[3]), remaining, share)
 if take > 0 then
   redis.call('HINCRBY', KEYS[1], ARGV[1], -take)
   redis.call('HINCRBY', KEYS[2], ARGV[2], take)
@@ -265,8 +270,10 @@ impl Registry {
         })
     }
 
-    /// Takes `min(block, remaining)` units of the item for `node`. A retry
-    /// with the same `lease_id` returns the first answer and takes nothing.
+    /// Takes `min(block, remaining, ⌈remaining / (2 × nodes holding
+    /// leases)⌉)` units of the item for `node`: full blocks while stock is
+    /// plenty, shrinking near the end. A retry with the same `lease_id`
+    /// returns the first answer and takes nothing.
     pub async fn lease(
         &self,
         sale_id: &str,

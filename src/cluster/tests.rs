@@ -45,53 +45,53 @@ async fn a_sale_registers_once_and_other_nodes_read_its_spec_and_state() {
 }
 
 #[tokio::test]
-async fn leases_take_at_most_what_is_left_and_a_retry_takes_nothing_twice() {
+async fn leases_take_full_blocks_then_shrink_near_the_end_and_a_retry_takes_nothing_twice() {
     let redis = TestPrefix::new("lease");
     let registry = redis.registry();
-    registry.register_sale(&spec("s1", 25)).await.unwrap();
-    let first = registry.lease("s1", "k1", "a", 10, "a-1").await.unwrap();
+    registry.register_sale(&spec("s1", 100)).await.unwrap();
+    let granted = |units, remaining| Granted { units, remaining };
+    let first = registry.lease("s1", "k1", "a", 20, "a-1").await.unwrap();
+    assert_eq!(first, granted(20, 80), "a full block");
+    let retried = registry.lease("s1", "k1", "a", 20, "a-1").await.unwrap();
     assert_eq!(
-        first,
-        Granted {
-            units: 10,
-            remaining: 15
+        retried,
+        granted(20, 80),
+        "the same lease id: the same grant, nothing taken"
+    );
+    let second = registry.lease("s1", "k1", "b", 20, "b-1").await.unwrap();
+    assert_eq!(second, granted(20, 60));
+    // Two nodes hold leases: a block is at most ⌈remaining / 4⌉ now.
+    let third = registry.lease("s1", "k1", "a", 20, "a-2").await.unwrap();
+    assert_eq!(third, granted(15, 45));
+    let mut sizes = Vec::new();
+    for lease in 0.. {
+        let node = if lease % 2 == 0 { "b" } else { "a" };
+        let lease_id = format!("{node}-x{lease}");
+        let next = registry
+            .lease("s1", "k1", node, 20, &lease_id)
+            .await
+            .unwrap();
+        if next.units == 0 {
+            assert_eq!(next.remaining, 0);
+            break;
         }
-    );
-    let retried = registry.lease("s1", "k1", "a", 10, "a-1").await.unwrap();
+        sizes.push(next.units);
+    }
+    assert!(sizes.windows(2).all(|pair| pair[1] <= pair[0]), "{sizes:?}");
     assert_eq!(
-        retried.units, 10,
-        "the same lease id answers the same grant"
+        sizes.last(),
+        Some(&1),
+        "the last units go one by one: {sizes:?}"
     );
-    assert_eq!(retried.remaining, 15, "and takes nothing more");
-    let second = registry.lease("s1", "k1", "b", 10, "b-1").await.unwrap();
-    assert_eq!(
-        second,
-        Granted {
-            units: 10,
-            remaining: 5
-        }
-    );
-    let last = registry.lease("s1", "k1", "a", 10, "a-2").await.unwrap();
-    assert_eq!(
-        last,
-        Granted {
-            units: 5,
-            remaining: 0
-        },
-        "min(block, remaining)"
-    );
-    let none = registry.lease("s1", "k1", "b", 10, "b-2").await.unwrap();
-    assert_eq!(
-        none,
-        Granted {
-            units: 0,
-            remaining: 0
-        }
-    );
-    assert_eq!(
-        registry.leases("s1", "k1").await.unwrap(),
-        vec![("a".to_owned(), 15), ("b".to_owned(), 10)]
-    );
+    let leased: i64 = registry
+        .leases("s1", "k1")
+        .await
+        .unwrap()
+        .iter()
+        .map(|(_, units)| units)
+        .sum();
+    assert_eq!(leased, 100, "every unit leased exactly once");
+    assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 0);
 }
 
 #[tokio::test]
