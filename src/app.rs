@@ -129,6 +129,9 @@ impl Gateway {
             tasks.push(tokio::spawn(
                 Arc::clone(&cluster).run_poller(shutdown.clone()),
             ));
+            tasks.push(tokio::spawn(
+                Arc::clone(&cluster).run_subscriber(shutdown.clone()),
+            ));
             tasks.push(tokio::spawn(cluster.run_refill(shutdown)));
         }
         tracing::info!(%local_addr, "flashgate listening");

@@ -71,7 +71,7 @@ struct Node {
 }
 
 impl Node {
-    fn spawn(scratch: &Scratch, node_id: &str, prefix: &str) -> Node {
+    fn spawn(scratch: &Scratch, node_id: &str, prefix: &str, poll_interval_ms: u64) -> Node {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let sim_addr = format!("127.0.0.1:{}", free_port());
         let data_dir = scratch.0.join(node_id);
@@ -97,7 +97,10 @@ impl Node {
             .env("FLASHGATE__CLUSTER__LEASE_BLOCK_UNITS", "10")
             .env("FLASHGATE__CLUSTER__LEASE_LOW_WATERMARK_UNITS", "3")
             .env("FLASHGATE__CLUSTER__REFILL_WAIT_MS", "200")
-            .env("FLASHGATE__CLUSTER__POLL_INTERVAL_MS", "50")
+            .env(
+                "FLASHGATE__CLUSTER__POLL_INTERVAL_MS",
+                poll_interval_ms.to_string(),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
@@ -113,8 +116,17 @@ impl Node {
     /// Spawns the node and waits for `/healthz`; another port if the one
     /// chosen was taken meanwhile.
     async fn start(scratch: &Scratch, node_id: &str, prefix: &str) -> Node {
+        Node::start_polling(scratch, node_id, prefix, 50).await
+    }
+
+    async fn start_polling(
+        scratch: &Scratch,
+        node_id: &str,
+        prefix: &str,
+        poll_interval_ms: u64,
+    ) -> Node {
         for _ in 0..3 {
-            let mut node = Node::spawn(scratch, node_id, prefix);
+            let mut node = Node::spawn(scratch, node_id, prefix, poll_interval_ms);
             match node.wait_healthy().await {
                 Ok(()) => return node,
                 Err(stderr) if stderr.contains("cannot listen") => continue,
@@ -474,4 +486,60 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
+}
+
+/// The sale's status as `node` shows it.
+async fn status_on(node: &Node, sale_id: &str) -> Option<String> {
+    let reply = Client::connect(node.addr)
+        .await
+        .get(&format!("/v1/sales/{sale_id}"), OPS_TOKEN)
+        .await;
+    (reply.status == 200).then(|| reply.json()["status"].as_str().unwrap_or("").to_owned())
+}
+
+/// How long until `node` shows the sale `status`; panics after [`WAIT`].
+async fn time_until(node: &Node, sale_id: &str, status: &str) -> Duration {
+    let started = Instant::now();
+    while status_on(node, sale_id).await.as_deref() != Some(status) {
+        assert!(
+            started.elapsed() < WAIT,
+            "{} never showed {sale_id} {status}",
+            node.addr
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    started.elapsed()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_actions_reach_the_other_nodes_by_pub_sub_well_before_the_poll() {
+    // A poll every 5 s: only pub/sub explains a change seen within 1 s.
+    const POLL_MS: u64 = 5000;
+    let redis = RedisPrefix::new("cluster-pubsub");
+    let scratch = Scratch::new("cluster-pubsub");
+    let n1 = Node::start_polling(&scratch, "n1", &redis.prefix, POLL_MS).await;
+    let n2 = Node::start_polling(&scratch, "n2", &redis.prefix, POLL_MS).await;
+    // Both have made their first poll and subscribed once /healthz answers
+    // and a moment has passed.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sale_id = "cluster-pubsub";
+    let mut host = Client::connect(n1.addr).await;
+    host.create_sale(&sale_body(sale_id, 10, 1))
+        .await
+        .expect_json(201);
+    let learned = time_until(&n2, sale_id, "scheduled").await;
+    host.start_sale(sale_id).await.expect_json(200);
+    let started = time_until(&n2, sale_id, "live").await;
+    let mut other = Client::connect(n2.addr).await;
+    other.sale_action(sale_id, "pause").await.expect_json(200);
+    let paused = time_until(&n1, sale_id, "paused").await;
+    for (what, took) in [("create", learned), ("start", started), ("pause", paused)] {
+        assert!(
+            took < Duration::from_secs(1),
+            "the {what} took {took:?} to reach the other node (poll: {POLL_MS} ms)"
+        );
+    }
+    // The shared table refuses what it refuses on any node.
+    let refused = other.sale_action(sale_id, "pause").await;
+    assert_error(&refused, 409, "INVALID_STATE");
 }

@@ -29,7 +29,9 @@
 //!    journal would be an oversell risk and stops the start-up.
 //! 5. **Life cycle.** A host action runs the `transition` script (the same
 //!    table as `sale::lifecycle`) on the shared state, then the node moves
-//!    its own sale to that state; other nodes follow on their next poll.
+//!    its own sale to that state. The script publishes the sale id on the
+//!    events channel: other nodes poll at once (the poll interval is the
+//!    fallback for a message lost while a subscriber reconnects).
 //!
 //! A unit of a dead node's lease never comes back on a TTL: it may be sold
 //! and acknowledged. It comes back when that node restarts and replays.

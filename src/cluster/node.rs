@@ -17,13 +17,16 @@ use crate::metrics as names;
 use crate::sale::views::SaleView;
 use crate::sale::{Engine, Sale, SaleAction, SaleError, SaleSpec, SaleStatus};
 use crate::shutdown::Shutdown;
-use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{Mutex, Notify};
 
 /// A global remaining not read yet.
 const UNKNOWN: i64 = -1;
+/// The subscriber's reconnect back-off.
+const SUBSCRIBE_BACKOFF_MIN: Duration = Duration::from_millis(100);
+const SUBSCRIBE_BACKOFF_MAX: Duration = Duration::from_secs(5);
 
 /// Why a cluster host action or order could not be served.
 #[derive(Debug, thiserror::Error)]
@@ -58,10 +61,10 @@ pub struct ClusterNode {
     next_id: AtomicU64,
     items: ConcurrentMap<String, Arc<ItemLease>>,
     refill: Notify,
+    /// Woken by the subscriber: another node created a sale or moved one.
+    poll_now: Notify,
     /// Serialises creating a sale here with learning one from Redis.
     learning: Mutex<()>,
-    /// False while Redis does not answer (for `/readyz`).
-    redis_reachable: AtomicBool,
 }
 
 impl ClusterNode {
@@ -78,8 +81,8 @@ impl ClusterNode {
             next_id: AtomicU64::new(1),
             items: ConcurrentMap::default(),
             refill: Notify::new(),
+            poll_now: Notify::new(),
             learning: Mutex::new(()),
-            redis_reachable: AtomicBool::new(true),
         }
     }
 
@@ -89,10 +92,6 @@ impl ClusterNode {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
-    }
-
-    pub fn redis_reachable(&self) -> bool {
-        self.redis_reachable.load(Ordering::Relaxed)
     }
 
     fn fresh_id(&self, kind: &str) -> String {
@@ -264,13 +263,16 @@ impl ClusterNode {
 
     // ---- background tasks ------------------------------------------------
 
-    /// Learns sales and states from Redis every poll interval.
+    /// Learns sales and states from Redis at once when the subscriber
+    /// hears of a change, and every poll interval in case it did not (a
+    /// message published while it was reconnecting is lost).
     pub async fn run_poller(self: Arc<Self>, mut shutdown: Shutdown) {
         let mut interval = tokio::time::interval(self.poll_interval);
         interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
                 _ = interval.tick() => {}
+                _ = self.poll_now.notified() => {}
                 _ = shutdown.triggered() => return,
             }
             let polled = self.poll().await;
@@ -278,6 +280,39 @@ impl ClusterNode {
             if let Err(error) = polled {
                 tracing::warn!(%error, "cluster poll failed");
             }
+        }
+    }
+
+    /// Follows the events channel, waking the poller for each message;
+    /// reconnects with a back-off doubling to `SUBSCRIBE_BACKOFF_MAX`.
+    pub async fn run_subscriber(self: Arc<Self>, mut shutdown: Shutdown) {
+        use futures_util::StreamExt;
+        let channel = self.registry.events_channel();
+        let mut backoff = SUBSCRIBE_BACKOFF_MIN;
+        loop {
+            match self.registry.link().subscribe(&channel).await {
+                Ok(mut messages) => {
+                    backoff = SUBSCRIBE_BACKOFF_MIN;
+                    // What happened while it was away.
+                    self.poll_now.notify_one();
+                    loop {
+                        tokio::select! {
+                            message = messages.next() => match message {
+                                Some(_) => self.poll_now.notify_one(),
+                                None => break,
+                            },
+                            _ = shutdown.triggered() => return,
+                        }
+                    }
+                    tracing::warn!("cluster subscription lost; reconnecting");
+                }
+                Err(error) => tracing::warn!(%error, "cluster subscription failed"),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(backoff) => {}
+                _ = shutdown.triggered() => return,
+            }
+            backoff = (backoff * 2).min(SUBSCRIBE_BACKOFF_MAX);
         }
     }
 
@@ -310,7 +345,7 @@ impl ClusterNode {
             result,
             Err(ClusterError::Redis(RedisFailure::Unreachable { .. }))
         );
-        self.redis_reachable.store(reachable, Ordering::Relaxed);
+        metrics::gauge!(names::CLUSTER_REDIS_UP).set(if reachable { 1.0 } else { 0.0 });
     }
 
     async fn poll(&self) -> Result<(), ClusterError> {

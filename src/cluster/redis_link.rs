@@ -81,6 +81,23 @@ impl RedisLink {
         }
     }
 
+    /// A subscription to `channel` on a connection of its own (a
+    /// subscribed connection can do nothing else).
+    pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSubStream, RedisFailure> {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        metrics::counter!(names::CLUSTER_REDIS_CALLS_TOTAL, "op" => "subscribe").increment(1);
+        let subscribed = async {
+            let mut pubsub = self.client.get_async_pubsub().await?;
+            pubsub.subscribe(channel).await?;
+            Ok::<_, RedisError>(pubsub.into_on_message())
+        };
+        match tokio::time::timeout(self.timeout, subscribed).await {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(error)) => Err(self.unreachable(&error.to_string())),
+            Err(_) => Err(self.unreachable(&format!("no answer within {:?}", self.timeout))),
+        }
+    }
+
     async fn connection(&self) -> Result<MultiplexedConnection, RedisFailure> {
         let mut slot = self.connection.lock().await;
         if let Some(connection) = slot.as_ref() {

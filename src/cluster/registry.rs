@@ -13,6 +13,7 @@
 //! | `sale:<sale>:return:<return_id>` | string | a return applied, so a retried return adds nothing twice (expires after a week) |
 //! | `nodes` | hash | node id → its order-id tag (a small number, never reused) |
 //! | `node_tag_seq` | string | the last tag given |
+//! | `events` | pub/sub channel | a sale id, published by `register_sale` and `transition` |
 //!
 //! Invariant, per item: `stock[sku] + Σ leased[sku][node] == the sale's
 //! stock`. Every script keeps it: a lease moves units from `stock` to the
@@ -34,11 +35,12 @@ if redis.call('EXISTS', KEYS[2]) == 1 then
   return 0
 end
 redis.call('SET', KEYS[2], ARGV[2])
-for i = 3, #ARGV, 2 do
+for i = 4, #ARGV, 2 do
   redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
 end
 redis.call('SET', KEYS[4], 'scheduled')
 redis.call('SADD', KEYS[1], ARGV[1])
+redis.call('PUBLISH', ARGV[3], ARGV[1])
 return 1
 ";
 
@@ -93,6 +95,7 @@ if not next then
   return {0, state}
 end
 redis.call('SET', KEYS[1], next)
+redis.call('PUBLISH', ARGV[3], ARGV[2])
 return {1, next}
 ";
 
@@ -157,6 +160,12 @@ impl Registry {
         format!("{}:{rest}", self.prefix)
     }
 
+    /// The pub/sub channel a create or a host action is announced on (the
+    /// sale id as the message): nodes poll at once instead of waiting.
+    pub fn events_channel(&self) -> String {
+        self.key("events")
+    }
+
     fn sale_key(&self, sale_id: &str, rest: &str) -> String {
         format!("{}:sale:{sale_id}:{rest}", self.prefix)
     }
@@ -175,7 +184,8 @@ impl Registry {
             .key(self.sale_key(&spec.sale_id, "stock"))
             .key(self.sale_key(&spec.sale_id, "state"))
             .arg(&spec.sale_id)
-            .arg(json);
+            .arg(json)
+            .arg(self.events_channel());
         for item in &spec.items {
             invocation.arg(&item.sku_id).arg(item.stock);
         }
@@ -252,7 +262,9 @@ impl Registry {
         let mut invocation = self.transition.prepare_invoke();
         invocation
             .key(self.sale_key(sale_id, "state"))
-            .arg(action.as_str());
+            .arg(action.as_str())
+            .arg(sale_id)
+            .arg(self.events_channel());
         let (moved, state): (i64, String) = self
             .link
             .call("transition", async |connection| {
