@@ -71,7 +71,8 @@ struct Node {
 }
 
 impl Node {
-    fn spawn(scratch: &Scratch, node_id: &str, prefix: &str, poll_interval_ms: u64) -> Node {
+    /// `overrides`: `FLASHGATE__CLUSTER__<KEY>` settings over the test's.
+    fn spawn(scratch: &Scratch, node_id: &str, prefix: &str, overrides: &[(&str, String)]) -> Node {
         let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let sim_addr = format!("127.0.0.1:{}", free_port());
         let data_dir = scratch.0.join(node_id);
@@ -97,9 +98,11 @@ impl Node {
             .env("FLASHGATE__CLUSTER__LEASE_BLOCK_UNITS", "10")
             .env("FLASHGATE__CLUSTER__LEASE_LOW_WATERMARK_UNITS", "3")
             .env("FLASHGATE__CLUSTER__REFILL_WAIT_MS", "200")
-            .env(
-                "FLASHGATE__CLUSTER__POLL_INTERVAL_MS",
-                poll_interval_ms.to_string(),
+            .env("FLASHGATE__CLUSTER__POLL_INTERVAL_MS", "50")
+            .envs(
+                overrides
+                    .iter()
+                    .map(|(key, value)| (format!("FLASHGATE__CLUSTER__{key}"), value)),
             )
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -116,17 +119,17 @@ impl Node {
     /// Spawns the node and waits for `/healthz`; another port if the one
     /// chosen was taken meanwhile.
     async fn start(scratch: &Scratch, node_id: &str, prefix: &str) -> Node {
-        Node::start_polling(scratch, node_id, prefix, 50).await
+        Node::start_with(scratch, node_id, prefix, &[]).await
     }
 
-    async fn start_polling(
+    async fn start_with(
         scratch: &Scratch,
         node_id: &str,
         prefix: &str,
-        poll_interval_ms: u64,
+        overrides: &[(&str, String)],
     ) -> Node {
         for _ in 0..3 {
-            let mut node = Node::spawn(scratch, node_id, prefix, poll_interval_ms);
+            let mut node = Node::spawn(scratch, node_id, prefix, overrides);
             match node.wait_healthy().await {
                 Ok(()) => return node,
                 Err(stderr) if stderr.contains("cannot listen") => continue,
@@ -517,8 +520,9 @@ async fn host_actions_reach_the_other_nodes_by_pub_sub_well_before_the_poll() {
     const POLL_MS: u64 = 5000;
     let redis = RedisPrefix::new("cluster-pubsub");
     let scratch = Scratch::new("cluster-pubsub");
-    let n1 = Node::start_polling(&scratch, "n1", &redis.prefix, POLL_MS).await;
-    let n2 = Node::start_polling(&scratch, "n2", &redis.prefix, POLL_MS).await;
+    let slow_poll = [("POLL_INTERVAL_MS", POLL_MS.to_string())];
+    let n1 = Node::start_with(&scratch, "n1", &redis.prefix, &slow_poll).await;
+    let n2 = Node::start_with(&scratch, "n2", &redis.prefix, &slow_poll).await;
     // Both have made their first poll and subscribed once /healthz answers
     // and a moment has passed.
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -542,4 +546,158 @@ async fn host_actions_reach_the_other_nodes_by_pub_sub_well_before_the_poll() {
     // The shared table refuses what it refuses on any node.
     let refused = other.sale_action(sale_id, "pause").await;
     assert_error(&refused, 409, "INVALID_STATE");
+}
+
+/// A TCP proxy in front of Redis that the test can cut and restore: a
+/// Redis outage for one node without stopping the machine's Redis.
+struct RedisProxy {
+    addr: SocketAddr,
+    down: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::AbortHandle>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl RedisProxy {
+    async fn start() -> RedisProxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let down = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let (accept_down, accept_connections) = (down.clone(), connections.clone());
+        let accept = tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if accept_down.load(std::sync::atomic::Ordering::SeqCst) {
+                    continue; // dropped: the connection is refused at once
+                }
+                let task = tokio::spawn(async move {
+                    let Ok(mut redis) = tokio::net::TcpStream::connect("127.0.0.1:6379").await
+                    else {
+                        return;
+                    };
+                    let _ = tokio::io::copy_bidirectional(&mut client, &mut redis).await;
+                });
+                accept_connections.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        RedisProxy {
+            addr,
+            down,
+            connections,
+            accept,
+        }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://{}", self.addr)
+    }
+
+    /// Cuts every connection and refuses new ones.
+    fn cut(&self) {
+        self.down.store(true, std::sync::atomic::Ordering::SeqCst);
+        for connection in self.connections.lock().unwrap().drain(..) {
+            connection.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.down.store(false, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for RedisProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// A gauge or counter of a node's `/metrics` (0 when absent).
+async fn metric(node: &Node, series: &str) -> f64 {
+    let text = Client::connect(node.addr)
+        .await
+        .get_anonymous("/metrics")
+        .await
+        .text();
+    text.lines()
+        .find_map(|line| line.strip_prefix(series)?.strip_prefix(' '))
+        .map_or(0.0, |value| value.trim().parse().expect("a number"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() {
+    const STOCK: i64 = 100;
+    let mut redis = RedisPrefix::new("cluster-outage");
+    let scratch = Scratch::new("cluster-outage");
+    let proxy = RedisProxy::start().await;
+    let settings = [
+        ("REDIS_URL", proxy.url()),
+        ("LEASE_BLOCK_UNITS", "20".to_owned()),
+        ("LEASE_LOW_WATERMARK_UNITS", "5".to_owned()),
+        ("REDIS_TIMEOUT_MS", "300".to_owned()),
+    ];
+    let node = Node::start_with(&scratch, "n1", &redis.prefix, &settings).await;
+    let sale_id = "cluster-outage";
+    let mut host = Client::connect(node.addr).await;
+    host.live_sale(sale_id, STOCK, 1).await;
+    let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("o_b{i}"));
+    assert_eq!(buy_all(&node, sale_id, buyers(0, 1)).await, 1);
+    let deadline = Instant::now() + WAIT;
+    while held_and_sold(&node, sale_id).await.0 != 20 {
+        assert!(Instant::now() < deadline, "the first block never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+
+    proxy.cut();
+    // What the node leased, it sells without Redis.
+    assert_eq!(buy_all(&node, sale_id, buyers(1, 19)).await, 19);
+    // Then: 503 with Retry-After, not SOLD_OUT (80 units are in Redis).
+    let mut client = Client::connect(node.addr).await;
+    let reply = client
+        .order(&buyer_token("o_late"), "key-late", sale_id, 1)
+        .await;
+    assert_error(&reply, 503, "OVERLOADED");
+    assert!(
+        reply.header("retry-after").is_some(),
+        "503 without Retry-After"
+    );
+    // Host actions need Redis: 503, and nothing changed.
+    let paused = host.sale_action(sale_id, "pause").await;
+    assert_error(&paused, 503, "OVERLOADED");
+    let deadline = Instant::now() + WAIT;
+    while metric(&node, "flashgate_cluster_redis_up").await != 0.0 {
+        assert!(Instant::now() < deadline, "redis_up never went to 0");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // Redis back: the node reconnects and sells again.
+    proxy.restore();
+    let mut sold_after = 0;
+    let deadline = Instant::now() + WAIT;
+    while sold_after == 0 {
+        let reply = client
+            .order(&buyer_token("o_late"), "key-late", sale_id, 1)
+            .await;
+        match reply.status.as_u16() {
+            201 => sold_after = 1,
+            503 => assert!(
+                Instant::now() < deadline,
+                "never recovered: {}",
+                reply.text()
+            ),
+            _ => panic!("unexpected: {}", reply.text()),
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(metric(&node, "flashgate_cluster_redis_up").await, 1.0);
+    let (held, sold) = held_and_sold(&node, sale_id).await;
+    assert_eq!(sold, 21);
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    assert_eq!(
+        leased["n1"], held,
+        "Redis and the journal agree on the lease"
+    );
+    assert_eq!(global[SKU] + held, STOCK);
 }
