@@ -1,5 +1,6 @@
 //! The `flashgate` command: `serve` runs the gateway; `sale` and `order`
-//! steer and read a running one; `reconcile` checks a
+//! steer and read a running one; `cluster leases` reads who holds what in
+//! a cluster's Redis; `reconcile` checks a
 //! day's WeChat Pay trade bill against the store; `session-token` mints a
 //! storefront token with the configured secret, for trying the API by hand;
 //! `wxpay-sim` runs the WeChat Pay simulator as its own process.
@@ -59,6 +60,9 @@ enum Command {
     Sale(flashgate::cli::SaleArgs),
     /// Read any order on a running gateway (admin API).
     Order(flashgate::cli::OrderArgs),
+    /// Read the cluster's Redis: `leases` prints who holds what.
+    /// Exit 2: no [cluster] configured; 3: Redis unreachable.
+    Cluster(flashgate::cli::ClusterArgs),
     /// Run the WeChat Pay API v3 simulator until SIGTERM or SIGINT; prints
     /// `wxpay-sim listening on http://ADDR public_key_id=...` when ready.
     WxpaySim(WxpaySimArgs),
@@ -104,6 +108,7 @@ fn main() -> ExitCode {
         Command::Reconcile { date, config } => return reconcile(config.as_deref(), &date),
         Command::Sale(args) => return flashgate::cli::run_sale(args),
         Command::Order(args) => return flashgate::cli::run_order(args),
+        Command::Cluster(args) => return flashgate::cli::run_cluster(args),
         Command::Serve { config } => load(config.as_deref()).and_then(serve),
         Command::SessionToken {
             openid,

@@ -341,6 +341,25 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     // Exactly the stock was sold, so nothing is left anywhere.
     assert_eq!(global[SKU], 0);
 
+    // `flashgate cluster leases` shows the same.
+    let report = cluster_command(&[
+        ("REDIS_URL", REDIS_URL.to_owned()),
+        ("KEY_PREFIX", redis.prefix.clone()),
+    ]);
+    assert!(report.status.success(), "{report:?}");
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(text.contains(&format!("sale {sale_id} (live)")), "{text}");
+    assert!(
+        text.contains(&format!("{SKU}: global remaining 0, leased {STOCK}")),
+        "{text}"
+    );
+    for (node_id, units) in &leased {
+        assert!(
+            text.contains(&format!("    {node_id}: {units}\n")),
+            "{text}"
+        );
+    }
+
     // Redis sees a call per block, not per order: blocks of 10 while the
     // stock is plenty, shrinking to single units at the very end (about 22
     // calls for 95 units over three nodes).
@@ -700,4 +719,49 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
         "Redis and the journal agree on the lease"
     );
     assert_eq!(global[SKU] + held, STOCK);
+}
+
+/// Runs `flashgate cluster leases` with `[cluster]` from the environment.
+fn cluster_command(cluster: &[(&str, String)]) -> std::process::Output {
+    let mut command = Command::new(BINARY);
+    command.args(["cluster", "leases"]);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FLASHGATE__") {
+            command.env_remove(name);
+        }
+    }
+    command.env("FLASHGATE__CLUSTER__NODE_ID", "cli");
+    for (key, value) in cluster {
+        command.env(format!("FLASHGATE__CLUSTER__{key}"), value);
+    }
+    command.output().expect("run flashgate cluster leases")
+}
+
+#[test]
+fn the_cluster_command_refuses_without_a_cluster_and_fails_fast_without_redis() {
+    let mut command = Command::new(BINARY);
+    command.args(["cluster", "leases"]);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FLASHGATE__") {
+            command.env_remove(name);
+        }
+    }
+    let alone = command.output().expect("run flashgate cluster leases");
+    assert_eq!(alone.status.code(), Some(2), "{alone:?}");
+    assert!(
+        String::from_utf8_lossy(&alone.stderr).contains("redis_url"),
+        "{alone:?}"
+    );
+    let nowhere = format!("redis://127.0.0.1:{}", free_port());
+    let started = std::time::Instant::now();
+    let unreachable = cluster_command(&[
+        ("REDIS_URL", nowhere.clone()),
+        ("REDIS_TIMEOUT_MS", "300".to_owned()),
+    ]);
+    assert_eq!(unreachable.status.code(), Some(3), "{unreachable:?}");
+    assert!(
+        String::from_utf8_lossy(&unreachable.stderr).contains(&nowhere),
+        "{unreachable:?}"
+    );
+    assert!(started.elapsed() < Duration::from_secs(5));
 }

@@ -12,7 +12,10 @@
 //! | 3 | the gateway could not be reached or did not answer sensibly |
 
 mod client;
+pub mod cluster;
 mod stats;
+
+pub use cluster::{run_cluster, ClusterArgs};
 
 use crate::cli::client::{AdminClient, Failure};
 use clap::{Args, Subcommand};
@@ -121,7 +124,7 @@ pub fn run_order(args: OrderArgs) -> ExitCode {
     finish(with_runtime(|| async move { order(args).await }))
 }
 
-fn with_runtime<F, Fut>(body: F) -> Outcome
+pub(crate) fn with_runtime<F, Fut>(body: F) -> Outcome
 where
     F: FnOnce() -> Fut,
     Fut: std::future::Future<Output = Outcome>,
@@ -135,7 +138,7 @@ where
     }
 }
 
-fn finish(outcome: Outcome) -> ExitCode {
+pub(crate) fn finish(outcome: Outcome) -> ExitCode {
     match outcome {
         Outcome::Done => ExitCode::SUCCESS,
         Outcome::Usage(message) => {
