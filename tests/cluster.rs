@@ -341,6 +341,22 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     // Exactly the stock was sold, so nothing is left anywhere.
     assert_eq!(global[SKU], 0);
 
+    // The stats of any node show who holds what, as Redis does.
+    let stats = Client::connect(nodes[2].addr).await.stats(sale_id).await;
+    let item = &stats["cluster"]["items"][0];
+    assert_eq!(stats["cluster"]["node_id"], "n3", "{stats}");
+    assert_eq!(item["global_remaining"], 0, "{stats}");
+    let shown: HashMap<String, i64> = item["leases"]
+        .as_array()
+        .expect("leases")
+        .iter()
+        .map(|lease| {
+            let node_id = lease["node_id"].as_str().expect("node_id").to_owned();
+            (node_id, lease["units"].as_i64().expect("units"))
+        })
+        .collect();
+    assert_eq!(shown, leased, "{stats}");
+
     // `flashgate cluster leases` shows the same.
     let report = cluster_command(&[
         ("REDIS_URL", REDIS_URL.to_owned()),
@@ -684,6 +700,10 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
     // Host actions need Redis: 503, and nothing changed.
     let paused = host.sale_action(sale_id, "pause").await;
     assert_error(&paused, 503, "OVERLOADED");
+    // Stats still answer, saying why the cluster part is missing.
+    let stats = host.stats(sale_id).await;
+    assert_eq!(stats["items"][0]["reserved"], 20, "{stats}");
+    assert!(stats["cluster"]["redis_error"].is_string(), "{stats}");
     let deadline = Instant::now() + WAIT;
     while metric(&node, "flashgate_cluster_redis_up").await != 0.0 {
         assert!(Instant::now() < deadline, "redis_up never went to 0");

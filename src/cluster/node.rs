@@ -217,6 +217,36 @@ impl ClusterNode {
             == 0
     }
 
+    // ---- reads ---------------------------------------------------------------
+
+    /// Who holds what of the sale's items, for the stats: the global
+    /// remaining and every node's lease, or why Redis could not say.
+    pub async fn leases_view(&self, sale_id: &str) -> serde_json::Value {
+        let mut items = Vec::new();
+        let read: Result<(), RedisFailure> = async {
+            let mut global = self.registry.global_stock(sale_id).await?;
+            global.sort();
+            for (sku_id, remaining) in global {
+                let leases = self.registry.leases(sale_id, &sku_id).await?;
+                let leases: Vec<_> = leases
+                    .into_iter()
+                    .map(|(node_id, units)| serde_json::json!({"node_id": node_id, "units": units}))
+                    .collect();
+                items.push(serde_json::json!({
+                    "sku_id": sku_id, "global_remaining": remaining, "leases": leases,
+                }));
+            }
+            Ok(())
+        }
+        .await;
+        match read {
+            Ok(()) => serde_json::json!({"node_id": self.node_id, "items": items}),
+            Err(error) => {
+                serde_json::json!({"node_id": self.node_id, "redis_error": error.to_string()})
+            }
+        }
+    }
+
     // ---- start-up ------------------------------------------------------------
 
     /// Gives back what Redis says this node holds beyond its journal: a

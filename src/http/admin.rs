@@ -175,17 +175,22 @@ pub fn session(state: &AppState, headers: &HeaderMap) -> Result<Response<Respons
     ))
 }
 
-pub fn stats(
+/// The sale's stats; on a cluster node also who holds what (`cluster`).
+pub async fn stats(
     state: &AppState,
     headers: &HeaderMap,
     sale_id: &str,
 ) -> Result<Response<ResponseBody>, ApiError> {
     state.admin(headers, Role::Ops)?;
     check_host_id("sale_id", sale_id)?;
-    Ok(json_response(
-        StatusCode::OK,
-        &state.engine.stats(sale_id, now_ms())?,
-    ))
+    let stats = state.engine.stats(sale_id, now_ms())?;
+    let Some(cluster) = &state.cluster else {
+        return Ok(json_response(StatusCode::OK, &stats));
+    };
+    let mut body = serde_json::to_value(&stats)
+        .map_err(|error| ApiError::internal(format!("stats: {error}")))?;
+    body["cluster"] = cluster.leases_view(sale_id).await;
+    Ok(json_response(StatusCode::OK, &body))
 }
 
 pub fn get_order(

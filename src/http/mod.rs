@@ -225,7 +225,7 @@ async fn dispatch(
         Route::AdminRestock(sale_id, sku_id) => {
             admin::restock(state, headers, body, sale_id, sku_id).await
         }
-        Route::AdminStats(sale_id) => admin::stats(state, headers, sale_id),
+        Route::AdminStats(sale_id) => admin::stats(state, headers, sale_id).await,
         Route::AdminStatsEvents(sale_id) => sse::stats_stream(state, headers, sale_id),
         Route::AdminOrderGet(order_id) => admin::get_order(state, headers, order_id),
         Route::ConsoleRedirect => Ok(console::redirect()),
