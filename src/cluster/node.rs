@@ -46,6 +46,9 @@ struct ItemLease {
     global_remaining: AtomicI64,
     /// Woken when a grant reaches the shards.
     refilled: Notify,
+    /// When the last lease was asked for and how many units of the item
+    /// were out of the shards then (reserved or paid): the sell rate since.
+    last_lease: std::sync::Mutex<Option<(std::time::Instant, i64)>>,
 }
 
 pub struct ClusterNode {
@@ -108,6 +111,7 @@ impl ClusterNode {
             Arc::new(ItemLease {
                 global_remaining: AtomicI64::new(UNKNOWN),
                 refilled: Notify::new(),
+                last_lease: std::sync::Mutex::new(None),
             })
         });
         Arc::clone(&entry)
@@ -442,16 +446,11 @@ impl ClusterNode {
         if item.global_remaining.load(Ordering::Acquire) == 0 {
             return Ok(());
         }
+        let block = self.block_for(&item, sale, index);
         let lease_id = self.fresh_id("lease");
         let granted = self
             .registry
-            .lease(
-                sale.id(),
-                sku_id,
-                &self.node_id,
-                self.block_units,
-                &lease_id,
-            )
+            .lease(sale.id(), sku_id, &self.node_id, block, &lease_id)
             .await?;
         item.global_remaining
             .store(granted.remaining, Ordering::Release);
@@ -518,6 +517,46 @@ impl ClusterNode {
     }
 }
 
+impl ClusterNode {
+    /// The block to ask for: what the item sold per second since the last
+    /// lease, times [`LEASE_HORIZON`], within the low watermark + 1 and
+    /// `lease_block_units`; the ceiling for the first lease.
+    fn block_for(&self, item: &ItemLease, sale: &Sale, index: usize) -> i64 {
+        let counts = sale.items[index].stock.counts();
+        let out_now = counts.reserved + counts.paid;
+        let now = std::time::Instant::now();
+        let mut last = item
+            .last_lease
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        let rate = last.map(|(at, out_then)| {
+            let seconds = now.duration_since(at).as_secs_f64().max(0.001);
+            (out_now - out_then).max(0) as f64 / seconds
+        });
+        *last = Some((now, out_now));
+        block_size(rate, self.low_watermark_units, self.block_units)
+    }
+}
+
+/// How long one lease should last at the item's sell rate: long enough
+/// that Redis sees a few calls a second per item at most, short enough
+/// that a node that slows down does not sit on a large block.
+const LEASE_HORIZON: Duration = Duration::from_secs(2);
+
+/// A lease's size for a sell rate (units per second; `None` before the
+/// first lease): rate × [`LEASE_HORIZON`], at least one more than the low
+/// watermark (a refill must lift the item above it), at most `ceiling`.
+fn block_size(rate_per_second: Option<f64>, low_watermark_units: i64, ceiling: i64) -> i64 {
+    let floor = (low_watermark_units + 1).min(ceiling);
+    match rate_per_second {
+        None => ceiling,
+        Some(rate) => {
+            let wanted = (rate * LEASE_HORIZON.as_secs_f64()).ceil();
+            (wanted.min(ceiling as f64) as i64).clamp(floor, ceiling)
+        }
+    }
+}
+
 /// The life-cycle actions that take a sale from `from` to `to`; none when
 /// the table has no way (a sale never goes back to scheduled, nor leaves
 /// ended).
@@ -536,6 +575,28 @@ fn path(from: SaleStatus, to: SaleStatus) -> &'static [SaleAction] {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_block_lasts_about_the_horizon_at_the_sell_rate_within_its_bounds() {
+        assert_eq!(
+            block_size(None, 20, 100),
+            100,
+            "the first lease: the ceiling"
+        );
+        assert_eq!(block_size(Some(30.0), 20, 100), 60, "30/s for 2 s");
+        assert_eq!(block_size(Some(10_000.0), 20, 100), 100, "capped");
+        assert_eq!(
+            block_size(Some(0.0), 20, 100),
+            21,
+            "idle: just above the watermark"
+        );
+        assert_eq!(block_size(Some(0.2), 0, 5), 1);
+        assert_eq!(
+            block_size(Some(3.0), 9, 5),
+            5,
+            "the ceiling wins over the floor"
+        );
+    }
 
     #[test]
     fn every_state_is_reached_by_the_table_or_not_at_all() {
