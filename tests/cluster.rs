@@ -854,3 +854,58 @@ async fn a_graceful_shutdown_gives_back_what_the_node_did_not_sell() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restock_on_one_node_is_sold_by_every_node() {
+    const STOCK: i64 = 12;
+    let mut redis = RedisPrefix::new("cluster-restock");
+    let scratch = Scratch::new("cluster-restock");
+    let n1 = Node::start(&scratch, "n1", &redis.prefix).await;
+    let n2 = Node::start(&scratch, "n2", &redis.prefix).await;
+    let sale_id = "cluster-restock";
+    let mut host = Client::connect(n1.addr).await;
+    host.live_sale(sale_id, STOCK, 1).await;
+    wait_live(&n2, sale_id).await;
+    let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("o_b{i}"));
+    let sold =
+        buy_all(&n1, sale_id, buyers(0, 10)).await + buy_all(&n2, sale_id, buyers(100, 10)).await;
+    assert_eq!(sold, STOCK, "sold out first");
+    // Restocked through n2; n1 sells some of it too.
+    let restocked = Client::connect(n2.addr)
+        .await
+        .post_json(
+            &format!("/admin/v1/sales/{sale_id}/items/{SKU}/restock"),
+            HOST_TOKEN,
+            &serde_json::json!({"add": 8}),
+        )
+        .await
+        .expect_json(200);
+    assert_eq!(restocked["cluster"]["node_id"], "n2", "{restocked}");
+    // A node that has not heard of the restock yet still answers SOLD_OUT
+    // (what it last read); pub/sub tells it within milliseconds.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The units land in either node's lease: buy on both until both say
+    // SOLD_OUT.
+    let sold_after = buy_all(&n1, sale_id, buyers(200, 5)).await
+        + buy_all(&n2, sale_id, buyers(300, 10)).await
+        + buy_all(&n1, sale_id, buyers(400, 10)).await;
+    assert_eq!(sold_after, 8, "every restocked unit sold, none more");
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    assert_eq!(global[SKU] + leased.values().sum::<i64>(), STOCK + 8);
+    // Beyond the limit, or once ended: refused, nothing changed.
+    let mut client = Client::connect(n1.addr).await;
+    let path = format!("/admin/v1/sales/{sale_id}/items/{SKU}/restock");
+    let too_much = client
+        .post_json(&path, HOST_TOKEN, &serde_json::json!({"add": 10_000_000}))
+        .await;
+    assert_error(&too_much, 400, "INVALID_REQUEST");
+    client.sale_action(sale_id, "end").await.expect_json(200);
+    let ended = client
+        .post_json(&path, HOST_TOKEN, &serde_json::json!({"add": 1}))
+        .await;
+    assert_error(&ended, 409, "INVALID_STATE");
+    let after = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    assert_eq!(after[SKU] + leased.values().sum::<i64>(), STOCK + 8);
+}

@@ -44,7 +44,7 @@ pub mod registry;
 
 pub use node::{ClusterError, ClusterNode};
 pub use redis_link::{RedisFailure, RedisLink};
-pub use registry::{Granted, Registry, Transitioned};
+pub use registry::{Granted, Registry, Restocked, Transitioned};
 
 #[cfg(test)]
 pub(crate) mod test_redis;

@@ -9,7 +9,7 @@
 //! watermark; only a reservation that finds the shards empty comes here.
 
 use crate::clock::{now_ms, UnixMs};
-use crate::cluster::registry::{Registry, Transitioned};
+use crate::cluster::registry::{Registry, Restocked, Transitioned};
 use crate::cluster::RedisFailure;
 use crate::config::ClusterConfig;
 use crate::inventory::ConcurrentMap;
@@ -164,6 +164,49 @@ impl ClusterNode {
             self.refill.notify_one();
         }
         Ok(self.engine.sale_view(sale_id, now)?)
+    }
+
+    /// Adds units to the item's global stock in Redis (never to this
+    /// node's lease directly): every node can lease them, told at once by
+    /// pub/sub. The limit is `sale.stock_per_item_max` across the cluster.
+    pub async fn restock(
+        &self,
+        sale_id: &str,
+        sku_id: &str,
+        add: i64,
+        stock_max: i64,
+    ) -> Result<(), ClusterError> {
+        let sale = self.engine.sale(sale_id)?;
+        if sale.item_index(sku_id).is_none() {
+            let message = format!("item `{sku_id}` of sale `{sale_id}`");
+            return Err(SaleError::NotFound(message).into());
+        }
+        if !(1..=stock_max).contains(&add) {
+            let message =
+                format!("must be at least 1 and keep the item's stock within {stock_max}");
+            return Err(crate::sale::invalid("add", message).into());
+        }
+        match self.registry.restock(sale_id, sku_id, add, stock_max).await? {
+            Restocked::Added { total } => {
+                tracing::info!(sale_id, sku_id, add, total, "global stock restocked");
+                self.item(sale_id, sku_id)
+                    .global_remaining
+                    .store(UNKNOWN, Ordering::Release);
+                self.refill.notify_one();
+                Ok(())
+            }
+            Restocked::Ended => Err(SaleError::InvalidState(format!(
+                "sale `{sale_id}` has ended; it cannot be restocked"
+            ))
+            .into()),
+            Restocked::TooMuch { total } => Err(crate::sale::invalid(
+                "add",
+                format!(
+                    "the item's stock across the cluster is {total}: must keep it within {stock_max}"
+                ),
+            )
+            .into()),
+        }
     }
 
     /// Moves this node's sale to `target` by the table's actions, each

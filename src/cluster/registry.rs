@@ -99,6 +99,31 @@ redis.call('PUBLISH', ARGV[3], ARGV[2])
 return {1, next}
 ";
 
+const RESTOCK: &str = r"
+local state = redis.call('GET', KEYS[1])
+if not state then
+  return redis.error_reply('NO_SALE')
+end
+if state == 'ended' then
+  return {0, 0}
+end
+local remaining = tonumber(redis.call('HGET', KEYS[2], ARGV[1]) or '-1')
+if remaining < 0 then
+  return redis.error_reply('NO_ITEM')
+end
+local total = remaining
+for _, units in ipairs(redis.call('HVALS', KEYS[3])) do
+  total = total + tonumber(units)
+end
+local add = tonumber(ARGV[2])
+if total + add > tonumber(ARGV[3]) then
+  return {-1, total}
+end
+redis.call('HINCRBY', KEYS[2], ARGV[1], add)
+redis.call('PUBLISH', ARGV[4], ARGV[5])
+return {1, total + add}
+";
+
 const NODE_TAG: &str = r"
 local tag = redis.call('HGET', KEYS[1], ARGV[1])
 if tag then
@@ -120,7 +145,19 @@ pub struct Registry {
     lease: Script,
     give_back: Script,
     transition: Script,
+    restock: Script,
     node_tag: Script,
+}
+
+/// The answer of a restock of the global stock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Restocked {
+    /// Added; the item's stock across the cluster is now `total`.
+    Added { total: i64 },
+    /// The sale has ended: nothing changed.
+    Ended,
+    /// `total + add` would pass the limit: nothing changed.
+    TooMuch { total: i64 },
 }
 
 /// What one lease call took and what it left.
@@ -148,6 +185,7 @@ impl Registry {
             lease: Script::new(LEASE),
             give_back: Script::new(RETURN),
             transition: Script::new(TRANSITION),
+            restock: Script::new(RESTOCK),
             node_tag: Script::new(NODE_TAG),
         }
     }
@@ -279,6 +317,40 @@ impl Registry {
             Transitioned::Moved(status)
         } else {
             Transitioned::Refused(status)
+        })
+    }
+
+    /// Adds `add` units to the item's global stock unless the sale has
+    /// ended or the item's stock across the cluster (remaining + every
+    /// lease) would pass `stock_max`.
+    pub async fn restock(
+        &self,
+        sale_id: &str,
+        sku_id: &str,
+        add: i64,
+        stock_max: i64,
+    ) -> Result<Restocked, RedisFailure> {
+        debug_assert!(add > 0);
+        let mut invocation = self.restock.prepare_invoke();
+        invocation
+            .key(self.sale_key(sale_id, "state"))
+            .key(self.sale_key(sale_id, "stock"))
+            .key(self.sale_key(sale_id, &format!("leased:{sku_id}")))
+            .arg(sku_id)
+            .arg(add)
+            .arg(stock_max)
+            .arg(self.events_channel())
+            .arg(sale_id);
+        let (outcome, total): (i64, i64) = self
+            .link
+            .call("restock", async |connection| {
+                invocation.invoke_async(connection).await
+            })
+            .await?;
+        Ok(match outcome {
+            1 => Restocked::Added { total },
+            0 => Restocked::Ended,
+            _ => Restocked::TooMuch { total },
         })
     }
 

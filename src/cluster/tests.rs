@@ -1,7 +1,7 @@
 //! The registry's scripts against the machine's Redis.
 
 use crate::cluster::test_redis::TestPrefix;
-use crate::cluster::{Granted, Transitioned};
+use crate::cluster::{Granted, Restocked, Transitioned};
 use crate::sale::{ItemSpec, SaleAction, SaleSpec, SaleStatus};
 
 fn spec(sale_id: &str, stock: i64) -> SaleSpec {
@@ -232,4 +232,32 @@ async fn an_unreachable_redis_fails_fast_with_its_address() {
         "{error}"
     );
     assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[tokio::test]
+async fn a_restock_adds_to_the_global_stock_within_the_limit_until_the_sale_ends() {
+    let redis = TestPrefix::new("restock");
+    let registry = redis.registry();
+    registry.register_sale(&spec("s1", 10)).await.unwrap();
+    registry.lease("s1", "k1", "a", 4, "a-1").await.unwrap();
+    let added = registry.restock("s1", "k1", 5, 20).await.unwrap();
+    assert_eq!(added, Restocked::Added { total: 15 }, "leased units count");
+    assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 11);
+    let too_much = registry.restock("s1", "k1", 6, 20).await.unwrap();
+    assert_eq!(too_much, Restocked::TooMuch { total: 15 });
+    let error = registry
+        .restock("s1", "nope", 1, 20)
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("NO_ITEM"), "{error}");
+    registry
+        .transition("s1", crate::sale::SaleAction::End)
+        .await
+        .unwrap();
+    assert_eq!(
+        registry.restock("s1", "k1", 1, 20).await.unwrap(),
+        Restocked::Ended
+    );
+    assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 11);
 }

@@ -136,12 +136,13 @@ pub async fn restock(
     check_host_id("sku_id", sku_id)?;
     let bytes = read_body(headers, body, state.config.server.body_bytes_max).await?;
     let restock: Restock = parse_json(&bytes)?;
-    if state.cluster.is_some() {
-        return Err(ApiError::from(crate::sale::SaleError::InvalidState(
-            "restock is not clustered yet: a cluster node's stock is what it leases \
-             from the global stock in Redis"
-                .into(),
-        )));
+    if let Some(cluster) = &state.cluster {
+        let stock_max = state.config.sale.stock_per_item_max;
+        cluster
+            .restock(sale_id, sku_id, restock.add, stock_max)
+            .await?;
+        tracing::info!(sale_id, sku_id, add = restock.add, "restocked (global)");
+        return stats_answer(state, cluster, sale_id).await;
     }
     let (stats, commit) = state
         .engine
@@ -183,10 +184,20 @@ pub async fn stats(
 ) -> Result<Response<ResponseBody>, ApiError> {
     state.admin(headers, Role::Ops)?;
     check_host_id("sale_id", sale_id)?;
-    let stats = state.engine.stats(sale_id, now_ms())?;
     let Some(cluster) = &state.cluster else {
+        let stats = state.engine.stats(sale_id, now_ms())?;
         return Ok(json_response(StatusCode::OK, &stats));
     };
+    stats_answer(state, cluster, sale_id).await
+}
+
+/// A cluster node's stats: its own counts and who holds what in Redis.
+async fn stats_answer(
+    state: &AppState,
+    cluster: &crate::cluster::ClusterNode,
+    sale_id: &str,
+) -> Result<Response<ResponseBody>, ApiError> {
+    let stats = state.engine.stats(sale_id, now_ms())?;
     let mut body = serde_json::to_value(&stats)
         .map_err(|error| ApiError::internal(format!("stats: {error}")))?;
     body["cluster"] = cluster.leases_view(sale_id).await;
