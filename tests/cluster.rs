@@ -146,16 +146,8 @@ impl Node {
             if self.child.try_wait().expect("try_wait").is_some() {
                 return Err(self.stderr());
             }
-            if let Ok(Ok(mut stream)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(self.addr),
-            )
-            .await
-            {
-                raw_write(&mut stream, raw_head("GET", "/healthz", &[]).as_bytes()).await;
-                if raw_read_response(&mut stream).await.status == 200 {
-                    return Ok(());
-                }
+            if healthz_ok(self.addr).await {
+                return Ok(());
             }
             assert!(
                 Instant::now() < deadline,
@@ -195,6 +187,24 @@ impl Node {
     fn stderr(&self) -> String {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
+}
+
+/// One `GET /healthz`; false on any failure (a node that lost the race
+/// for its ports exits and resets the connection: `start` retries it).
+async fn healthz_ok(addr: SocketAddr) -> bool {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
+        let head = "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
+        stream.write_all(head.as_bytes()).await.ok()?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await.ok()?;
+        Some(answer.starts_with(b"HTTP/1.1 200"))
+    };
+    matches!(
+        tokio::time::timeout(Duration::from_secs(1), exchange).await,
+        Ok(Some(true))
+    )
 }
 
 impl Drop for Node {

@@ -13,7 +13,7 @@
 //! | `sale:<sale>:return:<return_id>` | string | a return applied, so a retried return adds nothing twice (expires after a week) |
 //! | `nodes` | hash | node id → its order-id tag (a small number, never reused) |
 //! | `node_tag_seq` | string | the last tag given |
-//! | `events` | pub/sub channel | a sale id, published by `register_sale` and `transition` |
+//! | `events` | pub/sub channel | a sale id, published by `register_sale`, `transition`, `restock` and `return` |
 //!
 //! Invariant, per item: `stock[sku] + Σ leased[sku][node] == the sale's
 //! stock`. Every script keeps it: a lease moves units from `stock` to the
@@ -76,6 +76,7 @@ end
 redis.call('HINCRBY', KEYS[2], ARGV[2], -give)
 redis.call('HINCRBY', KEYS[1], ARGV[1], give)
 redis.call('SET', KEYS[3], give, 'EX', ARGV[4])
+redis.call('PUBLISH', ARGV[5], ARGV[6])
 return 1
 ";
 
@@ -403,7 +404,9 @@ impl Registry {
             .arg(sku_id)
             .arg(node_id)
             .arg(units)
-            .arg(IDEMPOTENCY_SECONDS);
+            .arg(IDEMPOTENCY_SECONDS)
+            .arg(self.events_channel())
+            .arg(sale_id);
         let applied: i64 = self
             .link
             .call("return", async |connection| {
