@@ -4,6 +4,7 @@
 //! the gateway the same way.
 
 use crate::clock::now_ms;
+use crate::cluster::lock::DataDirLock;
 use crate::cluster::{ClusterNode, RedisLink, Registry};
 use crate::config::Config;
 use crate::http::{server, AppState};
@@ -55,6 +56,8 @@ pub struct Gateway {
     feeder: Arc<Feeder>,
     trigger: ShutdownTrigger,
     tasks: Vec<JoinHandle<()>>,
+    /// A cluster node holds its data dir's lock while it runs (reclaim).
+    _cluster_lock: Option<DataDirLock>,
 }
 
 impl Gateway {
@@ -72,6 +75,12 @@ impl Gateway {
         crate::metrics::handle();
         // A cluster node needs Redis to start: its order-id tag, and what
         // Redis says it holds (reconciled below).
+        let cluster_lock = match config.cluster.enabled() {
+            true => {
+                Some(DataDirLock::acquire(&config.storage.data_dir).map_err(StartError::Cluster)?)
+            }
+            false => None,
+        };
         let cluster_start = match config.cluster.enabled() {
             true => Some(connect_cluster(&config).await?),
             false => None,
@@ -143,6 +152,7 @@ impl Gateway {
             feeder,
             trigger,
             tasks,
+            _cluster_lock: cluster_lock,
         })
     }
 
@@ -210,6 +220,41 @@ fn feeder_options(config: &Config) -> FeederOptions {
         poll: Duration::from_millis(20),
         nice: storage.store_writer_nice,
     }
+}
+
+/// `flashgate cluster reclaim`: gives back to the global stock whatever a
+/// stopped cluster node holds unsold. Under the data dir's lock (refused
+/// while the node runs), it replays the node's journal, reconciles it with
+/// Redis as a start would, journals a `lease_returned` per item in the
+/// node's own journal, then returns the units. The node, started later,
+/// replays those returns and holds exactly what it sold. Returns
+/// `(sale, sku, units)` per item given back.
+pub async fn reclaim(config: &Config) -> Result<Vec<(String, String, i64)>, StartError> {
+    let journal_dir = config.storage.data_dir.join("journal");
+    if !journal_dir.is_dir() {
+        return Err(StartError::Cluster(format!(
+            "{} holds no journal: not a node's data dir",
+            config.storage.data_dir.display()
+        )));
+    }
+    let _lock = DataDirLock::acquire(&config.storage.data_dir).map_err(StartError::Cluster)?;
+    let (registry, tag) = connect_cluster(config).await?;
+    let (engine, journal) = recover(config, &journal_dir, Some(tag))?;
+    let node = ClusterNode::new(registry, Arc::clone(&engine), &config.cluster);
+    let returned = async {
+        node.reconcile().await.map_err(StartError::Cluster)?;
+        node.return_all()
+            .await
+            .map_err(|error| StartError::Cluster(error.to_string()))
+    }
+    .await;
+    let flushed = tokio::task::spawn_blocking(move || journal.shutdown()).await;
+    if let Err(error) = flushed {
+        return Err(StartError::Cluster(format!(
+            "journal flush failed: {error}"
+        )));
+    }
+    returned
 }
 
 /// Reaches the cluster's Redis and learns this node's order-id tag.

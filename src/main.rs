@@ -60,8 +60,9 @@ enum Command {
     Sale(flashgate::cli::SaleArgs),
     /// Read any order on a running gateway (admin API).
     Order(flashgate::cli::OrderArgs),
-    /// Read the cluster's Redis: `leases` prints who holds what.
-    /// Exit 2: no [cluster] configured; 3: Redis unreachable.
+    /// The cluster's Redis: `leases` prints who holds what; `reclaim`
+    /// gives back what a stopped node holds unsold. Exit 1: the node is
+    /// running; 2: no [cluster] configured; 3: Redis unreachable.
     Cluster(flashgate::cli::ClusterArgs),
     /// Run the WeChat Pay API v3 simulator until SIGTERM or SIGINT; prints
     /// `wxpay-sim listening on http://ADDR public_key_id=...` when ready.

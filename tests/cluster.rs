@@ -919,3 +919,87 @@ async fn a_restock_on_one_node_is_sold_by_every_node() {
     let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
     assert_eq!(after[SKU] + leased.values().sum::<i64>(), STOCK + 8);
 }
+
+/// Runs `flashgate cluster reclaim --node ID --data-dir DIR`.
+fn reclaim_command(
+    prefix: &str,
+    node_id: &str,
+    data_dir: &std::path::Path,
+) -> std::process::Output {
+    let mut command = Command::new(BINARY);
+    command
+        .args(["cluster", "reclaim", "--node", node_id, "--data-dir"])
+        .arg(data_dir);
+    for (name, _) in std::env::vars() {
+        if name.starts_with("FLASHGATE__") {
+            command.env_remove(name);
+        }
+    }
+    command
+        .env("FLASHGATE__CLUSTER__REDIS_URL", REDIS_URL)
+        .env("FLASHGATE__CLUSTER__KEY_PREFIX", prefix)
+        .env("FLASHGATE__LOG__LEVEL", "warn")
+        .output()
+        .expect("run flashgate cluster reclaim")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node() {
+    const STOCK: i64 = 40;
+    let mut redis = RedisPrefix::new("cluster-reclaim");
+    let scratch = Scratch::new("cluster-reclaim");
+    let n1 = Node::start(&scratch, "n1", &redis.prefix).await;
+    let mut n2 = Node::start(&scratch, "n2", &redis.prefix).await;
+    let sale_id = "cluster-reclaim";
+    Client::connect(n1.addr)
+        .await
+        .live_sale(sale_id, STOCK, 1)
+        .await;
+    wait_live(&n2, sale_id).await;
+    let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("o_b{i}"));
+    assert_eq!(buy_all(&n2, sale_id, buyers(0, 4)).await, 4);
+    let deadline = Instant::now() + WAIT;
+    let held = loop {
+        let (held, _) = held_and_sold(&n2, sale_id).await;
+        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        if held > 4 && leased.get("n2") == Some(&held) {
+            break held;
+        }
+        assert!(Instant::now() < deadline, "n2's lease never settled");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+
+    // A running node's data dir is locked: refused, nothing changed.
+    let running = reclaim_command(&redis.prefix, "n2", &scratch.0.join("n2"));
+    assert_eq!(running.status.code(), Some(1), "{running:?}");
+    assert!(
+        String::from_utf8_lossy(&running.stderr).contains("is locked"),
+        "{running:?}"
+    );
+    assert_eq!(
+        redis.hash(&format!("sale:{sale_id}:leased:{SKU}"))["n2"],
+        held
+    );
+
+    n2.child.kill().expect("kill -9 n2");
+    n2.child.wait().expect("reap n2");
+    let reclaimed = reclaim_command(&redis.prefix, "n2", &scratch.0.join("n2"));
+    assert!(reclaimed.status.success(), "{reclaimed:?}");
+    let text = String::from_utf8_lossy(&reclaimed.stdout).into_owned();
+    assert!(
+        text.contains(&format!("node n2: {} units given back", held - 4)),
+        "{text}"
+    );
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    assert_eq!(leased["n2"], 4, "n2 keeps only what it sold");
+    assert_eq!(global[SKU] + leased.values().sum::<i64>(), STOCK);
+    // The others can sell the rest now: everything but n2's 4.
+    let sold = buy_all(&n1, sale_id, buyers(100, STOCK as usize)).await;
+    assert_eq!(sold, STOCK - 4);
+
+    // n2 restarts on its journal, returns included, and agrees with Redis.
+    let n2 = Node::start(&scratch, "n2", &redis.prefix).await;
+    let (held, sold) = held_and_sold(&n2, sale_id).await;
+    assert_eq!((held, sold), (4, 4));
+}

@@ -1,8 +1,12 @@
-//! `flashgate cluster leases`: who holds what, read from the cluster's
-//! Redis (the `[cluster]` of the config, as a node reads it): per sale and
-//! item, the global remaining and every node's outstanding lease (sold
-//! units included). Exit 0; 2 without a `[cluster] redis_url`; 3 when
-//! Redis cannot be reached.
+//! `flashgate cluster …`, on the cluster's Redis (the `[cluster]` of the
+//! config, as a node reads it):
+//! - `leases`: who holds what: per sale and item, the global remaining
+//!   and every node's outstanding lease (sold units included);
+//! - `reclaim --node ID --data-dir DIR`: gives back what a stopped node
+//!   holds unsold, journaled in its own journal first (`app::reclaim`).
+//!
+//! Exit 0; 1 refused (the node is running); 2 usage (no `[cluster]
+//! redis_url`); 3 Redis cannot be reached.
 
 use crate::cli::client::Failure;
 use crate::cli::{finish, with_runtime, Outcome};
@@ -32,6 +36,17 @@ pub enum ClusterCommand {
         #[arg(long)]
         sale: Option<String>,
     },
+    /// Give back to the global stock what a stopped node holds unsold;
+    /// refused while the node runs. The node replays the returns when it
+    /// starts again.
+    Reclaim {
+        /// The node's id (its `[cluster] node_id`).
+        #[arg(long)]
+        node: String,
+        /// The node's data dir (its `[storage] data_dir`).
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
 }
 
 pub fn run_cluster(args: ClusterArgs) -> ExitCode {
@@ -39,7 +54,14 @@ pub fn run_cluster(args: ClusterArgs) -> ExitCode {
 }
 
 async fn cluster(args: ClusterArgs) -> Outcome {
-    let config = match Config::load(args.config.as_deref()) {
+    // Reclaim acts as the node: its id and data dir over the config's.
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    if let ClusterCommand::Reclaim { node, data_dir } = &args.command {
+        env.push(("FLASHGATE__CLUSTER__NODE_ID".into(), node.clone()));
+        let data_dir = data_dir.display().to_string();
+        env.push(("FLASHGATE__STORAGE__DATA_DIR".into(), data_dir));
+    }
+    let config = match Config::load_from(args.config.as_deref(), env) {
         Ok(config) => config,
         Err(error) => return Outcome::Usage(error.to_string()),
     };
@@ -52,7 +74,10 @@ async fn cluster(args: ClusterArgs) -> Outcome {
         Err(error) => return Outcome::Usage(error.to_string()),
     };
     let registry = Registry::new(link, &config.cluster.key_prefix);
-    let ClusterCommand::Leases { sale } = args.command;
+    let sale = match args.command {
+        ClusterCommand::Leases { sale } => sale,
+        ClusterCommand::Reclaim { .. } => return reclaim(&config).await,
+    };
     match leases(&registry, sale).await {
         Ok(text) => {
             print!("{text}");
@@ -96,4 +121,31 @@ async fn leases(registry: &Registry, only: Option<String>) -> Result<String, Fai
         }
     }
     Ok(text)
+}
+
+async fn reclaim(config: &Config) -> Outcome {
+    match crate::app::reclaim(config).await {
+        Ok(returned) => {
+            for (sale_id, sku_id, units) in &returned {
+                println!("sale {sale_id} {sku_id}: {units} units given back");
+            }
+            let total: i64 = returned.iter().map(|(_, _, units)| units).sum();
+            println!("node {}: {total} units given back", config.cluster.node_id);
+            Outcome::Done
+        }
+        Err(error) => {
+            let message = error.to_string();
+            if message.contains("is locked") {
+                Outcome::Failed(Failure::Refused {
+                    status: http::StatusCode::CONFLICT,
+                    code: "NODE_RUNNING".into(),
+                    message,
+                })
+            } else if message.contains("unreachable") {
+                Outcome::Failed(Failure::Unreachable(message))
+            } else {
+                Outcome::Usage(message)
+            }
+        }
+    }
 }

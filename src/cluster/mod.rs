@@ -38,6 +38,7 @@
 //! Key layout and scripts: [`registry`]. What is not clustered yet is listed
 //! in docs/ARCHITECTURE.md, "Cluster".
 
+pub mod lock;
 pub mod node;
 pub mod redis_link;
 pub mod registry;

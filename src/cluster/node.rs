@@ -524,6 +524,24 @@ impl ClusterNode {
 
     /// Gives back every unreserved unit of a sale no longer taking orders:
     /// out of the shards, journaled, durable, then to Redis.
+    /// Gives back every unreserved unit of every sale, whatever its state
+    /// (`flashgate cluster reclaim`); `(sale, sku, units)` per item.
+    pub async fn return_all(&self) -> Result<Vec<(String, String, i64)>, ClusterError> {
+        let mut returned = Vec::new();
+        for sale in self.engine.sales() {
+            let held = |index: usize| sale.items[index].stock.counts().stock;
+            let before: Vec<i64> = (0..sale.items.len()).map(held).collect();
+            self.return_sale(&sale).await?;
+            for (index, item) in sale.spec.items.iter().enumerate() {
+                let units = before[index] - held(index);
+                if units > 0 {
+                    returned.push((sale.id().to_owned(), item.sku_id.clone(), units));
+                }
+            }
+        }
+        Ok(returned)
+    }
+
     async fn return_sale(&self, sale: &Arc<Sale>) -> Result<(), ClusterError> {
         for (index, item) in sale.spec.items.iter().enumerate() {
             if sale.items[index].stock.remaining() == 0 {
