@@ -113,25 +113,9 @@ impl Engine {
                 let sale = self.sale(sale_id)?;
                 sale.restock(item_index(&sale, sku_id)?, *add, submit)
             }
-            Event::OrderReserved {
-                sale_id,
-                sku_id,
-                buyer,
-                quantity,
-                ..
-            } => {
-                let sale = self.sale(sale_id)?;
-                let index = item_index(&sale, sku_id)?;
-                let item = &sale.items[index];
-                // Replay restores what was granted; limits were checked live.
-                let _ = item.buyers.try_acquire(buyer, *quantity, u32::MAX);
-                item.stock.reserve(i64::from(*quantity), 0).map_err(|_| {
-                    SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
-                })?;
-                let commit = submit();
-                self.insert_order(&sale, index, event, false);
-                Ok(commit)
-            }
+            // Only replay applies a reservation (the live path decides in
+            // `reserve`), so there is nothing to submit.
+            Event::OrderReserved { .. } => self.replay_reservation(event).map(|()| None),
             Event::OrderTransitioned { order_id, .. }
             | Event::PaymentStarted { order_id, .. }
             | Event::PaymentConfirmed { order_id, .. }
@@ -166,8 +150,7 @@ impl Engine {
     /// Records a reservation whose stock is already taken, and binds its
     /// idempotency key (after the order is readable: a concurrent duplicate
     /// reads it at once).
-    /// `want_view`: the live path answers with the order; replay does not
-    /// pay for formatting a view it would throw away.
+    /// `want_view`: the live path answers with the order.
     pub(super) fn insert_order(
         &self,
         sale: &Arc<Sale>,
@@ -176,11 +159,8 @@ impl Engine {
         want_view: bool,
     ) -> Option<OrderView> {
         let Event::OrderReserved {
-            at,
             order_id,
             buyer,
-            quantity,
-            amount,
             idempotency_key,
             expires_at,
             ..
@@ -191,21 +171,14 @@ impl Engine {
         // One allocation for the id, shared by the map, the key and the timer.
         let order_id: Arc<str> = order_id.as_str().into();
         let (buyer, idempotency_key) = self.keys.shared(buyer, idempotency_key);
-        let record = OrderRecord {
-            order_id: Arc::clone(&order_id),
-            sale: Arc::clone(sale),
-            item_index: index,
-            buyer: Arc::clone(&buyer),
-            quantity: *quantity,
-            amount: *amount,
-            idempotency_key: Arc::clone(&idempotency_key),
-            status: OrderStatus::Reserved,
-            created_at: *at,
-            expires_at: *expires_at,
-            paid_at: None,
-            later_history: Vec::new(),
-            payment: None,
-        };
+        let record = reserved_record(
+            event,
+            sale,
+            index,
+            Arc::clone(&order_id),
+            Arc::clone(&buyer),
+            Arc::clone(&idempotency_key),
+        );
         let view = want_view.then(|| record.view());
         self.orders.insert(Arc::clone(&order_id), record);
         // After the insert: a retry that finds the binding reads the order.
@@ -213,6 +186,60 @@ impl Engine {
         self.holds.schedule(*expires_at, order_id);
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
+    }
+
+    /// Replays a reservation: the same state `reserve` + `insert_order`
+    /// leave, with one lookup per map and the order's three strings
+    /// allocated once and shared by the order, its buyer's count, its key
+    /// and its hold. Nobody else touches the engine while it replays (no
+    /// claims in flight, no expiry task), which is what lets it skip the
+    /// live path's probing. A reservation the stock cannot cover, or an
+    /// order id already taken, is refused before anything changes.
+    fn replay_reservation(&self, event: &Event) -> Result<(), SaleError> {
+        let Event::OrderReserved {
+            order_id,
+            sale_id,
+            sku_id,
+            buyer,
+            quantity,
+            idempotency_key,
+            expires_at,
+            ..
+        } = event
+        else {
+            unreachable!("replay_reservation is only called with OrderReserved");
+        };
+        let sale = self.sale(sale_id)?;
+        let index = item_index(&sale, sku_id)?;
+        let item = &sale.items[index];
+        let order_id: Arc<str> = order_id.as_str().into();
+        // The order's shard stays locked until the record is in: one lookup
+        // both refuses a repeated id and inserts.
+        let Entry::Vacant(vacant) = self.orders.entry(Arc::clone(&order_id)) else {
+            return Err(SaleError::Replay(format!(
+                "order `{order_id}` is reserved twice"
+            )));
+        };
+        item.stock
+            .reserve(i64::from(*quantity), 0)
+            .map_err(|_| SaleError::Replay(format!("order reserves more than {sku_id}'s stock")))?;
+        let buyer: Arc<str> = buyer.as_str().into();
+        let idempotency_key: Arc<str> = idempotency_key.as_str().into();
+        // Replay restores what was granted; limits were checked live.
+        item.buyers.acquire_replayed(&buyer, *quantity);
+        vacant.insert(reserved_record(
+            event,
+            &sale,
+            index,
+            Arc::clone(&order_id),
+            Arc::clone(&buyer),
+            Arc::clone(&idempotency_key),
+        ));
+        self.keys
+            .bind_replayed(buyer, idempotency_key, Arc::clone(&order_id));
+        self.holds.schedule_replayed(*expires_at, order_id);
+        sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Moves a locked order by one event: cancels, expiries and payment
@@ -396,5 +423,41 @@ fn record_payment(order: &mut OrderRecord, event: &Event) {
         | Event::ItemRestocked { .. }
         | Event::OrderReserved { .. }
         | Event::OrderTransitioned { .. } => {}
+    }
+}
+
+/// A new order's record, from its `OrderReserved` event and its shared strings.
+fn reserved_record(
+    event: &Event,
+    sale: &Arc<Sale>,
+    item_index: usize,
+    order_id: Arc<str>,
+    buyer: Arc<str>,
+    idempotency_key: Arc<str>,
+) -> OrderRecord {
+    let Event::OrderReserved {
+        at,
+        quantity,
+        amount,
+        expires_at,
+        ..
+    } = event
+    else {
+        unreachable!("reserved_record is only called with OrderReserved");
+    };
+    OrderRecord {
+        order_id,
+        sale: Arc::clone(sale),
+        item_index,
+        buyer,
+        quantity: *quantity,
+        amount: *amount,
+        idempotency_key,
+        status: OrderStatus::Reserved,
+        created_at: *at,
+        expires_at: *expires_at,
+        paid_at: None,
+        later_history: Vec::new(),
+        payment: None,
     }
 }

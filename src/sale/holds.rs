@@ -30,6 +30,17 @@ impl HoldTimers {
         self.inbox.push((deadline, order_id));
     }
 
+    /// Replay: straight onto the heap, skipping the inbox (a node per hold
+    /// and a second move later). Nothing pops while the journal replays, so
+    /// the lock is uncontended; journaled deadlines mostly ascend, so the
+    /// push rarely sifts.
+    pub fn schedule_replayed(&self, deadline: UnixMs, order_id: Arc<str>) {
+        self.due
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Reverse((deadline, order_id)));
+    }
+
     /// Order ids whose deadline is at or before `now`, earliest first.
     pub fn pop_due(&self, now: UnixMs) -> Vec<Arc<str>> {
         let mut heap = self
