@@ -15,6 +15,7 @@ use crate::journal::Commit;
 use crate::sale::engine::{item_index, shard_hint_of};
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::payment::{LatePayment, Prepay, RefundReason, RefundRecord};
+use crate::sale::replay::{ReplayCursor, ReservedOrder};
 use crate::sale::views::{OrderRecord, OrderView};
 use crate::sale::{invalid, Engine, EventSink, OrderAction, OrderStatus, Sale, SaleError};
 use dashmap::mapref::entry::Entry;
@@ -25,6 +26,9 @@ impl Engine {
     /// Applies a replayed event. A reservation must find its stock: a log
     /// that would oversell is refused, never applied.
     pub fn apply(&self, event: &Event) -> Result<(), SaleError> {
+        if let Some(mut order) = ReservedOrder::of(event) {
+            return self.replay_reservation(&mut order, &mut ReplayCursor::default(), false);
+        }
         self.check_replayed(event)
             .map_err(|error| SaleError::Replay(format!("event refused: {error}")))?;
         self.replayed_at_max.fetch_max(event.at(), Ordering::AcqRel);
@@ -54,10 +58,7 @@ impl Engine {
                 }
                 Ok(())
             }
-            Event::OrderReserved { quantity, .. } if *quantity == 0 => Err(SaleError::Invalid {
-                field: "quantity".into(),
-                message: "must be at least 1".into(),
-            }),
+            // Checked by `replay_reservation`.
             Event::OrderReserved { .. } | Event::SaleTransitioned { .. } => Ok(()),
             Event::OrderTransitioned { .. }
             | Event::PaymentStarted { .. }
@@ -113,9 +114,11 @@ impl Engine {
                 let sale = self.sale(sale_id)?;
                 sale.restock(item_index(&sale, sku_id)?, *add, submit)
             }
-            // Only replay applies a reservation (the live path decides in
-            // `reserve`), so there is nothing to submit.
-            Event::OrderReserved { .. } => self.replay_reservation(event).map(|()| None),
+            // Only replay applies a reservation, through `replay_reservation`
+            // (the live path decides in `reserve`).
+            Event::OrderReserved { .. } => Err(SaleError::InvalidState(
+                "a reservation is not applied as a change".into(),
+            )),
             Event::OrderTransitioned { order_id, .. }
             | Event::PaymentStarted { order_id, .. }
             | Event::PaymentConfirmed { order_id, .. }
@@ -189,56 +192,66 @@ impl Engine {
     }
 
     /// Replays a reservation: the same state `reserve` + `insert_order`
-    /// leave, with one lookup per map and the order's three strings
-    /// allocated once and shared by the order, its buyer's count, its key
-    /// and its hold. Nobody else touches the engine while it replays (no
-    /// claims in flight, no expiry task), which is what lets it skip the
-    /// live path's probing. A reservation the stock cannot cover, or an
-    /// order id already taken, is refused before anything changes.
-    fn replay_reservation(&self, event: &Event) -> Result<(), SaleError> {
-        let Event::OrderReserved {
-            order_id,
-            sale_id,
-            sku_id,
-            buyer,
-            quantity,
-            idempotency_key,
-            expires_at,
-            ..
-        } = event
-        else {
-            unreachable!("replay_reservation is only called with OrderReserved");
-        };
-        let sale = self.sale(sale_id)?;
-        let index = item_index(&sale, sku_id)?;
+    /// leave, with one lookup per map and the order's three strings shared
+    /// by the order, its buyer's count, its key and its hold. Nobody else
+    /// touches the engine while it replays (no claims in flight, no expiry
+    /// task), which is what lets it skip the live path's probing. A
+    /// reservation of nothing or beyond the stock, or of an order id
+    /// already taken, is refused before anything changes. `ahead`: the key
+    /// and the hold were done by [`Engine::replay_ahead`].
+    pub(super) fn replay_reservation(
+        &self,
+        order: &mut ReservedOrder,
+        cursor: &mut ReplayCursor,
+        ahead: bool,
+    ) -> Result<(), SaleError> {
+        if order.quantity == 0 {
+            let error = invalid("quantity", "must be at least 1");
+            return Err(SaleError::Replay(format!("event refused: {error}")));
+        }
+        self.replayed_at_max.fetch_max(order.at, Ordering::AcqRel);
+        let sale = cursor.sale(self, &order.sale_id)?;
+        let index = item_index(sale, &order.sku_id)?;
         let item = &sale.items[index];
-        let order_id: Arc<str> = order_id.as_str().into();
+        let Some(ids) = order.shared.take() else {
+            return Err(SaleError::InvalidState(
+                "a reservation applied twice".into(),
+            ));
+        };
         // The order's shard stays locked until the record is in: one lookup
         // both refuses a repeated id and inserts.
-        let Entry::Vacant(vacant) = self.orders.entry(Arc::clone(&order_id)) else {
+        let Entry::Vacant(vacant) = self.orders.entry(Arc::clone(&ids.order_id)) else {
             return Err(SaleError::Replay(format!(
-                "order `{order_id}` is reserved twice"
+                "order `{}` is reserved twice",
+                ids.order_id
             )));
         };
         item.stock
-            .reserve(i64::from(*quantity), 0)
-            .map_err(|_| SaleError::Replay(format!("order reserves more than {sku_id}'s stock")))?;
-        let buyer: Arc<str> = buyer.as_str().into();
-        let idempotency_key: Arc<str> = idempotency_key.as_str().into();
+            .reserve(i64::from(order.quantity), 0)
+            .map_err(|_| {
+                SaleError::Replay(format!("order reserves more than {}'s stock", order.sku_id))
+            })?;
         // Replay restores what was granted; limits were checked live.
-        item.buyers.acquire_replayed(&buyer, *quantity);
-        vacant.insert(reserved_record(
-            event,
-            &sale,
-            index,
-            Arc::clone(&order_id),
-            Arc::clone(&buyer),
-            Arc::clone(&idempotency_key),
-        ));
-        self.keys
-            .bind_replayed(buyer, idempotency_key, Arc::clone(&order_id));
-        self.holds.schedule_replayed(*expires_at, order_id);
+        item.buyers.acquire_replayed(&ids.buyer, order.quantity);
+        if !ahead {
+            self.bind_and_schedule(&ids, order.expires_at);
+        }
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
+        vacant.insert(OrderRecord {
+            order_id: ids.order_id,
+            sale: Arc::clone(sale),
+            item_index: index,
+            buyer: ids.buyer,
+            quantity: order.quantity,
+            amount: order.amount,
+            idempotency_key: ids.idempotency_key,
+            status: OrderStatus::Reserved,
+            created_at: order.at,
+            expires_at: order.expires_at,
+            paid_at: None,
+            later_history: Vec::new(),
+            payment: None,
+        });
         Ok(())
     }
 

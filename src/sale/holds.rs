@@ -26,6 +26,14 @@ pub struct HoldTimers {
 }
 
 impl HoldTimers {
+    /// Room for about `holds` holds, for a replay that restores them.
+    pub fn with_capacity(holds: usize) -> HoldTimers {
+        HoldTimers {
+            inbox: SegQueue::new(),
+            due: Mutex::new(BinaryHeap::with_capacity(holds)),
+        }
+    }
+
     pub fn schedule(&self, deadline: UnixMs, order_id: Arc<str>) {
         self.inbox.push((deadline, order_id));
     }
