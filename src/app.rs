@@ -231,8 +231,8 @@ fn recover(config: &Config, journal_dir: &Path) -> Result<(Arc<Engine>, Arc<Jour
 }
 
 /// Replays the journal after `after_seq` into `engine`, on two cores: a
-/// reader thread reads, checks and decodes records, and binds the keys and
-/// schedules the holds of reservations ([`Engine::replay_ahead`]), while
+/// reader thread reads, checks and decodes records, and schedules the holds
+/// of reservations ([`Engine::replay_ahead`]), while
 /// this thread applies them, in order, in batches (`sale::replay`). Damage
 /// is reported by the reader with its segment and offset; a record the
 /// engine refuses, by its seq. After an error the engine is partly

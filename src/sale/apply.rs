@@ -197,8 +197,8 @@ impl Engine {
     /// touches the engine while it replays (no claims in flight, no expiry
     /// task), which is what lets it skip the live path's probing. A
     /// reservation of nothing or beyond the stock, or of an order id
-    /// already taken, is refused before anything changes. `ahead`: the key
-    /// and the hold were done by [`Engine::replay_ahead`].
+    /// already taken, is refused before anything changes. `ahead`: the hold
+    /// was scheduled by [`Engine::replay_ahead`].
     pub(super) fn replay_reservation(
         &self,
         order: &mut ReservedOrder,
@@ -209,9 +209,12 @@ impl Engine {
             let error = invalid("quantity", "must be at least 1");
             return Err(SaleError::Replay(format!("event refused: {error}")));
         }
-        self.replayed_at_max.fetch_max(order.at, Ordering::AcqRel);
-        let sale = cursor.sale(self, &order.sale_id)?;
-        let index = item_index(sale, &order.sku_id)?;
+        // Times mostly ascend: a load spares most records the atomic update.
+        if order.at > self.replayed_at_max.load(Ordering::Acquire) {
+            self.replayed_at_max.fetch_max(order.at, Ordering::AcqRel);
+        }
+        let sale = cursor.sale(self, order.sale_id.as_str())?;
+        let index = item_index(sale, order.sku_id.as_str())?;
         let item = &sale.items[index];
         let Some(ids) = order.shared.take() else {
             return Err(SaleError::InvalidState(
@@ -229,13 +232,19 @@ impl Engine {
         item.stock
             .reserve(i64::from(order.quantity), 0)
             .map_err(|_| {
-                SaleError::Replay(format!("order reserves more than {}'s stock", order.sku_id))
+                let sku_id = order.sku_id.as_str();
+                SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
             })?;
         // Replay restores what was granted; limits were checked live.
         item.buyers.acquire_replayed(&ids.buyer, order.quantity);
         if !ahead {
-            self.bind_and_schedule(&ids, order.expires_at);
+            self.schedule_replayed_hold(&ids, order.expires_at);
         }
+        self.keys.bind_replayed(
+            Arc::clone(&ids.buyer),
+            Arc::clone(&ids.idempotency_key),
+            Arc::clone(&ids.order_id),
+        );
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         vacant.insert(OrderRecord {
             order_id: ids.order_id,

@@ -4,18 +4,20 @@
 //! Nearly every record of a flash sale is an `order_reserved`. The reader
 //! decodes it straight into the strings the engine keeps (the order id, the
 //! buyer and the key, each allocated once and shared by the order, its
-//! buyer's count, its key and its hold), and does the part of the
-//! reservation that depends on no earlier record: it binds the key and
-//! schedules the hold ([`Engine::replay_ahead`]). The applier does the rest,
-//! in journal order ([`Engine::apply_replayed`]): the stock, the buyer's
-//! count and the order record, refusing what the live path would never
-//! have journaled. Any other record is an [`Event`], applied as
-//! [`Engine::apply`] applies it.
+//! buyer's count, its key and its hold; the sale and item ids travel
+//! inline), and does the part of the reservation that depends on no
+//! earlier record: it schedules the hold ([`Engine::replay_ahead`]). The
+//! applier does the rest, in journal order ([`Engine::apply_replayed`]):
+//! the stock, the buyer's count, the order record and the key, refusing
+//! what the live path would never have journaled. Any other record is an
+//! [`Event`], applied as [`Engine::apply`] applies it.
 //!
-//! Keys and holds done ahead are the same as done in order: replay binds a
-//! key only from its reservation, in record order (one thread), and the
-//! holds are a heap, whatever order they arrive in. A record the applier
-//! refuses fails the whole replay, and the engine is dropped with it.
+//! Holds scheduled ahead are the same as scheduled in order: they are a
+//! heap, whatever order they arrive in, and nothing pops it while the
+//! journal replays. A record the applier refuses fails the whole replay,
+//! and the engine is dropped with it. (The key depends on no earlier record
+//! either and could be bound ahead too; bound by the reader, it made the
+//! reader the slower of the two threads: README, "Measured".)
 
 use crate::clock::UnixMs;
 use crate::sale::event::Event;
@@ -37,11 +39,46 @@ pub struct ReservedOrder {
     /// Taken (moved into the engine) by the applier; the rest of the
     /// record goes back to the reader to be dropped where it was allocated.
     pub(super) shared: Option<SharedIds>,
-    pub(super) sale_id: String,
-    pub(super) sku_id: String,
+    pub(super) sale_id: Name,
+    pub(super) sku_id: Name,
     pub(super) quantity: u32,
     pub(super) amount: Decimal,
     pub(super) expires_at: UnixMs,
+}
+
+/// A sale or item id as the reader hands it over. Ids are at most 32
+/// bytes (`ids::is_valid_host_id`), so they travel inline and cost the
+/// reader no allocation; a longer one (which can name no sale, and is
+/// refused as not found) goes on the heap.
+pub(super) enum Name {
+    Inline { len: u8, bytes: [u8; Name::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    const INLINE: usize = 32;
+
+    fn new(name: &str) -> Name {
+        if name.len() > Name::INLINE {
+            return Name::Heap(name.into());
+        }
+        let mut bytes = [0; Name::INLINE];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Name::Inline {
+            len: name.len() as u8,
+            bytes,
+        }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            // A whole `str` was copied in, so this never fails.
+            Name::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Name::Heap(name) => name,
+        }
+    }
 }
 
 pub(super) struct SharedIds {
@@ -62,8 +99,10 @@ enum ReservedWire<'a> {
         at: UnixMs,
         #[serde(borrow)]
         order_id: Cow<'a, str>,
-        sale_id: String,
-        sku_id: String,
+        #[serde(borrow)]
+        sale_id: Cow<'a, str>,
+        #[serde(borrow)]
+        sku_id: Cow<'a, str>,
         #[serde(borrow)]
         buyer: Cow<'a, str>,
         quantity: u32,
@@ -98,8 +137,8 @@ impl Replayed {
                         buyer: Arc::from(&*buyer),
                         idempotency_key: Arc::from(&*idempotency_key),
                     }),
-                    sale_id,
-                    sku_id,
+                    sale_id: Name::new(&sale_id),
+                    sku_id: Name::new(&sku_id),
                     quantity,
                     amount,
                     expires_at,
@@ -134,8 +173,8 @@ impl ReservedOrder {
                 buyer: buyer.as_str().into(),
                 idempotency_key: idempotency_key.as_str().into(),
             }),
-            sale_id: sale_id.clone(),
-            sku_id: sku_id.clone(),
+            sale_id: Name::new(sale_id),
+            sku_id: Name::new(sku_id),
             quantity: *quantity,
             amount: *amount,
             expires_at: *expires_at,
@@ -166,14 +205,14 @@ impl ReplayCursor {
 }
 
 impl Engine {
-    /// Reader side: binds a reservation's key and schedules its hold, which
-    /// depend on no earlier record (see the module doc). Only for records
+    /// Reader side: schedules a reservation's hold, which depends on no
+    /// earlier record (see the module doc). Only for records
     /// then applied with [`Engine::apply_replayed`] with `ahead` set, by one
     /// reader, in journal order.
     pub fn replay_ahead(&self, record: &Replayed) {
         if let Replayed::Reserved(order) = record {
             if let Some(ids) = &order.shared {
-                self.bind_and_schedule(ids, order.expires_at);
+                self.schedule_replayed_hold(ids, order.expires_at);
             }
         }
     }
@@ -193,12 +232,7 @@ impl Engine {
         }
     }
 
-    pub(super) fn bind_and_schedule(&self, ids: &SharedIds, expires_at: UnixMs) {
-        self.keys.bind_replayed(
-            Arc::clone(&ids.buyer),
-            Arc::clone(&ids.idempotency_key),
-            Arc::clone(&ids.order_id),
-        );
+    pub(super) fn schedule_replayed_hold(&self, ids: &SharedIds, expires_at: UnixMs) {
         self.holds
             .schedule_replayed(expires_at, Arc::clone(&ids.order_id));
     }
@@ -241,7 +275,14 @@ mod tests {
             (order.at, order.quantity, order.amount, order.expires_at),
             (again.at, again.quantity, again.amount, again.expires_at)
         );
-        assert_eq!((&*order.sale_id, &*order.sku_id), ("s1", "k1"));
+        assert_eq!(
+            (order.sale_id.as_str(), order.sku_id.as_str()),
+            ("s1", "k1")
+        );
+        let long = "x".repeat(Name::INLINE + 1);
+        assert_eq!(Name::new(&long).as_str(), long);
+        let full = "y".repeat(Name::INLINE);
+        assert_eq!(Name::new(&full).as_str(), full);
 
         // Whitespace, or fields this variant does not have: decoded (or
         // refused) as an Event, with the Event's own error.
@@ -278,7 +319,7 @@ mod tests {
         ));
     }
 
-    /// The two-thread split (keys and holds ahead, the rest in order) leaves
+    /// The two-thread split (holds ahead, the rest in order) leaves
     /// what `apply` leaves, event by event.
     #[test]
     fn replaying_ahead_and_in_order_rebuilds_what_apply_does() {
