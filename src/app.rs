@@ -13,7 +13,8 @@ use crate::metrics as names;
 use crate::pay::sim::SimHandle;
 use crate::pay::PayClient;
 use crate::payments::{merchant, Payments};
-use crate::sale::{Engine, EngineLimits, Event};
+use crate::sale::replay::{ReplayCursor, Replayed};
+use crate::sale::{Engine, EngineLimits};
 use crate::shutdown::{self, Shutdown, ShutdownTrigger};
 use crate::store::feeder::{Feeder, FeederOptions};
 use crate::store::{StoreConfig, StoreError};
@@ -324,9 +325,12 @@ fn recover(
 }
 
 /// Replays the journal after `after_seq` into `engine`, on two cores: a
-/// reader thread reads, checks and decodes records while this thread
-/// applies them, in order, in batches. Damage is reported by the reader
-/// with its segment and offset; a record the engine refuses, by its seq.
+/// reader thread reads, checks and decodes records, and schedules the holds
+/// of reservations ([`Engine::replay_ahead`]), while
+/// this thread applies them, in order, in batches (`sale::replay`). Damage
+/// is reported by the reader with its segment and offset; a record the
+/// engine refuses, by its seq. After an error the engine is partly
+/// replayed and only fit to be dropped.
 pub fn replay_into(
     engine: &Engine,
     journal_dir: &Path,
@@ -335,14 +339,17 @@ pub fn replay_into(
 ) -> Result<journal::ReplayOutcome, StartError> {
     const BATCH_RECORDS: usize = 1024;
     const BATCHES_IN_FLIGHT: usize = 16;
-    // Batches go back to the reader once applied, and it drops their events
-    // and reuses them: every allocation is freed by the thread that made it.
-    // Freed on the applying thread instead, a million events' strings went
-    // through glibc's cross-arena free and each batch's release consolidated
-    // the heap; that was a quarter of the replay's time.
-    let (sender, receiver) = std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(BATCHES_IN_FLIGHT);
+    // Batches go back to the reader once applied, and it drops their records
+    // and reuses them: every allocation the engine does not keep is freed by
+    // the thread that made it (the applier moves a reservation's shared
+    // strings into the engine and leaves the rest). Freed on the applying
+    // thread instead, a million events' strings went through glibc's
+    // cross-arena free and each batch's release consolidated the heap; that
+    // was a quarter of the replay's time.
+    let (sender, receiver) =
+        std::sync::mpsc::sync_channel::<Vec<(u64, Replayed)>>(BATCHES_IN_FLIGHT);
     let (recycle, recycled) =
-        std::sync::mpsc::sync_channel::<Vec<(u64, Event)>>(BATCHES_IN_FLIGHT + 2);
+        std::sync::mpsc::sync_channel::<Vec<(u64, Replayed)>>(BATCHES_IN_FLIGHT + 2);
     std::thread::scope(|scope| {
         let reader = scope.spawn(move || {
             let fresh_batch = || match recycled.try_recv() {
@@ -355,9 +362,10 @@ pub fn replay_into(
             let mut batch = fresh_batch();
             let outcome =
                 journal::replay(journal_dir, after_seq, tail_window_bytes, |seq, payload| {
-                    let event: Event = serde_json::from_slice(payload)
+                    let record = Replayed::decode(payload)
                         .map_err(|error| format!("undecodable event: {error}"))?;
-                    batch.push((seq, event));
+                    engine.replay_ahead(&record);
+                    batch.push((seq, record));
                     if batch.len() == BATCH_RECORDS {
                         let full = std::mem::replace(&mut batch, fresh_batch());
                         sender.send(full).map_err(|_| "replay stopped".to_owned())?;
@@ -368,14 +376,15 @@ pub fn replay_into(
                 let _ = sender.send(batch);
             }
             drop(sender);
-            // Drains what the applier hands back so its events are dropped here.
+            // Drains what the applier hands back so its records are dropped here.
             while recycled.recv().is_ok() {}
             outcome
         });
         let mut refused = None;
-        'batches: for batch in receiver.iter() {
-            for (seq, event) in &batch {
-                if let Err(error) = engine.apply(event) {
+        let mut cursor = ReplayCursor::default();
+        'batches: for mut batch in receiver.iter() {
+            for (seq, record) in &mut batch {
+                if let Err(error) = engine.apply_replayed(record, &mut cursor, true) {
                     refused = Some(format!("journal record {seq} cannot be replayed: {error}"));
                     break 'batches;
                 }
@@ -471,7 +480,7 @@ async fn expire_holds(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sale::{ItemSpec, SaleSpec};
+    use crate::sale::{Event, ItemSpec, SaleSpec};
 
     #[test]
     fn replay_into_names_the_record_the_engine_refuses() {

@@ -175,6 +175,14 @@ impl IdempotencyKeys {
         self.claims.insert(key, bound);
     }
 
+    /// Replay: binds a journaled order's key with one lookup. Nobody
+    /// claims keys while the journal replays; a key bound before (a log
+    /// that reused one) is rebound to the later order, as [`Self::bind`] does.
+    pub fn bind_replayed(&self, buyer: Arc<str>, key: Arc<str>, order_id: Arc<str>) {
+        self.claims
+            .insert(ClaimKey { buyer, key }, Claim::Bound(order_id));
+    }
+
     /// Drops a claim whose order was not made, so the key can be retried.
     pub fn abandon(&self, buyer: &str, key: &str) {
         self.claims

@@ -6,10 +6,13 @@
 //! or expires, so the limit counts live (reserved, paying, paid) orders.
 
 use crate::inventory::ConcurrentMap;
+use std::sync::Arc;
 
 #[derive(Default)]
 pub struct PerUserLimits {
-    held: ConcurrentMap<Box<str>, u32>,
+    /// Keyed by the buyer as the order records hold it, so replay shares
+    /// the order's string instead of copying it.
+    held: ConcurrentMap<Arc<str>, u32>,
 }
 
 /// The buyer would hold more than the limit; `held` is what they hold now.
@@ -37,6 +40,16 @@ impl PerUserLimits {
         }
         *held += quantity;
         Ok(())
+    }
+
+    /// Replay: adds the units of a journaled order, whatever the limit (it
+    /// was checked live), with one lookup and the order's own buyer string.
+    /// A count that would overflow stays as it is, as `try_acquire` leaves it.
+    pub fn acquire_replayed(&self, buyer: &Arc<str>, quantity: u32) {
+        let mut held = self.held.entry(Arc::clone(buyer)).or_insert(0);
+        if let Some(total) = held.checked_add(quantity) {
+            *held = total;
+        }
     }
 
     /// Gives back units of a cancelled or expired order.

@@ -2,22 +2,34 @@
 //! the writer has made durable, in order, straight from the segment files
 //! (the page cache serves them), so it never slows the order path and picks
 //! up where it left off after a restart.
+//!
+//! It reads a bounded chunk at a time ([`READ_CHUNK_BYTES`]) and decodes from
+//! a cursor into it, compacting only before the next read: however far the
+//! store lags (and it lags by design during a burst), a batch costs what its
+//! records cost, and the tail holds at most a chunk or two in memory.
 
-use crate::journal::record::{decode, Decoded};
+use crate::journal::record::{decode, Decoded, HEADER_BYTES, PAYLOAD_BYTES_MAX};
 use crate::journal::segment::list_segments;
 use crate::journal::JournalError;
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
+/// Bytes read from a segment at a time: larger than the largest record, so a
+/// chunk always completes the record it starts in.
+pub const READ_CHUNK_BYTES: usize = 4 << 20;
+const _: () = assert!(READ_CHUNK_BYTES > HEADER_BYTES + PAYLOAD_BYTES_MAX);
+
 pub struct Tail {
     dir: PathBuf,
     /// The next sequence number to hand out.
     next_seq: u64,
-    /// The segment being read and the offset of the next unread record.
+    /// The segment being read and the offset of the next undecoded record.
     segment: Option<(PathBuf, u64)>,
-    /// Bytes read from the segment but not yet decoded (a record cut short).
+    /// Bytes read from the segment; `pending[decoded..]` are not decoded yet
+    /// (the rest of the chunk, or a record cut short by the writer).
     pending: Vec<u8>,
+    decoded: usize,
 }
 
 impl Tail {
@@ -28,7 +40,18 @@ impl Tail {
             next_seq: after_seq + 1,
             segment: None,
             pending: Vec::new(),
+            decoded: 0,
         }
+    }
+
+    /// Bytes the tail holds in memory (read, not yet handed out).
+    pub fn buffered_bytes(&self) -> usize {
+        self.pending.len() - self.decoded
+    }
+
+    fn forget_buffered(&mut self) {
+        self.pending.clear();
+        self.decoded = 0;
     }
 
     pub fn next_seq(&self) -> u64 {
@@ -75,7 +98,7 @@ impl Tail {
             return Ok(false);
         };
         self.segment = Some((path.clone(), 0));
-        self.pending.clear();
+        self.forget_buffered();
         Ok(true)
     }
 
@@ -84,7 +107,7 @@ impl Tail {
         match segments.iter().find(|(first, _)| *first == self.next_seq) {
             Some((_, path)) => {
                 self.segment = Some((path.clone(), 0));
-                self.pending.clear();
+                self.forget_buffered();
                 Ok(true)
             }
             None => Ok(false),
@@ -100,25 +123,32 @@ impl Tail {
         let Some((path, offset)) = self.segment.clone() else {
             return Ok(());
         };
-        let mut file = match File::open(&path) {
-            Ok(file) => file,
-            // A checkpoint deleted it after we had read it all: the next
-            // segment starts at `next_seq`.
-            Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-                self.segment = None;
-                self.pending.clear();
-                return Ok(());
-            }
-            Err(error) => return Err(JournalError::io(&path, error)),
-        };
-        let read_from = offset + self.pending.len() as u64;
-        file.seek(SeekFrom::Start(read_from))
-            .map_err(|e| JournalError::io(&path, e))?;
-        file.read_to_end(&mut self.pending)
-            .map_err(|e| JournalError::io(&path, e))?;
+        if self.buffered_bytes() < READ_CHUNK_BYTES {
+            // Refill: keep the undecoded bytes, read the next chunk after them.
+            let mut file = match File::open(&path) {
+                Ok(file) => file,
+                // A checkpoint deleted it after we had read it all: the next
+                // segment starts at `next_seq`.
+                Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+                    self.segment = None;
+                    self.forget_buffered();
+                    return Ok(());
+                }
+                Err(error) => return Err(JournalError::io(&path, error)),
+            };
+            self.pending.drain(..self.decoded);
+            self.decoded = 0;
+            let read_from = offset + self.pending.len() as u64;
+            file.seek(SeekFrom::Start(read_from))
+                .map_err(|e| JournalError::io(&path, e))?;
+            file.take(READ_CHUNK_BYTES as u64)
+                .read_to_end(&mut self.pending)
+                .map_err(|e| JournalError::io(&path, e))?;
+        }
         let mut consumed = 0usize;
+        let start = self.decoded;
         while records.len() < records_max && self.next_seq <= durable_seq {
-            match decode(&self.pending[consumed..]) {
+            match decode(&self.pending[start + consumed..]) {
                 Decoded::Record {
                     seq,
                     payload,
@@ -142,7 +172,7 @@ impl Tail {
                 Decoded::Incomplete | Decoded::Corrupt(_) => break,
             }
         }
-        self.pending.drain(..consumed);
+        self.decoded += consumed;
         self.segment = Some((path, offset + consumed as u64));
         Ok(())
     }

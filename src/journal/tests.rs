@@ -235,6 +235,54 @@ fn a_tail_reads_durable_records_in_order_across_segments_and_resumes() {
 }
 
 #[test]
+fn a_tail_far_behind_reads_in_bounded_chunks_and_misses_nothing() {
+    let dir = TempDir::new("tail-behind");
+    // 3,000 records of 4 KiB (12 MB, three read chunks) in one segment: a
+    // tail that read it all at once would hold more than two chunks.
+    let (outcome, _) = collect(&dir.0).unwrap();
+    let journal = Journal::start(options(&dir.0, 1 << 30), &outcome).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let payload = |i: u64| {
+        let mut bytes = format!("record {i} ").into_bytes();
+        bytes.resize(4096, b'x');
+        bytes
+    };
+    let commits: Vec<_> = (1..=3_000).map(|i| journal.submit(payload(i))).collect();
+    runtime.block_on(async {
+        for commit in commits {
+            commit.durable().await.unwrap();
+        }
+    });
+    journal.shutdown();
+    let log_bytes: u64 = list_segments(&dir.0)
+        .unwrap()
+        .iter()
+        .map(|(_, path)| fs::metadata(path).unwrap().len())
+        .sum();
+    assert!(log_bytes > 2 * tail::READ_CHUNK_BYTES as u64);
+    let mut tail = tail::Tail::new(&dir.0, 0);
+    let mut next = 1u64;
+    loop {
+        let batch = tail.read(3_000, 100).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        for (seq, bytes) in batch {
+            assert_eq!((seq, bytes), (next, payload(next)));
+            next += 1;
+        }
+        assert!(
+            tail.buffered_bytes() < 2 * tail::READ_CHUNK_BYTES,
+            "the tail holds {} bytes",
+            tail.buffered_bytes()
+        );
+    }
+    assert_eq!(next, 3_001, "every record, once, in order");
+}
+
+#[test]
 fn checkpoints_replace_older_ones_and_covered_segments_are_deleted() {
     let dir = TempDir::new("checkpoint");
     let snapshots = dir.0.join("snapshots");

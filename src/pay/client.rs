@@ -3,7 +3,8 @@
 //! arguments.
 //!
 //! One [`PayClient`] per merchant, cheap to clone (an `Arc`). Every call:
-//! 1. takes a slot from the client's rate limiter (shared by all calls);
+//! 1. takes a slot from the client's rate limiter (shared by all calls; the
+//!    background lane, [`PayClient::background`], is held to a share of it);
 //! 2. signs `METHOD\ncanonical URL\nts\nnonce\nbody\n` with the merchant key
 //!    (canonical URL = path + `?` + raw query, byte-identical to the wire);
 //! 3. sends it with `Authorization`, `Accept`, `User-Agent`, `Content-Type`
@@ -27,7 +28,7 @@
 //! is accepted too, for the simulator.
 
 use super::crypto::{self, RsaSigner, RsaVerifier, SignedHeaders, Verifier, HEADER_SERIAL};
-use super::limiter::RateLimiter;
+use super::limiter::{Lane, LaneLimiter};
 use super::notify::NotificationVerifier;
 use super::wire::{
     CloseRequest, ErrorBody, JsapiPrepayRequest, Payer, PrepayAmount, PrepayResponse, Refund,
@@ -59,6 +60,10 @@ pub const ATTEMPTS_MAX_LIMIT: u32 = 10;
 /// The longest a call waits for a rate-limiter slot before failing with
 /// `PayError::RateLimited`.
 pub const RATE_LIMIT_WAIT_MAX: Duration = Duration::from_secs(2);
+/// The longest a background call waits for its share's slot (then for a
+/// slot of the whole rate, as any call). Nobody waits on these calls, and
+/// one refused is asked again by the next sweep.
+pub const BACKGROUND_WAIT_MAX: Duration = Duration::from_secs(30);
 /// JSON responses are small; anything larger is refused.
 const RESPONSE_BYTES_MAX: usize = 1024 * 1024;
 /// A day's bill of one merchant; refused above this.
@@ -135,6 +140,7 @@ pub struct JsapiPrepay {
 #[derive(Clone)]
 pub struct PayClient {
     inner: Arc<Inner>,
+    lane: Lane,
 }
 
 struct Inner {
@@ -149,7 +155,7 @@ struct Inner {
     primary: Origin,
     backup: Option<Origin>,
     http: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
-    limiter: RateLimiter,
+    limiter: LaneLimiter,
     attempt_timeout: Duration,
     attempts_max: u32,
 }
@@ -217,11 +223,26 @@ impl PayClient {
                 primary: origin(&config.base_url)?,
                 backup: config.backup_base_url.as_deref().map(origin).transpose()?,
                 http: http_client(attempt_timeout)?,
-                limiter: RateLimiter::new(config.requests_per_second_max, RATE_LIMIT_WAIT_MAX),
+                limiter: LaneLimiter::new(
+                    config.requests_per_second_max,
+                    RATE_LIMIT_WAIT_MAX,
+                    BACKGROUND_WAIT_MAX,
+                ),
                 attempt_timeout,
                 attempts_max: config.attempts_max,
             }),
+            lane: Lane::Interactive,
         })
+    }
+
+    /// The same client for calls nobody waits for (hold expiry, the
+    /// reconciler, late refunds): they use at most a share of the rate
+    /// (`limiter::BACKGROUND_PERCENT`), so buyers keep the rest.
+    pub fn background(&self) -> PayClient {
+        PayClient {
+            inner: Arc::clone(&self.inner),
+            lane: Lane::Background,
+        }
     }
 
     /// Verifies and decrypts callbacks for this merchant.
@@ -473,7 +494,7 @@ impl PayClient {
         path_and_query: &str,
         body: Option<&Bytes>,
     ) -> Result<Answer, PayError> {
-        if let Err(wait) = self.inner.limiter.acquire().await {
+        if let Err(wait) = self.inner.limiter.acquire(self.lane).await {
             metrics::counter!(names::WECHATPAY_THROTTLED_TOTAL, "endpoint" => call.endpoint)
                 .increment(1);
             return Err(PayError::RateLimited {

@@ -1,6 +1,15 @@
 //! The client's request-rate limiter: one per `PayClient`, shared by all its
 //! calls (WeChat's limits are per merchant, ~500 QPS for JSAPI prepay).
 //!
+//! Two lanes share it. A buyer's call (the prepay behind `/pay`, the close
+//! and query before a buyer's cancel, an operator's refund) takes a slot of
+//! the whole rate. A background call (hold expiry's close and query, the
+//! reconciler, refunds of late payments) first takes a slot of its own
+//! limiter, [`BACKGROUND_PERCENT`] of the rate, then one of the whole: so
+//! a wave of expiring holds uses at most that share, and buyers paying
+//! meanwhile keep the rest instead of waiting behind it and failing with
+//! `RateLimited`.
+//!
 //! A token bucket written as GCRA: the state is one instant, the
 //! "theoretical arrival time" of the next request. Each caller reserves its
 //! own slot under a mutex held for a few instructions, then sleeps until the
@@ -12,6 +21,60 @@
 use std::sync::Mutex;
 use std::time::Duration;
 use tokio::time::Instant;
+
+/// The share of the rate background calls may use, in percent.
+pub(crate) const BACKGROUND_PERCENT: u32 = 25;
+
+/// Who a call is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Lane {
+    /// A buyer or an operator waits for the answer.
+    Interactive,
+    /// Nobody waits: expiry, reconciliation, late refunds.
+    Background,
+}
+
+/// The client's limiter: the whole rate, and the background lane's share.
+#[derive(Debug)]
+pub(crate) struct LaneLimiter {
+    whole: RateLimiter,
+    background: RateLimiter,
+}
+
+impl LaneLimiter {
+    /// `wait_max` bounds an interactive call's wait; a background call may
+    /// wait `background_wait_max` for its share's slot (on top of that).
+    pub(crate) fn new(
+        requests_per_second_max: u32,
+        wait_max: Duration,
+        background_wait_max: Duration,
+    ) -> Self {
+        let share = (requests_per_second_max * BACKGROUND_PERCENT / 100).max(1);
+        Self {
+            whole: RateLimiter::new(requests_per_second_max, wait_max),
+            background: RateLimiter::new(share, background_wait_max),
+        }
+    }
+
+    /// Waits for the call's slot; `Err(delay)` when it is beyond the bound.
+    ///
+    /// A background call waits for its share's slot *before* it asks the
+    /// whole rate for one: reserved ahead, its slot would move the whole
+    /// bucket's arrival time into the future and hold buyers behind it.
+    pub(crate) async fn acquire(&self, lane: Lane) -> Result<(), Duration> {
+        if lane == Lane::Background {
+            wait(self.background.reserve(Instant::now())?).await;
+        }
+        wait(self.whole.reserve(Instant::now())?).await;
+        Ok(())
+    }
+}
+
+async fn wait(delay: Duration) {
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+}
 
 /// The burst allowed on top of the steady rate: a tenth of a second's
 /// worth of requests (at least one).
@@ -62,15 +125,6 @@ impl RateLimiter {
         *arrival = Some(start + self.interval);
         Ok(delay)
     }
-
-    /// Waits for a slot; `Err(delay)` when the slot is beyond the bound.
-    pub(crate) async fn acquire(&self) -> Result<(), Duration> {
-        let delay = self.reserve(Instant::now())?;
-        if !delay.is_zero() {
-            tokio::time::sleep(delay).await;
-        }
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -94,6 +148,44 @@ mod tests {
         // Time passing frees slots again.
         let later = now + Duration::from_secs(1);
         assert_eq!(limiter.reserve(later), Ok(Duration::ZERO));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn background_calls_take_at_most_their_share_and_buyers_keep_the_rest() {
+        // 400/s: buyers wait at most 100 ms for a slot, background calls 10 s.
+        let lanes = std::sync::Arc::new(LaneLimiter::new(
+            400,
+            Duration::from_millis(100),
+            Duration::from_secs(10),
+        ));
+        let started = Instant::now();
+        // A wave of 2,000 expiring holds asks at once.
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        for _ in 0..2_000 {
+            let (lanes, done) = (lanes.clone(), done.clone());
+            tokio::spawn(async move {
+                if lanes.acquire(Lane::Background).await.is_ok() {
+                    done.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+        // Meanwhile buyers pay at 250/s for 4 s: with the wave held to its
+        // 100/s, the whole 400/s still has room for every one at once.
+        for _ in 0..1_000 {
+            tokio::time::sleep(Duration::from_millis(4)).await;
+            let delay = lanes.whole.reserve(Instant::now());
+            assert!(
+                delay.is_ok_and(|delay| delay <= Duration::from_millis(20)),
+                "a buyer at {:?} waits {delay:?}",
+                started.elapsed()
+            );
+        }
+        // The wave got its share: about 100 a second, no more.
+        let served = done.load(std::sync::atomic::Ordering::Relaxed);
+        assert!(
+            (380..=420).contains(&served),
+            "{served} background calls in 4 s"
+        );
     }
 
     #[test]

@@ -121,7 +121,11 @@ pub struct PaymentParams {
 
 pub struct Payments {
     engine: Arc<Engine>,
+    /// For calls a buyer or an operator waits on.
     client: PayClient,
+    /// The same client held to a share of the rate, for expiry, the
+    /// reconciler and late refunds (`pay::limiter`).
+    background: PayClient,
     mchid: String,
     appid: String,
     notify_url: String,
@@ -144,6 +148,7 @@ impl Payments {
     pub fn new(engine: Arc<Engine>, client: PayClient, config: &PayConfig) -> Payments {
         Payments {
             engine,
+            background: client.background(),
             client,
             mchid: config.mchid.clone(),
             appid: config.appid.clone(),
@@ -406,11 +411,15 @@ impl Payments {
             self.engine
                 .request_refund(order_id, RefundReason::Admin, now_ms())?;
         commit.durable().await?;
-        self.submit_refund(&refund).await?;
+        self.submit_refund(&refund, &self.client).await?;
         Ok(self.engine.order_for_admin(order_id)?)
     }
 
-    async fn submit_refund(&self, refund: &RefundOrder) -> Result<(), PaymentError> {
+    async fn submit_refund(
+        &self,
+        refund: &RefundOrder,
+        client: &PayClient,
+    ) -> Result<(), PaymentError> {
         let reason = match refund.reason {
             RefundReason::Admin => "商户退款",
             RefundReason::LatePayment => "订单已超时，退回付款",
@@ -427,7 +436,7 @@ impl Payments {
                 currency: CURRENCY_CNY.into(),
             },
         };
-        let accepted = self.client.refund(&request).await;
+        let accepted = client.refund(&request).await;
         let label = if accepted.is_ok() {
             "submitted"
         } else {
@@ -479,7 +488,7 @@ impl Payments {
                 .is_some_and(|t| t.trade_state == TradeState::NotPay)
         {
             // Closing is re-entrant; what counts is the state after it.
-            if let Err(error) = self.client.close(order_id).await {
+            if let Err(error) = self.background.close(order_id).await {
                 tracing::info!(order_id, %error, "close refused; asking for the order's state");
             }
             transaction = self.query(order_id).await?;
@@ -562,7 +571,7 @@ impl Payments {
             let Ok(_permit) = payments.settlements.acquire().await else {
                 return;
             };
-            if let Err(error) = payments.client.close(&order_id).await {
+            if let Err(error) = payments.background.close(&order_id).await {
                 tracing::info!(order_id, %error, "close after cancel refused; asking for the order's state");
             }
             match payments.query(&order_id).await {
@@ -583,8 +592,9 @@ impl Payments {
     }
 
     /// WeChat Pay's view of an order; `None` when it does not know it.
+    /// Background: expiry, the sweep and the close after a cancel use it.
     async fn query(&self, order_id: &str) -> Result<Option<Transaction>, String> {
-        match self.client.query_by_out_trade_no(order_id).await {
+        match self.background.query_by_out_trade_no(order_id).await {
             Ok(transaction) => Ok(Some(transaction)),
             Err(PayError::Api {
                 status: 404, code, ..
@@ -629,14 +639,16 @@ impl Payments {
     /// Pay how it stands; submit it (again, same number) if WeChat Pay does
     /// not know it.
     async fn resume_refund(&self, refund: &RefundOrder) -> Result<(), PaymentError> {
-        match self.client.query_refund(&refund.out_refund_no).await {
+        match self.background.query_refund(&refund.out_refund_no).await {
             Ok(found) => {
                 self.apply_refund_status(&refund.order_id, &found.refund_id, &found.status)
                     .await
             }
             Err(PayError::Api {
                 status: 404, code, ..
-            }) if code == "RESOURCE_NOT_EXISTS" => self.submit_refund(refund).await,
+            }) if code == "RESOURCE_NOT_EXISTS" => {
+                self.submit_refund(refund, &self.background).await
+            }
             Err(error) => Err(error.into()),
         }
     }

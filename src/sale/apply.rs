@@ -15,6 +15,7 @@ use crate::journal::Commit;
 use crate::sale::engine::{item_index, shard_hint_of};
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::payment::{LatePayment, Prepay, RefundReason, RefundRecord};
+use crate::sale::replay::{ReplayCursor, ReservedOrder};
 use crate::sale::views::{OrderRecord, OrderView};
 use crate::sale::{invalid, Engine, EventSink, OrderAction, OrderStatus, Sale, SaleError};
 use dashmap::mapref::entry::Entry;
@@ -25,6 +26,9 @@ impl Engine {
     /// Applies a replayed event. A reservation must find its stock: a log
     /// that would oversell is refused, never applied.
     pub fn apply(&self, event: &Event) -> Result<(), SaleError> {
+        if let Some(mut order) = ReservedOrder::of(event) {
+            return self.replay_reservation(&mut order, &mut ReplayCursor::default(), false);
+        }
         self.check_replayed(event)
             .map_err(|error| SaleError::Replay(format!("event refused: {error}")))?;
         self.replayed_at_max.fetch_max(event.at(), Ordering::AcqRel);
@@ -54,10 +58,7 @@ impl Engine {
                 }
                 Ok(())
             }
-            Event::OrderReserved { quantity, .. } if *quantity == 0 => Err(SaleError::Invalid {
-                field: "quantity".into(),
-                message: "must be at least 1".into(),
-            }),
+            // Checked by `replay_reservation`.
             Event::OrderReserved { .. } | Event::SaleTransitioned { .. } => Ok(()),
             Event::LeaseGranted { units, .. } | Event::LeaseReturned { units, .. } => {
                 self.check_lease_event(*units)
@@ -156,25 +157,11 @@ impl Engine {
                 })?;
                 Ok(submit())
             }
-            Event::OrderReserved {
-                sale_id,
-                sku_id,
-                buyer,
-                quantity,
-                ..
-            } => {
-                let sale = self.sale(sale_id)?;
-                let index = item_index(&sale, sku_id)?;
-                let item = &sale.items[index];
-                // Replay restores what was granted; limits were checked live.
-                let _ = item.buyers.try_acquire(buyer, *quantity, u32::MAX);
-                item.stock.reserve(i64::from(*quantity), 0).map_err(|_| {
-                    SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
-                })?;
-                let commit = submit();
-                self.insert_order(&sale, index, event, false);
-                Ok(commit)
-            }
+            // Only replay applies a reservation, through `replay_reservation`
+            // (the live path decides in `reserve`).
+            Event::OrderReserved { .. } => Err(SaleError::InvalidState(
+                "a reservation is not applied as a change".into(),
+            )),
             Event::OrderTransitioned { order_id, .. }
             | Event::PaymentStarted { order_id, .. }
             | Event::PaymentConfirmed { order_id, .. }
@@ -214,8 +201,7 @@ impl Engine {
     /// Records a reservation whose stock is already taken, and binds its
     /// idempotency key (after the order is readable: a concurrent duplicate
     /// reads it at once).
-    /// `want_view`: the live path answers with the order; replay does not
-    /// pay for formatting a view it would throw away.
+    /// `want_view`: the live path answers with the order.
     pub(super) fn insert_order(
         &self,
         sale: &Arc<Sale>,
@@ -224,11 +210,8 @@ impl Engine {
         want_view: bool,
     ) -> Option<OrderView> {
         let Event::OrderReserved {
-            at,
             order_id,
             buyer,
-            quantity,
-            amount,
             idempotency_key,
             expires_at,
             ..
@@ -239,21 +222,14 @@ impl Engine {
         // One allocation for the id, shared by the map, the key and the timer.
         let order_id: Arc<str> = order_id.as_str().into();
         let (buyer, idempotency_key) = self.keys.shared(buyer, idempotency_key);
-        let record = OrderRecord {
-            order_id: Arc::clone(&order_id),
-            sale: Arc::clone(sale),
-            item_index: index,
-            buyer: Arc::clone(&buyer),
-            quantity: *quantity,
-            amount: *amount,
-            idempotency_key: Arc::clone(&idempotency_key),
-            status: OrderStatus::Reserved,
-            created_at: *at,
-            expires_at: *expires_at,
-            paid_at: None,
-            later_history: Vec::new(),
-            payment: None,
-        };
+        let record = reserved_record(
+            event,
+            sale,
+            index,
+            Arc::clone(&order_id),
+            Arc::clone(&buyer),
+            Arc::clone(&idempotency_key),
+        );
         let view = want_view.then(|| record.view());
         self.orders.insert(Arc::clone(&order_id), record);
         // After the insert: a retry that finds the binding reads the order.
@@ -261,6 +237,79 @@ impl Engine {
         self.holds.schedule(*expires_at, order_id);
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
+    }
+
+    /// Replays a reservation: the same state `reserve` + `insert_order`
+    /// leave, with one lookup per map and the order's three strings shared
+    /// by the order, its buyer's count, its key and its hold. Nobody else
+    /// touches the engine while it replays (no claims in flight, no expiry
+    /// task), which is what lets it skip the live path's probing. A
+    /// reservation of nothing or beyond the stock, or of an order id
+    /// already taken, is refused before anything changes. `ahead`: the hold
+    /// was scheduled by [`Engine::replay_ahead`].
+    pub(super) fn replay_reservation(
+        &self,
+        order: &mut ReservedOrder,
+        cursor: &mut ReplayCursor,
+        ahead: bool,
+    ) -> Result<(), SaleError> {
+        if order.quantity == 0 {
+            let error = invalid("quantity", "must be at least 1");
+            return Err(SaleError::Replay(format!("event refused: {error}")));
+        }
+        // Times mostly ascend: a load spares most records the atomic update.
+        if order.at > self.replayed_at_max.load(Ordering::Acquire) {
+            self.replayed_at_max.fetch_max(order.at, Ordering::AcqRel);
+        }
+        let sale = cursor.sale(self, order.sale_id.as_str())?;
+        let index = item_index(sale, order.sku_id.as_str())?;
+        let item = &sale.items[index];
+        let Some(ids) = order.shared.take() else {
+            return Err(SaleError::InvalidState(
+                "a reservation applied twice".into(),
+            ));
+        };
+        // The order's shard stays locked until the record is in: one lookup
+        // both refuses a repeated id and inserts.
+        let Entry::Vacant(vacant) = self.orders.entry(Arc::clone(&ids.order_id)) else {
+            return Err(SaleError::Replay(format!(
+                "order `{}` is reserved twice",
+                ids.order_id
+            )));
+        };
+        item.stock
+            .reserve(i64::from(order.quantity), 0)
+            .map_err(|_| {
+                let sku_id = order.sku_id.as_str();
+                SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
+            })?;
+        // Replay restores what was granted; limits were checked live.
+        item.buyers.acquire_replayed(&ids.buyer, order.quantity);
+        if !ahead {
+            self.schedule_replayed_hold(&ids, order.expires_at);
+        }
+        self.keys.bind_replayed(
+            Arc::clone(&ids.buyer),
+            Arc::clone(&ids.idempotency_key),
+            Arc::clone(&ids.order_id),
+        );
+        sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
+        vacant.insert(OrderRecord {
+            order_id: ids.order_id,
+            sale: Arc::clone(sale),
+            item_index: index,
+            buyer: ids.buyer,
+            quantity: order.quantity,
+            amount: order.amount,
+            idempotency_key: ids.idempotency_key,
+            status: OrderStatus::Reserved,
+            created_at: order.at,
+            expires_at: order.expires_at,
+            paid_at: None,
+            later_history: Vec::new(),
+            payment: None,
+        });
+        Ok(())
     }
 
     /// Moves a locked order by one event: cancels, expiries and payment
@@ -446,5 +495,41 @@ fn record_payment(order: &mut OrderRecord, event: &Event) {
         | Event::LeaseReturned { .. }
         | Event::OrderReserved { .. }
         | Event::OrderTransitioned { .. } => {}
+    }
+}
+
+/// A new order's record, from its `OrderReserved` event and its shared strings.
+fn reserved_record(
+    event: &Event,
+    sale: &Arc<Sale>,
+    item_index: usize,
+    order_id: Arc<str>,
+    buyer: Arc<str>,
+    idempotency_key: Arc<str>,
+) -> OrderRecord {
+    let Event::OrderReserved {
+        at,
+        quantity,
+        amount,
+        expires_at,
+        ..
+    } = event
+    else {
+        unreachable!("reserved_record is only called with OrderReserved");
+    };
+    OrderRecord {
+        order_id,
+        sale: Arc::clone(sale),
+        item_index,
+        buyer,
+        quantity: *quantity,
+        amount: *amount,
+        idempotency_key,
+        status: OrderStatus::Reserved,
+        created_at: *at,
+        expires_at: *expires_at,
+        paid_at: None,
+        later_history: Vec::new(),
+        payment: None,
     }
 }

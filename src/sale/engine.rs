@@ -113,13 +113,14 @@ impl Engine {
         }
     }
 
-    /// Sizes the order and key maps for about `orders` orders before a
+    /// Sizes the order and key maps and the holds heap for about `orders` orders before a
     /// replay, so a million-record replay does not rehash them again and
     /// again. Only on an empty engine.
     pub fn presize(&mut self, orders: usize) {
         assert!(self.orders.is_empty(), "presize only an empty engine");
         self.orders = ConcurrentMap::with_capacity_and_hasher(orders, Default::default());
         self.keys = IdempotencyKeys::with_capacity(orders);
+        self.holds = HoldTimers::with_capacity(orders);
     }
 
     pub fn attach_sink(&mut self, sink: Arc<dyn EventSink>) {

@@ -244,8 +244,23 @@ fn replaying_the_events_of_a_session_rebuilds_the_same_state() {
             serde_json::to_value(b).unwrap()
         );
     }
-    let replay = order(&replayed, "d", "key", 1, T0).unwrap();
-    assert!(replay.replayed, "idempotency keys survive replay");
+    let held =
+        |engine: &Engine, buyer: &str| engine.sale("s1").unwrap().items[0].buyers.held(buyer);
+    for (index, buyer) in ["a", "b", "c", "d"].iter().enumerate() {
+        assert_eq!(
+            held(&engine, buyer),
+            held(&replayed, buyer),
+            "{buyer}'s count"
+        );
+        let replay = order(&replayed, buyer, "key", (index % 3 + 1) as u32, T0).unwrap();
+        assert!(replay.replayed, "idempotency keys survive replay");
+        assert_eq!(replay.order.order_id, ids[index]);
+    }
+    assert_eq!(held(&replayed, "d"), 1);
+    // The holds come back with their deadlines: only d's is open, due at T0 + 3 + 60 s.
+    assert!(replayed.expire_due(T0 + 60_002).commits.is_empty());
+    assert_eq!(replayed.expire_due(T0 + 60_003).commits.len(), 1);
+    assert_eq!(held(&replayed, "d"), 0);
 }
 
 #[test]
@@ -418,6 +433,11 @@ fn replay_refuses_impossible_events_instead_of_panicking() {
     );
     engine.apply(&reserve("order-2", 1)).unwrap();
     assert_eq!(counts(&engine).remaining, 999);
+    assert!(
+        engine.apply(&reserve("order-2", 1)).is_err(),
+        "an order id reserved twice"
+    );
+    assert_eq!(counts(&engine).remaining, 999, "refused before the stock");
 }
 
 #[test]

@@ -26,8 +26,27 @@ pub struct HoldTimers {
 }
 
 impl HoldTimers {
+    /// Room for about `holds` holds, for a replay that restores them.
+    pub fn with_capacity(holds: usize) -> HoldTimers {
+        HoldTimers {
+            inbox: SegQueue::new(),
+            due: Mutex::new(BinaryHeap::with_capacity(holds)),
+        }
+    }
+
     pub fn schedule(&self, deadline: UnixMs, order_id: Arc<str>) {
         self.inbox.push((deadline, order_id));
+    }
+
+    /// Replay: straight onto the heap, skipping the inbox (a node per hold
+    /// and a second move later). Nothing pops while the journal replays, so
+    /// the lock is uncontended; journaled deadlines mostly ascend, so the
+    /// push rarely sifts.
+    pub fn schedule_replayed(&self, deadline: UnixMs, order_id: Arc<str>) {
+        self.due
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Reverse((deadline, order_id)));
     }
 
     /// Order ids whose deadline is at or before `now`, earliest first.

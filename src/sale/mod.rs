@@ -11,6 +11,7 @@ pub mod holds;
 pub mod lifecycle;
 pub mod order;
 pub mod payment;
+pub mod replay;
 pub mod snapshot;
 #[cfg(test)]
 mod test_support;

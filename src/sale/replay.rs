@@ -1,0 +1,408 @@
+//! Journal replay on two cores: what a record becomes between the thread
+//! that reads and decodes the journal and the thread that applies it.
+//!
+//! Nearly every record of a flash sale is an `order_reserved`. The reader
+//! decodes it straight into the strings the engine keeps (the order id, the
+//! buyer and the key, each allocated once and shared by the order, its
+//! buyer's count, its key and its hold; the sale and item ids travel
+//! inline), and does the part of the reservation that depends on no
+//! earlier record: it schedules the hold ([`Engine::replay_ahead`]). The
+//! applier does the rest, in journal order ([`Engine::apply_replayed`]):
+//! the stock, the buyer's count, the order record and the key, refusing
+//! what the live path would never have journaled. Any other record is an
+//! [`Event`], applied as [`Engine::apply`] applies it.
+//!
+//! Holds scheduled ahead are the same as scheduled in order: they are a
+//! heap, whatever order they arrive in, and nothing pops it while the
+//! journal replays. A record the applier refuses fails the whole replay,
+//! and the engine is dropped with it. (The key depends on no earlier record
+//! either and could be bound ahead too; bound by the reader, it made the
+//! reader the slower of the two threads: README, "Measured".)
+
+use crate::clock::UnixMs;
+use crate::sale::event::Event;
+use crate::sale::{Engine, Sale, SaleError};
+use rust_decimal::Decimal;
+use serde::Deserialize;
+use std::borrow::Cow;
+use std::sync::Arc;
+
+/// One decoded journal record.
+pub enum Replayed {
+    Reserved(ReservedOrder),
+    Event(Event),
+}
+
+/// An `order_reserved` record with its shared strings already made.
+pub struct ReservedOrder {
+    pub(super) at: UnixMs,
+    /// Taken (moved into the engine) by the applier; the rest of the
+    /// record goes back to the reader to be dropped where it was allocated.
+    pub(super) shared: Option<SharedIds>,
+    pub(super) sale_id: Name,
+    pub(super) sku_id: Name,
+    pub(super) quantity: u32,
+    pub(super) amount: Decimal,
+    pub(super) expires_at: UnixMs,
+}
+
+/// A sale or item id as the reader hands it over. Ids are at most 32
+/// bytes (`ids::is_valid_host_id`), so they travel inline and cost the
+/// reader no allocation; a longer one (which can name no sale, and is
+/// refused as not found) goes on the heap.
+pub(super) enum Name {
+    Inline { len: u8, bytes: [u8; Name::INLINE] },
+    Heap(Box<str>),
+}
+
+impl Name {
+    const INLINE: usize = 32;
+
+    fn new(name: &str) -> Name {
+        if name.len() > Name::INLINE {
+            return Name::Heap(name.into());
+        }
+        let mut bytes = [0; Name::INLINE];
+        bytes[..name.len()].copy_from_slice(name.as_bytes());
+        Name::Inline {
+            len: name.len() as u8,
+            bytes,
+        }
+    }
+
+    pub(super) fn as_str(&self) -> &str {
+        match self {
+            // A whole `str` was copied in, so this never fails.
+            Name::Inline { len, bytes } => {
+                std::str::from_utf8(&bytes[..usize::from(*len)]).unwrap_or_default()
+            }
+            Name::Heap(name) => name,
+        }
+    }
+}
+
+pub(super) struct SharedIds {
+    pub(super) order_id: Arc<str>,
+    pub(super) buyer: Arc<str>,
+    pub(super) idempotency_key: Arc<str>,
+}
+
+/// `Event::OrderReserved` on the wire, with the three shared strings
+/// borrowed from the payload when they hold no escapes. It accepts exactly
+/// what `Event` accepts for this variant (the same fields, types and
+/// `deny_unknown_fields`); anything it refuses is decoded again as an
+/// `Event`, so a bad record is described as before.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+enum ReservedWire<'a> {
+    OrderReserved {
+        at: UnixMs,
+        #[serde(borrow)]
+        order_id: Cow<'a, str>,
+        #[serde(borrow)]
+        sale_id: Cow<'a, str>,
+        #[serde(borrow)]
+        sku_id: Cow<'a, str>,
+        #[serde(borrow)]
+        buyer: Cow<'a, str>,
+        quantity: u32,
+        #[serde(with = "rust_decimal::serde::str")]
+        amount: Decimal,
+        #[serde(borrow)]
+        idempotency_key: Cow<'a, str>,
+        expires_at: UnixMs,
+    },
+}
+
+impl Replayed {
+    /// Decodes a journal payload (JSON, as `serde_json` wrote the event).
+    pub fn decode(payload: &[u8]) -> Result<Replayed, serde_json::Error> {
+        if payload.starts_with(br#"{"order_reserved":"#) {
+            if let Ok(ReservedWire::OrderReserved {
+                at,
+                order_id,
+                sale_id,
+                sku_id,
+                buyer,
+                quantity,
+                amount,
+                idempotency_key,
+                expires_at,
+            }) = serde_json::from_slice(payload)
+            {
+                return Ok(Replayed::Reserved(ReservedOrder {
+                    at,
+                    shared: Some(SharedIds {
+                        order_id: Arc::from(&*order_id),
+                        buyer: Arc::from(&*buyer),
+                        idempotency_key: Arc::from(&*idempotency_key),
+                    }),
+                    sale_id: Name::new(&sale_id),
+                    sku_id: Name::new(&sku_id),
+                    quantity,
+                    amount,
+                    expires_at,
+                }));
+            }
+        }
+        serde_json::from_slice(payload).map(Replayed::Event)
+    }
+}
+
+impl ReservedOrder {
+    /// The same reservation from an event (copies its strings once).
+    pub(super) fn of(event: &Event) -> Option<ReservedOrder> {
+        let Event::OrderReserved {
+            at,
+            order_id,
+            sale_id,
+            sku_id,
+            buyer,
+            quantity,
+            amount,
+            idempotency_key,
+            expires_at,
+        } = event
+        else {
+            return None;
+        };
+        Some(ReservedOrder {
+            at: *at,
+            shared: Some(SharedIds {
+                order_id: order_id.as_str().into(),
+                buyer: buyer.as_str().into(),
+                idempotency_key: idempotency_key.as_str().into(),
+            }),
+            sale_id: Name::new(sale_id),
+            sku_id: Name::new(sku_id),
+            quantity: *quantity,
+            amount: *amount,
+            expires_at: *expires_at,
+        })
+    }
+}
+
+/// The applier's memory between records: the sale of the last
+/// reservation, so a run of orders for one sale looks it up once. Sales
+/// are never removed and an id never names another sale, so a sale found
+/// once stays the right one.
+#[derive(Default)]
+pub struct ReplayCursor {
+    sale: Option<Arc<Sale>>,
+}
+
+impl ReplayCursor {
+    pub(super) fn sale(&mut self, engine: &Engine, sale_id: &str) -> Result<&Arc<Sale>, SaleError> {
+        if self
+            .sale
+            .as_ref()
+            .is_none_or(|sale| sale.spec.sale_id != sale_id)
+        {
+            self.sale = Some(engine.sale(sale_id)?);
+        }
+        Ok(self.sale.as_ref().expect("just set"))
+    }
+}
+
+impl Engine {
+    /// Reader side: schedules a reservation's hold, which depends on no
+    /// earlier record (see the module doc). Only for records
+    /// then applied with [`Engine::apply_replayed`] with `ahead` set, by one
+    /// reader, in journal order.
+    pub fn replay_ahead(&self, record: &Replayed) {
+        if let Replayed::Reserved(order) = record {
+            if let Some(ids) = &order.shared {
+                self.schedule_replayed_hold(ids, order.expires_at);
+            }
+        }
+    }
+
+    /// Applier side: applies one decoded record in journal order; `ahead`
+    /// says [`Engine::replay_ahead`] has already run for it. A reservation's
+    /// shared strings move into the engine.
+    pub fn apply_replayed(
+        &self,
+        record: &mut Replayed,
+        cursor: &mut ReplayCursor,
+        ahead: bool,
+    ) -> Result<(), SaleError> {
+        match record {
+            Replayed::Reserved(order) => self.replay_reservation(order, cursor, ahead),
+            Replayed::Event(event) => self.apply(event),
+        }
+    }
+
+    pub(super) fn schedule_replayed_hold(&self, ids: &SharedIds, expires_at: UnixMs) {
+        self.holds
+            .schedule_replayed(expires_at, Arc::clone(&ids.order_id));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sale::test_support::*;
+
+    fn reserved(order_id: &str, buyer: &str, quantity: u32) -> Event {
+        Event::OrderReserved {
+            at: T0,
+            order_id: order_id.into(),
+            sale_id: "s1".into(),
+            sku_id: "k1".into(),
+            buyer: buyer.into(),
+            quantity,
+            amount: "99.50".parse().unwrap(),
+            idempotency_key: format!("key-{order_id}"),
+            expires_at: T0 + 60_000,
+        }
+    }
+
+    #[test]
+    fn a_reservation_decodes_to_the_event_it_was_and_anything_else_as_an_event() {
+        let event = reserved("o-1", "bu\"yer\\\u{e9}", 2);
+        let json = serde_json::to_vec(&event).unwrap();
+        let Replayed::Reserved(order) = Replayed::decode(&json).unwrap() else {
+            panic!("a reservation");
+        };
+        let ids = order.shared.as_ref().unwrap();
+        assert_eq!(
+            (&*ids.order_id, &*ids.buyer, &*ids.idempotency_key),
+            ("o-1", "bu\"yer\\\u{e9}", "key-o-1"),
+            "escaped strings are unescaped"
+        );
+        let again = ReservedOrder::of(&event).unwrap();
+        assert_eq!(
+            (order.at, order.quantity, order.amount, order.expires_at),
+            (again.at, again.quantity, again.amount, again.expires_at)
+        );
+        assert_eq!(
+            (order.sale_id.as_str(), order.sku_id.as_str()),
+            ("s1", "k1")
+        );
+        let long = "x".repeat(Name::INLINE + 1);
+        assert_eq!(Name::new(&long).as_str(), long);
+        let full = "y".repeat(Name::INLINE);
+        assert_eq!(Name::new(&full).as_str(), full);
+
+        // Whitespace, or fields this variant does not have: decoded (or
+        // refused) as an Event, with the Event's own error.
+        let spaced = serde_json::to_vec_pretty(&event).unwrap();
+        assert!(matches!(
+            Replayed::decode(&spaced).unwrap(),
+            Replayed::Event(Event::OrderReserved { .. })
+        ));
+        let text = String::from_utf8(json).unwrap();
+        for bad in [
+            text.replace("\"quantity\":2", "\"quantity\":2,\"extra\":1"),
+            text.replace("\"quantity\":2,", ""),
+            text.replace("\"quantity\":2", "\"quantity\":-2"),
+            text.replace("\"99.50\"", "\"lots\""),
+        ] {
+            let replayed = Replayed::decode(bad.as_bytes())
+                .err()
+                .map(|e| e.to_string());
+            let plain = serde_json::from_str::<Event>(&bad)
+                .err()
+                .map(|e| e.to_string());
+            assert!(plain.is_some(), "{bad}");
+            assert_eq!(replayed, plain, "{bad}");
+        }
+        let cancel = serde_json::to_vec(&Event::OrderTransitioned {
+            at: T0,
+            order_id: "o-1".into(),
+            action: crate::sale::OrderAction::Cancel,
+        })
+        .unwrap();
+        assert!(matches!(
+            Replayed::decode(&cancel).unwrap(),
+            Replayed::Event(Event::OrderTransitioned { .. })
+        ));
+    }
+
+    /// The two-thread split (holds ahead, the rest in order) leaves
+    /// what `apply` leaves, event by event.
+    #[test]
+    fn replaying_ahead_and_in_order_rebuilds_what_apply_does() {
+        let events = [
+            Event::SaleCreated {
+                at: T0,
+                sale: spec(10, 3),
+            },
+            Event::SaleTransitioned {
+                at: T0,
+                sale_id: "s1".into(),
+                action: crate::sale::SaleAction::Start,
+            },
+            reserved("o-1", "alice", 2),
+            reserved("o-2", "bob", 1),
+            reserved("o-3", "alice", 1),
+            Event::OrderTransitioned {
+                at: T0 + 5,
+                order_id: "o-2".into(),
+                action: crate::sale::OrderAction::Cancel,
+            },
+        ];
+        let applied = Engine::new(limits(), T0);
+        let split = Engine::new(limits(), T0);
+        let mut records: Vec<Replayed> = events
+            .iter()
+            .map(|event| Replayed::decode(&serde_json::to_vec(event).unwrap()).unwrap())
+            .collect();
+        for record in &records {
+            split.replay_ahead(record);
+        }
+        let mut cursor = ReplayCursor::default();
+        for (event, record) in events.iter().zip(&mut records) {
+            applied.apply(event).unwrap();
+            split.apply_replayed(record, &mut cursor, true).unwrap();
+        }
+        assert!(
+            split
+                .apply_replayed(&mut records[2], &mut cursor, true)
+                .is_err(),
+            "a record is applied once"
+        );
+        assert_eq!(counts(&applied), counts(&split));
+        let held =
+            |engine: &Engine, buyer: &str| engine.sale("s1").unwrap().items[0].buyers.held(buyer);
+        for buyer in ["alice", "bob"] {
+            assert_eq!(held(&applied, buyer), held(&split, buyer));
+        }
+        assert_eq!(held(&split, "alice"), 3);
+        for id in ["o-1", "o-2", "o-3"] {
+            assert_eq!(
+                serde_json::to_value(applied.order_for_admin(id).unwrap()).unwrap(),
+                serde_json::to_value(split.order_for_admin(id).unwrap()).unwrap()
+            );
+            let key = format!("key-{id}");
+            for engine in [&applied, &split] {
+                let claim = engine.keys.claim(
+                    &engine.order_for_admin(id).unwrap().buyer,
+                    &key,
+                    &crate::inventory::OrderRequest {
+                        sale_id: "s1".into(),
+                        sku_id: "k1".into(),
+                        quantity: 1,
+                    },
+                );
+                assert_eq!(
+                    claim,
+                    crate::inventory::KeyClaim::Replay {
+                        order_id: id.into()
+                    }
+                );
+            }
+        }
+        assert_eq!(applied.holds_pending(), split.holds_pending());
+        let (a, b) = (
+            applied.expire_due(T0 + 60_000),
+            split.expire_due(T0 + 60_000),
+        );
+        assert_eq!(
+            (a.commits.len(), b.commits.len()),
+            (2, 2),
+            "o-2 was cancelled"
+        );
+        assert_eq!(counts(&applied), counts(&split));
+    }
+}
