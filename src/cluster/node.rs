@@ -68,6 +68,10 @@ pub struct ClusterNode {
     poll_now: Notify,
     /// Serialises creating a sale here with learning one from Redis.
     learning: Mutex<()>,
+    /// Serialises moving local sales to the shared state: a host action
+    /// here and the poller woken by its own publication both follow it,
+    /// and the second must find nothing left to do.
+    following: Mutex<()>,
 }
 
 impl ClusterNode {
@@ -86,6 +90,7 @@ impl ClusterNode {
             refill: Notify::new(),
             poll_now: Notify::new(),
             learning: Mutex::new(()),
+            following: Mutex::new(()),
         }
     }
 
@@ -217,6 +222,7 @@ impl ClusterNode {
         target: SaleStatus,
         now: UnixMs,
     ) -> Result<(), ClusterError> {
+        let _following = self.following.lock().await;
         let from = self.engine.sale(sale_id)?.status();
         for action in path(from, target) {
             let (_, commit) = self.engine.sale_action(sale_id, *action, now)?;
