@@ -219,7 +219,6 @@ fn feeder_options(config: &Config) -> FeederOptions {
         batch_records_max: storage.store_batch_records_max,
         snapshot_every_records: storage.snapshot_every_records,
         poll: Duration::from_millis(20),
-        nice: storage.store_writer_nice,
     }
 }
 

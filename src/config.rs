@@ -75,9 +75,6 @@ pub struct StorageConfig {
     pub store_batch_records_max: usize,
     pub snapshot_every_records: u64,
     pub store_lag_seconds_max: u64,
-    /// The store writer thread's nice value (0..=19): above 0 it yields
-    /// the cores to the order path during a burst and catches up after.
-    pub store_writer_nice: i32,
 }
 
 /// WeChat Pay (API v3, JSAPI / Mini Program payment). An empty `mchid`
@@ -193,7 +190,6 @@ impl Default for StorageConfig {
             store_batch_records_max: 1000,
             snapshot_every_records: 1_000_000,
             store_lag_seconds_max: 60,
-            store_writer_nice: 10,
         }
     }
 }
@@ -531,12 +527,6 @@ impl Config {
             return Err(key_error(
                 "storage.store_lag_seconds_max",
                 "must be at least 1",
-            ));
-        }
-        if !(0..=19).contains(&self.storage.store_writer_nice) {
-            return Err(key_error(
-                "storage.store_writer_nice",
-                "must be within 0..=19",
             ));
         }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.storage.commit_batch_bytes_max) {

@@ -1,5 +1,5 @@
-//! The real `flashgate` binary: graceful SIGTERM, a refused bad config, the
-//! `session-token` command, and the store writer's lowered CPU priority.
+//! The real `flashgate` binary: graceful SIGTERM, a refused bad config, and
+//! the `session-token` command.
 
 mod common;
 
@@ -200,46 +200,6 @@ async fn sigterm_on_an_idle_gateway_exits_zero_promptly() {
         });
     assert!(status.success(), "exit status {status}");
     drop(idle);
-}
-
-/// `(thread name, nice value)` of every thread of `pid`, from /proc.
-fn thread_nice_values(pid: u32) -> Vec<(String, i64)> {
-    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("read /proc/<pid>/task");
-    tasks
-        .filter_map(|task| {
-            let path = task.ok()?.path();
-            let stat = std::fs::read_to_string(path.join("stat")).ok()?;
-            // `pid (comm) state ...`: the name may hold spaces, so split after the last ')'.
-            let name = stat[stat.find('(')? + 1..stat.rfind(')')?].to_owned();
-            let fields: Vec<&str> = stat[stat.rfind(')')? + 2..].split(' ').collect();
-            // Field 19 of stat is nice; `fields` starts at field 3 (state).
-            Some((name, fields.get(16)?.parse().ok()?))
-        })
-        .collect()
-}
-
-#[tokio::test]
-async fn the_store_writer_runs_niced_and_the_order_path_does_not() {
-    let (running, _addr) = serve().await;
-    let threads = thread_nice_values(running.child.id());
-    let nice_of = |wanted: &str| -> Vec<i64> {
-        threads
-            .iter()
-            .filter(|(name, _)| name == wanted)
-            .map(|(_, nice)| *nice)
-            .collect()
-    };
-    assert_eq!(
-        nice_of("store-writer"),
-        vec![10],
-        "storage.store_writer_nice defaults to 10; threads: {threads:?}"
-    );
-    assert_eq!(nice_of("journal-writer"), vec![0], "threads: {threads:?}");
-    let workers = nice_of("tokio-rt-worker");
-    assert!(
-        !workers.is_empty() && workers.iter().all(|&nice| nice == 0),
-        "the request workers keep normal priority; threads: {threads:?}"
-    );
 }
 
 #[tokio::test]

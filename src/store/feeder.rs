@@ -10,15 +10,6 @@
 //!
 //! A store error (PostgreSQL down, say) is retried with backoff; the journal
 //! keeps everything meanwhile, and `/readyz` reports the growing lag.
-//!
-//! The thread runs at a lower CPU priority (`storage.store_writer_nice`,
-//! 10 by default). On a node whose cores a burst saturates, the store's
-//! SQLite or PostgreSQL work (more instructions per order than the whole
-//! request handler, docs/PROFILE.md) then waits for the burst instead of
-//! taking cores from the requests waiting on it; the lag it builds is
-//! bounded by `store_lag_seconds_max` through `/readyz`, and it catches up
-//! once the burst is over. The order path never waits for the store, so
-//! nothing but lag depends on this thread's speed.
 
 use crate::clock::{now_ms, UnixMs};
 use crate::journal::segment::list_segments;
@@ -45,8 +36,6 @@ pub struct FeederOptions {
     pub snapshot_every_records: u64,
     /// How often to look for new records when caught up.
     pub poll: Duration,
-    /// The writer thread's nice value; 0 leaves its priority alone.
-    pub nice: i32,
 }
 
 /// What the store writer has done, for metrics and `/readyz`.
@@ -134,13 +123,9 @@ impl Feeder {
             snapshot_seq: shadow_seq,
             status: Arc::clone(&status),
         };
-        let nice = follower.options.nice;
         let thread = thread::Builder::new()
             .name("store-writer".into())
-            .spawn(move || {
-                lower_own_priority(nice);
-                follower.run()
-            })
+            .spawn(move || follower.run())
             .map_err(|error| StoreError::Inconsistent {
                 seq: 0,
                 reason: error.to_string(),
@@ -272,32 +257,6 @@ impl Follower {
     }
 }
 
-/// Sets the calling thread's nice value to `nice` (on Linux, nice is per
-/// thread). Lowering one's own priority needs no privilege; where it fails
-/// anyway the writer runs at normal priority and says so.
-fn lower_own_priority(nice: i32) {
-    if nice == 0 {
-        return;
-    }
-    #[cfg(target_os = "linux")]
-    {
-        // SAFETY: both calls take and return plain integers; no memory is shared.
-        let result = unsafe {
-            let thread_id = libc::gettid();
-            libc::setpriority(libc::PRIO_PROCESS, thread_id as libc::id_t, nice)
-        };
-        if result != 0 {
-            let error = std::io::Error::last_os_error();
-            tracing::warn!(%error, nice, "store writer: cannot lower its CPU priority");
-        }
-    }
-    #[cfg(not(target_os = "linux"))]
-    tracing::warn!(
-        nice,
-        "store writer: per-thread priority is only set on Linux"
-    );
-}
-
 /// Journal payloads to events. The live engine replayed these same bytes at
 /// start-up, so a record that does not decode here was written after it by
 /// this very process: that is a bug, logged and skipped rather than wedging
@@ -313,27 +272,4 @@ fn decode(records: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Event)> {
             }
         })
         .collect()
-}
-
-#[cfg(all(test, target_os = "linux"))]
-mod tests {
-    use super::lower_own_priority;
-
-    fn own_nice() -> i32 {
-        // SAFETY: plain integers in and out.
-        unsafe { libc::getpriority(libc::PRIO_PROCESS, libc::gettid() as libc::id_t) }
-    }
-
-    #[test]
-    fn the_writer_thread_lowers_only_its_own_priority() {
-        let before = own_nice();
-        let inside = std::thread::spawn(|| {
-            lower_own_priority(7);
-            own_nice()
-        })
-        .join()
-        .unwrap();
-        assert_eq!(inside, 7);
-        assert_eq!(own_nice(), before, "the spawning thread is untouched");
-    }
 }
