@@ -508,6 +508,14 @@ impl Engine {
         self.holds.pending()
     }
 
+    /// Stops keeping hold timers, for an engine that never expires holds:
+    /// the store writer's shadow, which only writes snapshots (a snapshot
+    /// holds the orders, and restoring one schedules their holds anew).
+    pub fn without_hold_timers(mut self) -> Engine {
+        self.holds = HoldTimers::off();
+        self
+    }
+
     pub(super) fn validate_sale(&self, spec: &SaleSpec) -> Result<(), SaleError> {
         if !is_valid_host_id(&spec.sale_id) {
             return Err(invalid(

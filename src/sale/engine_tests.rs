@@ -358,6 +358,34 @@ fn racing_cancels_and_reservations_always_replay_strictly() {
 }
 
 #[test]
+fn a_shadow_without_hold_timers_keeps_no_holds_and_snapshots_the_same_state() {
+    let (engine, recording) = recorded_engine(10, 2);
+    order(&engine, "a", "k", 2, T0).unwrap();
+    let b = order(&engine, "b", "k", 1, T0 + 1).unwrap().order.order_id;
+    engine.cancel_order("b", &b, T0 + 2).unwrap();
+    order(&engine, "c", "k", 1, T0 + 3).unwrap();
+    let log = recording.0.lock().unwrap().clone();
+    let (kept, shadow) = (
+        Engine::new(limits(), T0),
+        Engine::new(limits(), T0).without_hold_timers(),
+    );
+    for event in &log {
+        kept.apply(event).unwrap();
+        shadow.apply(event).unwrap();
+    }
+    assert_eq!(
+        kept.holds_pending(),
+        3,
+        "every reservation scheduled a hold"
+    );
+    assert_eq!(shadow.holds_pending(), 0, "the shadow keeps none");
+    assert_eq!(shadow.snapshot(7), kept.snapshot(7));
+    // Restored from the shadow's snapshot, a node expires the open holds.
+    let restored = Engine::restore(limits(), T0, &shadow.snapshot(7)).unwrap();
+    assert_eq!(restored.holds_pending(), 2, "the holds of a and c");
+}
+
+#[test]
 fn a_snapshot_restores_stock_orders_limits_keys_and_holds() {
     let (engine, _) = recorded_engine(10, 2);
     let a = order(&engine, "a", "k", 2, T0).unwrap().order.order_id;

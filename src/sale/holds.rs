@@ -23,6 +23,10 @@ pub struct HoldTimers {
     inbox: SegQueue<Hold>,
     /// Touched only by the expiry task; the mutex is never contended.
     due: Mutex<BinaryHeap<Reverse<Hold>>>,
+    /// Set for an engine that never expires anything (the store writer's
+    /// shadow, which only writes snapshots): scheduling keeps nothing, or
+    /// every order's hold would wait there for a pop that never comes.
+    off: bool,
 }
 
 impl HoldTimers {
@@ -31,11 +35,22 @@ impl HoldTimers {
         HoldTimers {
             inbox: SegQueue::new(),
             due: Mutex::new(BinaryHeap::with_capacity(holds)),
+            off: false,
+        }
+    }
+
+    /// Timers that keep nothing: for an engine whose holds never expire.
+    pub fn off() -> HoldTimers {
+        HoldTimers {
+            off: true,
+            ..HoldTimers::default()
         }
     }
 
     pub fn schedule(&self, deadline: UnixMs, order_id: Arc<str>) {
-        self.inbox.push((deadline, order_id));
+        if !self.off {
+            self.inbox.push((deadline, order_id));
+        }
     }
 
     /// Replay: straight onto the heap, skipping the inbox (a node per hold
@@ -43,6 +58,9 @@ impl HoldTimers {
     /// the lock is uncontended; journaled deadlines mostly ascend, so the
     /// push rarely sifts.
     pub fn schedule_replayed(&self, deadline: UnixMs, order_id: Arc<str>) {
+        if self.off {
+            return;
+        }
         self.due
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())

@@ -5,8 +5,8 @@
 //! it can write a snapshot that is exactly the state after a given record;
 //! once a snapshot and the store both cover a segment, the segment is
 //! deleted and disk use stays bounded during a long sale. The shadow costs a
-//! second copy of the engine's memory; in exchange, snapshots never pause
-//! the order path.
+//! second copy of the engine's memory (less its hold timers: it never
+//! expires anything); in exchange, snapshots never pause the order path.
 //!
 //! A store error (PostgreSQL down, say) is retried with backoff; the journal
 //! keeps everything meanwhile, and `/readyz` reports the growing lag.
@@ -110,6 +110,7 @@ impl Feeder {
                     })?,
                 None => Engine::new(options.limits.clone(), now_ms()),
             };
+        let shadow = shadow.without_hold_timers();
         let status = Arc::new(FeederStatus::default());
         status.applied_seq.store(applied, Ordering::Release);
         status.applied_at.store(now_ms(), Ordering::Release);
