@@ -6,16 +6,15 @@
 
 mod common;
 
+use common::served::{Served, BINARY};
 use common::*;
 use serde_json::Value;
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_flashgate");
 const REDIS_URL: &str = "redis://127.0.0.1:6379";
 
 /// A key prefix of the test's own; every key under it is deleted on drop.
@@ -63,57 +62,29 @@ impl Drop for RedisPrefix {
     }
 }
 
-/// A running cluster node; killed and reaped on drop.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-    stderr_path: PathBuf,
-}
+/// A running cluster node ([`common::served`]: free ports, `/healthz`,
+/// SIGTERM, reaped on drop), its data in the scratch dir under its id.
+struct Node(Served);
 
 impl Node {
     /// `overrides`: `FLASHGATE__CLUSTER__<KEY>` settings over the test's.
     fn spawn(scratch: &Scratch, node_id: &str, prefix: &str, overrides: &[(&str, String)]) -> Node {
-        let addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
-        let sim_addr = format!("127.0.0.1:{}", free_port());
-        let data_dir = scratch.0.join(node_id);
+        let cluster = [
+            ("REDIS_URL", REDIS_URL.to_owned()),
+            ("NODE_ID", node_id.to_owned()),
+            ("KEY_PREFIX", prefix.to_owned()),
+            ("LEASE_BLOCK_UNITS", "10".to_owned()),
+            ("LEASE_LOW_WATERMARK_UNITS", "3".to_owned()),
+            ("REFILL_WAIT_MS", "200".to_owned()),
+            ("POLL_INTERVAL_MS", "50".to_owned()),
+        ];
+        let env: Vec<(String, String)> = cluster
+            .iter()
+            .chain(overrides)
+            .map(|(key, value)| (format!("FLASHGATE__CLUSTER__{key}"), value.clone()))
+            .collect();
         let stderr_path = scratch.0.join(format!("{node_id}.log"));
-        let mut command = Command::new(BINARY);
-        command.arg("serve");
-        for (name, _) in std::env::vars() {
-            if name.starts_with("FLASHGATE__") {
-                command.env_remove(name);
-            }
-        }
-        let child = command
-            .env("FLASHGATE__SERVER__LISTEN", addr.to_string())
-            .env("FLASHGATE__PAY__SIMULATOR_LISTEN", sim_addr)
-            .env(
-                "FLASHGATE__STORAGE__DATA_DIR",
-                data_dir.display().to_string(),
-            )
-            .env("FLASHGATE__LOG__LEVEL", "warn")
-            .env("FLASHGATE__CLUSTER__REDIS_URL", REDIS_URL)
-            .env("FLASHGATE__CLUSTER__NODE_ID", node_id)
-            .env("FLASHGATE__CLUSTER__KEY_PREFIX", prefix)
-            .env("FLASHGATE__CLUSTER__LEASE_BLOCK_UNITS", "10")
-            .env("FLASHGATE__CLUSTER__LEASE_LOW_WATERMARK_UNITS", "3")
-            .env("FLASHGATE__CLUSTER__REFILL_WAIT_MS", "200")
-            .env("FLASHGATE__CLUSTER__POLL_INTERVAL_MS", "50")
-            .envs(
-                overrides
-                    .iter()
-                    .map(|(key, value)| (format!("FLASHGATE__CLUSTER__{key}"), value)),
-            )
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
-            .spawn()
-            .expect("spawn flashgate");
-        Node {
-            child,
-            addr,
-            stderr_path,
-        }
+        Node(Served::spawn(&scratch.0.join(node_id), stderr_path, &env))
     }
 
     /// Spawns the node and waits for `/healthz`; another port if the one
@@ -128,91 +99,20 @@ impl Node {
         prefix: &str,
         overrides: &[(&str, String)],
     ) -> Node {
-        for _ in 0..3 {
-            let mut node = Node::spawn(scratch, node_id, prefix, overrides);
-            match node.wait_healthy().await {
-                Ok(()) => return node,
-                Err(stderr) if stderr.contains("cannot listen") => continue,
-                Err(stderr) => panic!("flashgate {node_id} exited; stderr:\n{stderr}"),
-            }
-        }
-        panic!("flashgate {node_id} could not bind a free port in 3 attempts");
-    }
-
-    /// `Err(stderr)` if the process exited before answering.
-    async fn wait_healthy(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if self.child.try_wait().expect("try_wait").is_some() {
-                return Err(self.stderr());
-            }
-            if healthz_ok(self.addr).await {
-                return Ok(());
-            }
-            assert!(
-                Instant::now() < deadline,
-                "flashgate did not answer /healthz within {WAIT:?}; stderr:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM; requires a zero exit within [`WAIT`].
-    async fn terminate(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let deadline = Instant::now() + WAIT;
-        let status = loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                break status;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no exit after SIGTERM:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        };
-        assert!(
-            status.success(),
-            "exit {status} after SIGTERM:\n{}",
-            self.stderr()
-        );
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        Node(Served::start(|_| Node::spawn(scratch, node_id, prefix, overrides).0).await)
     }
 }
 
-/// One `GET /healthz`; false on any failure (a node that lost the race
-/// for its ports exits and resets the connection: `start` retries it).
-async fn healthz_ok(addr: SocketAddr) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let exchange = async {
-        let mut stream = tokio::net::TcpStream::connect(addr).await.ok()?;
-        let head = "GET /healthz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n";
-        stream.write_all(head.as_bytes()).await.ok()?;
-        let mut answer = Vec::new();
-        stream.read_to_end(&mut answer).await.ok()?;
-        Some(answer.starts_with(b"HTTP/1.1 200"))
-    };
-    matches!(
-        tokio::time::timeout(Duration::from_secs(1), exchange).await,
-        Ok(Some(true))
-    )
+impl std::ops::Deref for Node {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.0
+    }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Served {
+        &mut self.0
     }
 }
 
@@ -489,8 +389,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         assert!(Instant::now() < deadline, "n2's lease never settled");
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
-    nodes[1].child.kill().expect("kill -9 n2");
-    nodes[1].child.wait().expect("reap n2");
+    nodes[1].kill_9();
     let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
     assert_eq!(
         leased["n2"], held_at_kill,
@@ -840,7 +739,7 @@ async fn a_graceful_shutdown_gives_back_what_the_node_did_not_sell() {
         assert!(Instant::now() < deadline, "no lease beyond the sold units");
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    node.terminate().await;
+    node.stop().await;
     let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
     let global = redis.hash(&format!("sale:{sale_id}:stock"));
     assert_eq!(leased["n1"], 3, "only the sold units stay leased");
@@ -981,8 +880,7 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
         held
     );
 
-    n2.child.kill().expect("kill -9 n2");
-    n2.child.wait().expect("reap n2");
+    n2.kill_9();
     let reclaimed = reclaim_command(&redis.prefix, "n2", &scratch.0.join("n2"));
     assert!(reclaimed.status.success(), "{reclaimed:?}");
     let text = String::from_utf8_lossy(&reclaimed.stdout).into_owned();

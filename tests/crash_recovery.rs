@@ -9,6 +9,7 @@
 mod common;
 
 use bytes::Bytes;
+use common::served::Served;
 use common::*;
 use flashgate::store::{Store, StoreConfig};
 use http_body_util::{BodyExt, Full};
@@ -18,163 +19,40 @@ use serde_json::{json, Value};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::time::Instant;
 
-const BINARY: &str = env!("CARGO_BIN_EXE_flashgate");
-
 // ---- a scratch directory and the process under test ---------------------------
 
-/// A running `flashgate serve`; killed and reaped on drop if still running,
-/// so a failing test never leaves a process behind.
-struct Node {
-    child: Child,
-    addr: SocketAddr,
-    /// The embedded WeChat Pay simulator's address (no merchant is set).
-    sim_addr: SocketAddr,
-    stderr_path: PathBuf,
-}
+/// A running `flashgate serve` on a scratch dir's data dir
+/// ([`common::served`]: free ports, `/healthz`, SIGTERM, reaped on drop).
+struct Node(Served);
 
 impl Node {
-    /// Spawns `flashgate serve` on the scratch dir's data dir and a free port,
-    /// without waiting for it. `run` names this start's log files.
+    /// Spawns the node without waiting for it; `run` names its log file.
     fn spawn(scratch: &Scratch, run: &str) -> Node {
-        let port = free_port();
-        let addr: SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
-        let sim_addr: SocketAddr = format!("127.0.0.1:{}", free_port()).parse().expect("addr");
         let stderr_path = scratch.0.join(format!("stderr-{run}.log"));
-        let mut command = Command::new(BINARY);
-        command.arg("serve");
-        for (name, _) in std::env::vars() {
-            if name.starts_with("FLASHGATE__") {
-                command.env_remove(name);
-            }
-        }
-        let child = command
-            .env("FLASHGATE__SERVER__LISTEN", addr.to_string())
-            .env("FLASHGATE__PAY__SIMULATOR_LISTEN", sim_addr.to_string())
-            .env(
-                "FLASHGATE__STORAGE__DATA_DIR",
-                scratch.data_dir().display().to_string(),
-            )
-            .env("FLASHGATE__LOG__LEVEL", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&stderr_path).expect("stderr log"))
-            .spawn()
-            .expect("spawn flashgate");
-        Node {
-            child,
-            addr,
-            sim_addr,
-            stderr_path,
-        }
+        Node(Served::spawn(&scratch.data_dir(), stderr_path, &[]))
     }
 
-    /// Spawns the node and waits until `/healthz` answers 200. Retries on
-    /// another port if the chosen one was taken in the meantime.
+    /// Spawns the node and waits until `/healthz` answers 200.
     async fn start(scratch: &Scratch, run: &str) -> Node {
-        for attempt in 0..3 {
-            let mut node = Node::spawn(scratch, &format!("{run}-{attempt}"));
-            match node.wait_healthy().await {
-                Ok(()) => return node,
-                Err(stderr) if stderr.contains("cannot listen") || stderr.contains("simulator") => {
-                    continue
-                }
-                Err(stderr) => {
-                    panic!("flashgate (start `{run}`) exited before serving; stderr:\n{stderr}")
-                }
-            }
-        }
-        panic!("flashgate could not bind a free port in 3 attempts");
-    }
-
-    /// `Err(stderr)` if the process exited; panics if it neither exits nor
-    /// answers within [`WAIT`].
-    async fn wait_healthy(&mut self) -> Result<(), String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if self.child.try_wait().expect("try_wait").is_some() {
-                return Err(self.stderr());
-            }
-            if let Ok(Ok(mut stream)) = tokio::time::timeout(
-                Duration::from_secs(1),
-                tokio::net::TcpStream::connect(self.addr),
-            )
-            .await
-            {
-                raw_write(&mut stream, raw_head("GET", "/healthz", &[]).as_bytes()).await;
-                if raw_read_response(&mut stream).await.status == 200 {
-                    return Ok(());
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "flashgate did not answer /healthz within {WAIT:?}; stderr:\n{}",
-                self.stderr()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-
-    async fn client(&self) -> Client {
-        Client::connect(self.addr).await
-    }
-
-    /// SIGKILL (what `Child::kill` sends) and reap: no flush, no goodbye.
-    fn kill_9(&mut self) {
-        self.child.kill().expect("SIGKILL flashgate");
-        self.child.wait().expect("reap flashgate");
-    }
-
-    /// Waits for the process to exit, at most `limit`.
-    async fn wait_exit(&mut self, limit: Duration) -> Option<ExitStatus> {
-        let deadline = Instant::now() + limit;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("try_wait") {
-                return Some(status);
-            }
-            if Instant::now() >= deadline {
-                return None;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    }
-
-    /// SIGTERM, then requires a zero exit within [`WAIT`].
-    async fn stop(&mut self) {
-        let status = Command::new("kill")
-            .args(["-TERM", &self.child.id().to_string()])
-            .status()
-            .expect("run kill");
-        assert!(status.success(), "kill -TERM failed");
-        let status = self.wait_exit(WAIT).await.unwrap_or_else(|| {
-            panic!(
-                "flashgate did not exit within {WAIT:?} of SIGTERM; stderr:\n{}",
-                self.stderr()
-            )
-        });
-        assert!(
-            status.success(),
-            "flashgate exited with {status} after SIGTERM; stderr:\n{}",
-            self.stderr()
-        );
+        Node(Served::start(|attempt| Node::spawn(scratch, &format!("{run}-{attempt}")).0).await)
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+impl std::ops::Deref for Node {
+    type Target = Served;
+    fn deref(&self) -> &Served {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Node {
+    fn deref_mut(&mut self) -> &mut Served {
+        &mut self.0
     }
 }
 

@@ -8,6 +8,8 @@
 
 #![allow(dead_code)]
 
+pub mod served;
+
 use bytes::Bytes;
 use flashgate::app::Gateway;
 use flashgate::config::{Config, DEV_SESSION_SECRET};
