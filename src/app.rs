@@ -92,6 +92,8 @@ impl Gateway {
             Some((registry, _)) => {
                 let node = ClusterNode::new(registry, Arc::clone(&engine), &config.cluster);
                 node.reconcile().await.map_err(StartError::Cluster)?;
+                // After replay: only live releases change Redis's counts.
+                engine.watch_buyer_counts(Arc::clone(node.pending_counts()) as _);
                 Some(Arc::new(node))
             }
             None => None,
@@ -141,6 +143,9 @@ impl Gateway {
             ));
             tasks.push(tokio::spawn(
                 Arc::clone(&cluster).run_subscriber(shutdown.clone()),
+            ));
+            tasks.push(tokio::spawn(
+                Arc::clone(&cluster).run_count_flush(shutdown.clone()),
             ));
             tasks.push(tokio::spawn(cluster.run_refill(shutdown)));
         }

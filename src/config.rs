@@ -120,6 +120,23 @@ pub struct ClusterConfig {
     pub poll_interval_ms: u64,
     /// Connect and call time limit of one Redis call.
     pub redis_timeout_ms: u64,
+    /// What an order does when Redis cannot check the buyer's limit.
+    pub limits_without_redis: LimitsWithoutRedis,
+}
+
+/// How a cluster node checks a buyer's per-user limit while Redis, which
+/// holds every buyer's count across the nodes, does not answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitsWithoutRedis {
+    /// Against what the buyer holds on this node only, and the units are
+    /// added to the buyer's count in Redis once it answers: the node keeps
+    /// selling its lease, and a buyer who reaches several nodes during the
+    /// outage may get up to the limit on each.
+    Local,
+    /// 503 `OVERLOADED`: the limit stays exact and the node sells nothing
+    /// until Redis answers.
+    Refuse,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -308,6 +325,7 @@ impl Default for ClusterConfig {
             refill_wait_ms: 50,
             poll_interval_ms: 100,
             redis_timeout_ms: 1000,
+            limits_without_redis: LimitsWithoutRedis::Local,
         }
     }
 }

@@ -674,6 +674,11 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
         "Redis and the journal agree on the lease"
     );
     assert_eq!(global[SKU] + held, STOCK);
+    // The units sold while Redis was away (limits checked on this node,
+    // `limits_without_redis = "local"`) are counted in Redis now.
+    for buyer in buyers(0, 20).chain(["o_late".to_owned()]) {
+        wait_count(&mut redis, sale_id, &buyer, 1);
+    }
 }
 
 /// Runs `flashgate cluster leases` with `[cluster]` from the environment.
@@ -900,4 +905,178 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
     let n2 = Node::start(&scratch, "n2", &redis.prefix).await;
     let (held, sold) = held_and_sold(&n2, sale_id).await;
     assert_eq!((held, sold), (4, 4));
+}
+
+/// One buyer's order with its own key on `client`, retried while the node
+/// answers 503 (its refill not there yet): the final status and body.
+async fn try_order(client: &mut Client, buyer: &str, key: &str, sale_id: &str) -> Reply {
+    let token = buyer_token(buyer);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = client.order(&token, key, sale_id, 1).await;
+        if reply.status != 503 || Instant::now() >= deadline {
+            return reply;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls Redis until the buyer's count of the item is `expected`.
+fn wait_count(redis: &mut RedisPrefix, sale_id: &str, buyer: &str, expected: i64) {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let counts = redis.hash(&format!("sale:{sale_id}:bought:{SKU}"));
+        let held = counts.get(buyer).copied().unwrap_or(0);
+        if held == expected {
+            return;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{buyer}'s count in Redis stayed {held}, expected {expected}: {counts:?}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_buyer_hitting_all_three_nodes_at_once_gets_exactly_the_limit() {
+    const LIMIT: u32 = 2;
+    const ATTEMPTS_PER_NODE: usize = 5;
+    let mut redis = RedisPrefix::new("cluster-limit");
+    let scratch = Scratch::new("cluster-limit");
+    let mut nodes = Vec::new();
+    for node_id in ["n1", "n2", "n3"] {
+        nodes.push(Node::start(&scratch, node_id, &redis.prefix).await);
+    }
+    let sale_id = "cluster-limit";
+    Client::connect(nodes[0].addr)
+        .await
+        .live_sale(sale_id, 100, LIMIT)
+        .await;
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+
+    // 15 concurrent orders of one buyer, five on each node, each its own key.
+    let mut attempts = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for attempt in 0..ATTEMPTS_PER_NODE {
+            let addr = node.addr;
+            attempts.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let key = format!("whale-{index}-{attempt}");
+                let reply = try_order(&mut client, "whale", &key, sale_id).await;
+                (index, key, reply)
+            }));
+        }
+    }
+    let mut made = Vec::new();
+    for attempt in attempts {
+        let (index, key, reply) = attempt.await.expect("an order task");
+        match reply.status.as_u16() {
+            201 => made.push((index, key, reply.json()["order_id"].clone())),
+            409 => {
+                let message = assert_error(&reply, 409, "LIMIT_EXCEEDED");
+                assert!(message.contains("2"), "{message}");
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    assert_eq!(
+        made.len(),
+        LIMIT as usize,
+        "exactly the limit across nodes: {made:?}"
+    );
+    wait_count(&mut redis, sale_id, "whale", 2);
+    let refused: f64 = {
+        let mut sum = 0.0;
+        for node in &nodes {
+            sum += metric(node, "flashgate_reservations_total{outcome=\"limit\"}").await;
+        }
+        sum
+    };
+    assert_eq!(refused, (3 * ATTEMPTS_PER_NODE - 2) as f64);
+
+    // A retry of a made order's key on its node is a replay, not a refusal.
+    let (index, key, order_id) = made[0].clone();
+    let mut client = Client::connect(nodes[index].addr).await;
+    let replay = client.order(&buyer_token("whale"), &key, sale_id, 1).await;
+    assert_eq!(replay.expect_json(200)["order_id"], order_id);
+    wait_count(&mut redis, sale_id, "whale", 2);
+
+    // A cancel gives the unit back across the nodes: another node sells
+    // the buyer one more, then refuses the next.
+    let order_id = order_id.as_str().expect("an order id").to_owned();
+    let cancelled = client
+        .post_empty(
+            &format!("/v1/orders/{order_id}/cancel"),
+            &buyer_token("whale"),
+        )
+        .await;
+    cancelled.expect_json(200);
+    wait_count(&mut redis, sale_id, "whale", 1);
+    let elsewhere = (index + 1) % nodes.len();
+    let mut other = Client::connect(nodes[elsewhere].addr).await;
+    let again = try_order(&mut other, "whale", "whale-again", sale_id).await;
+    again.expect_json(201);
+    let over = try_order(&mut other, "whale", "whale-over", sale_id).await;
+    assert_error(&over, 409, "LIMIT_EXCEEDED");
+    wait_count(&mut redis, sale_id, "whale", 2);
+    // Another buyer is not affected.
+    let minnow = try_order(&mut other, "minnow", "minnow-1", sale_id).await;
+    minnow.expect_json(201);
+    assert!(
+        metric(
+            &nodes[elsewhere],
+            "flashgate_cluster_redis_calls_total{op=\"limit\"}"
+        )
+        .await
+            >= 3.0
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_limits_without_redis_refuse_a_node_sells_nothing_while_redis_is_away() {
+    let redis = RedisPrefix::new("cluster-refuse");
+    let scratch = Scratch::new("cluster-refuse");
+    let proxy = RedisProxy::start().await;
+    let settings = [
+        ("REDIS_URL", proxy.url()),
+        ("LIMITS_WITHOUT_REDIS", "refuse".to_owned()),
+        ("REDIS_TIMEOUT_MS", "300".to_owned()),
+    ];
+    let node = Node::start_with(&scratch, "n1", &redis.prefix, &settings).await;
+    let sale_id = "cluster-refuse";
+    Client::connect(node.addr)
+        .await
+        .live_sale(sale_id, 50, 1)
+        .await;
+    let mut client = Client::connect(node.addr).await;
+    try_order(&mut client, "r_b0", "k", sale_id)
+        .await
+        .expect_json(201);
+
+    proxy.cut();
+    // The lease has units, but no buyer's limit can be checked: 503.
+    let reply = client.order(&buyer_token("r_b1"), "k", sale_id, 1).await;
+    let message = assert_error(&reply, 503, "OVERLOADED");
+    assert!(message.contains("buyer limits"), "{message}");
+    assert!(reply.header("retry-after").is_some());
+
+    proxy.restore();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = client.order(&buyer_token("r_b1"), "k", sale_id, 1).await;
+        if reply.status == 201 {
+            break;
+        }
+        assert_error(&reply, 503, "OVERLOADED");
+        assert!(
+            Instant::now() < deadline,
+            "never recovered: {}",
+            reply.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    drop(redis);
 }

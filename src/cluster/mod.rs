@@ -1,8 +1,9 @@
 //! Several gateway nodes selling one sale through Redis stock leases.
 //!
 //! The global stock of each item lives in Redis; a node sells only units it
-//! has leased, from its own lock-free shards, so the order path never waits
-//! on Redis in the common case. The protocol, per item:
+//! has leased, from its own lock-free shards, so an order never waits on
+//! Redis for stock in the common case (its buyer's limit is one call, see
+//! [`limits`]). The protocol, per item:
 //!
 //! 1. **Register.** The node that takes a sale's create writes its spec,
 //!    state `scheduled` and global stock to Redis once (`register_sale`,
@@ -33,16 +34,22 @@
 //!    events channel: other nodes poll at once (the poll interval is the
 //!    fallback for a message lost while a subscriber reconnects).
 //!
+//! 6. **Per-user limits.** A new order counts its units for the buyer in
+//!    Redis before it reserves ([`limits`]), so the limit holds across the
+//!    nodes; releases give them back.
+//!
 //! A unit of a dead node's lease never comes back on a TTL: it may be sold
 //! and acknowledged. It comes back when that node restarts and replays.
 //! Key layout and scripts: [`registry`]. What is not clustered yet is listed
 //! in docs/ARCHITECTURE.md, "Cluster".
 
+pub mod limits;
 pub mod lock;
 pub mod node;
 pub mod redis_link;
 pub mod registry;
 
+pub use limits::{LimitRefusal, LimitTicket};
 pub use node::{ClusterError, ClusterNode};
 pub use redis_link::{RedisFailure, RedisLink};
 pub use registry::{Granted, Registry, Restocked, Transitioned};

@@ -3,15 +3,16 @@
 //! the start-up reconcile, and what an order that finds the lease empty is
 //! told.
 //!
-//! The order path touches none of this in the common case: after a
+//! The order path's stock side touches none of this in the common case: after a
 //! reservation the storefront handler reads the item's local remaining
 //! (one load per shard) and wakes the refill task when it is under the low
 //! watermark; only a reservation that finds the shards empty comes here.
 
 use crate::clock::{now_ms, UnixMs};
+use crate::cluster::limits::PendingCounts;
 use crate::cluster::registry::{Registry, Restocked, Transitioned};
 use crate::cluster::RedisFailure;
-use crate::config::ClusterConfig;
+use crate::config::{ClusterConfig, LimitsWithoutRedis};
 use crate::inventory::ConcurrentMap;
 use crate::metrics as names;
 use crate::sale::views::SaleView;
@@ -72,6 +73,9 @@ pub struct ClusterNode {
     /// here and the poller woken by its own publication both follow it,
     /// and the second must find nothing left to do.
     following: Mutex<()>,
+    /// Buyers' count changes on their way to Redis (`cluster::limits`).
+    pending_counts: Arc<PendingCounts>,
+    limits_without_redis: LimitsWithoutRedis,
 }
 
 impl ClusterNode {
@@ -91,7 +95,23 @@ impl ClusterNode {
             poll_now: Notify::new(),
             learning: Mutex::new(()),
             following: Mutex::new(()),
+            pending_counts: Arc::new(PendingCounts::default()),
+            limits_without_redis: config.limits_without_redis,
         }
+    }
+
+    /// The buyers' count changes not yet in Redis; the engine reports its
+    /// releases here (`Engine::watch_buyer_counts`).
+    pub fn pending_counts(&self) -> &Arc<PendingCounts> {
+        &self.pending_counts
+    }
+
+    pub fn limits_without_redis(&self) -> LimitsWithoutRedis {
+        self.limits_without_redis
+    }
+
+    pub fn poll_interval(&self) -> Duration {
+        self.poll_interval
     }
 
     pub fn node_id(&self) -> &str {
@@ -428,6 +448,12 @@ impl ClusterNode {
             result,
             Err(ClusterError::Redis(RedisFailure::Unreachable { .. }))
         );
+        metrics::gauge!(names::CLUSTER_REDIS_UP).set(if reachable { 1.0 } else { 0.0 });
+    }
+
+    /// As [`Self::note_redis`], for one call's answer.
+    pub(super) fn note_redis_answer<T>(&self, result: &Result<T, RedisFailure>) {
+        let reachable = !matches!(result, Err(RedisFailure::Unreachable { .. }));
         metrics::gauge!(names::CLUSTER_REDIS_UP).set(if reachable { 1.0 } else { 0.0 });
     }
 

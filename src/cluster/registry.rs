@@ -11,6 +11,7 @@
 //! | `sale:<sale>:leased:<sku>` | hash | node → units leased and not returned (sold ones included) |
 //! | `sale:<sale>:grant:<lease_id>` | string | what a lease took, so a retried lease takes nothing twice (expires after a week) |
 //! | `sale:<sale>:return:<return_id>` | string | a return applied, so a retried return adds nothing twice (expires after a week) |
+//! | `sale:<sale>:bought:<sku>` | hash | buyer → units of the item they hold across the nodes (reserved, paying or paid), against the per-user limit |
 //! | `nodes` | hash | node id → its order-id tag (a small number, never reused) |
 //! | `node_tag_seq` | string | the last tag given |
 //! | `events` | pub/sub channel | a sale id, published by `register_sale`, `transition`, `restock` and `return` |
@@ -125,6 +126,32 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {1, total + add}
 ";
 
+/// Counts `quantity` for the buyer if their count stays within the limit;
+/// returns `{1, count after}` or `{0, count now}`.
+const TAKE_LIMIT: &str = r"
+local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
+local quantity = tonumber(ARGV[2])
+if held + quantity > tonumber(ARGV[3]) then
+  return {0, held}
+end
+redis.call('HINCRBY', KEYS[1], ARGV[1], quantity)
+return {1, held + quantity}
+";
+
+/// Adds a signed delta to each named buyer's count (KEYS[i], with
+/// ARGV[2i-1] the buyer and ARGV[2i] the delta); a count that reaches
+/// zero or less is removed.
+const ADJUST_COUNTS: &str = r"
+for i, key in ipairs(KEYS) do
+  local buyer = ARGV[2 * i - 1]
+  local held = redis.call('HINCRBY', key, buyer, tonumber(ARGV[2 * i]))
+  if held <= 0 then
+    redis.call('HDEL', key, buyer)
+  end
+end
+return #KEYS
+";
+
 const NODE_TAG: &str = r"
 local tag = redis.call('HGET', KEYS[1], ARGV[1])
 if tag then
@@ -148,6 +175,8 @@ pub struct Registry {
     transition: Script,
     restock: Script,
     node_tag: Script,
+    take_limit: Script,
+    adjust_counts: Script,
 }
 
 /// The answer of a restock of the global stock.
@@ -169,6 +198,24 @@ pub struct Granted {
     pub remaining: i64,
 }
 
+/// The answer of a per-user limit check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LimitTaken {
+    /// The units are counted for the buyer.
+    Counted,
+    /// The buyer holds `held` and the order would pass the limit.
+    Exceeded { held: u32 },
+}
+
+/// A change to one buyer's count of one item.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BuyerDelta {
+    pub sale_id: String,
+    pub sku_id: String,
+    pub buyer: String,
+    pub delta: i64,
+}
+
 /// The answer of a host action on the shared state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Transitioned {
@@ -188,6 +235,8 @@ impl Registry {
             transition: Script::new(TRANSITION),
             restock: Script::new(RESTOCK),
             node_tag: Script::new(NODE_TAG),
+            take_limit: Script::new(TAKE_LIMIT),
+            adjust_counts: Script::new(ADJUST_COUNTS),
         }
     }
 
@@ -414,6 +463,81 @@ impl Registry {
             })
             .await?;
         Ok(applied == 1)
+    }
+
+    /// Counts `quantity` units of the item for `buyer` if they stay within
+    /// `limit` across the nodes: `Ok(Counted)` or `Ok(Exceeded)` with what
+    /// the buyer holds. One round trip; concurrent orders' calls share the
+    /// multiplexed connection's writes (pipelined).
+    pub async fn take_limit(
+        &self,
+        sale_id: &str,
+        sku_id: &str,
+        buyer: &str,
+        quantity: u32,
+        limit: u32,
+    ) -> Result<LimitTaken, RedisFailure> {
+        let mut invocation = self.take_limit.prepare_invoke();
+        invocation
+            .key(self.sale_key(sale_id, &format!("bought:{sku_id}")))
+            .arg(buyer)
+            .arg(quantity)
+            .arg(limit);
+        let (counted, held): (i64, i64) = self
+            .link
+            .call("limit", async |connection| {
+                invocation.invoke_async(connection).await
+            })
+            .await?;
+        let held = u32::try_from(held).unwrap_or(u32::MAX);
+        Ok(match counted {
+            1 => LimitTaken::Counted,
+            _ => LimitTaken::Exceeded { held },
+        })
+    }
+
+    /// Adds each `(sale, sku, buyer, delta)` to the buyer's count, in one
+    /// call: units released by cancels, expiries and refunds (negative),
+    /// and units sold while Redis was away (positive).
+    pub async fn adjust_counts(&self, deltas: &[BuyerDelta]) -> Result<(), RedisFailure> {
+        if deltas.is_empty() {
+            return Ok(());
+        }
+        let mut invocation = self.adjust_counts.prepare_invoke();
+        for delta in deltas {
+            invocation
+                .key(self.sale_key(&delta.sale_id, &format!("bought:{}", delta.sku_id)))
+                .arg(&delta.buyer)
+                .arg(delta.delta);
+        }
+        let _: i64 = self
+            .link
+            .call("limit_adjust", async |connection| {
+                invocation.invoke_async(connection).await
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// What the buyer holds of the item across the nodes.
+    pub async fn buyer_count(
+        &self,
+        sale_id: &str,
+        sku_id: &str,
+        buyer: &str,
+    ) -> Result<i64, RedisFailure> {
+        let key = self.sale_key(sale_id, &format!("bought:{sku_id}"));
+        let held: Option<i64> = self
+            .link
+            .call("limit_read", async |connection| {
+                redis::cmd("HGET")
+                    .arg(&key)
+                    .arg(buyer)
+                    .query_async(connection)
+                    .await
+            })
+            .await?;
+        Ok(held.unwrap_or(0))
     }
 
     /// Units of the item leased to `node` and not returned.

@@ -1,5 +1,6 @@
 //! The registry's scripts against the machine's Redis.
 
+use crate::cluster::registry::{BuyerDelta, LimitTaken};
 use crate::cluster::test_redis::TestPrefix;
 use crate::cluster::{Granted, Restocked, Transitioned};
 use crate::sale::{ItemSpec, SaleAction, SaleSpec, SaleStatus};
@@ -260,4 +261,81 @@ async fn a_restock_adds_to_the_global_stock_within_the_limit_until_the_sale_ends
         Restocked::Ended
     );
     assert_eq!(registry.global_remaining("s1", "k1").await.unwrap(), 11);
+}
+
+#[tokio::test]
+async fn a_buyers_limit_holds_under_concurrent_checks_and_adjustments_give_units_back() {
+    let redis = TestPrefix::new("limit");
+    let registry = std::sync::Arc::new(redis.registry());
+    let mut checks = Vec::new();
+    for _ in 0..40 {
+        let registry = std::sync::Arc::clone(&registry);
+        checks.push(tokio::spawn(async move {
+            registry
+                .take_limit("s1", "k1", "alice", 1, 3)
+                .await
+                .unwrap()
+        }));
+    }
+    let mut counted = 0;
+    for check in checks {
+        match check.await.unwrap() {
+            LimitTaken::Counted => counted += 1,
+            LimitTaken::Exceeded { held } => assert_eq!(held, 3),
+        }
+    }
+    assert_eq!(
+        counted, 3,
+        "exactly the limit, however the checks interleave"
+    );
+    assert_eq!(registry.buyer_count("s1", "k1", "alice").await.unwrap(), 3);
+    assert_eq!(
+        registry.take_limit("s1", "k1", "bob", 3, 3).await.unwrap(),
+        LimitTaken::Counted,
+        "another buyer has a count of their own"
+    );
+    assert_eq!(
+        registry
+            .take_limit("s1", "k2", "alice", 2, 3)
+            .await
+            .unwrap(),
+        LimitTaken::Counted,
+        "and another item too"
+    );
+    let delta = |buyer: &str, delta| BuyerDelta {
+        sale_id: "s1".into(),
+        sku_id: "k1".into(),
+        buyer: buyer.into(),
+        delta,
+    };
+    registry
+        .adjust_counts(&[delta("alice", -2), delta("bob", -3)])
+        .await
+        .unwrap();
+    assert_eq!(registry.buyer_count("s1", "k1", "alice").await.unwrap(), 1);
+    assert_eq!(registry.buyer_count("s1", "k1", "bob").await.unwrap(), 0);
+    assert_eq!(
+        registry
+            .take_limit("s1", "k1", "alice", 3, 3)
+            .await
+            .unwrap(),
+        LimitTaken::Exceeded { held: 1 },
+        "1 + 3 passes the limit: nothing counted"
+    );
+    assert_eq!(
+        registry
+            .take_limit("s1", "k1", "alice", 2, 3)
+            .await
+            .unwrap(),
+        LimitTaken::Counted
+    );
+    // A count that reaches zero leaves the hash; one below zero (units
+    // given back twice) does not linger negative.
+    registry.adjust_counts(&[delta("alice", -5)]).await.unwrap();
+    assert_eq!(registry.buyer_count("s1", "k1", "alice").await.unwrap(), 0);
+    let keys = redis.keys();
+    assert!(
+        !keys.iter().any(|key| key.ends_with(":bought:k1")),
+        "an emptied count hash is gone: {keys:?}"
+    );
 }

@@ -1,6 +1,7 @@
 //! Storefront routes (`/v1`): read a sale, place, read and cancel orders.
 
 use crate::clock::now_ms;
+use crate::cluster::{LimitRefusal, LimitTicket};
 use crate::http::body::{json_response, parse_json, read_body, ResponseBody};
 use crate::http::error::ApiError;
 use crate::http::{shard_hint, AppState};
@@ -91,11 +92,47 @@ fn place(
     result
 }
 
-/// A cluster node's order: the same reservation on the leased stock. A
-/// reservation that finds the lease empty waits briefly for the refill
-/// and tries once more; `SOLD_OUT` only when the global stock is spent,
-/// else 503 with Retry-After (units remain on other nodes or in Redis).
+/// A cluster node's order: the buyer's units are counted across the nodes
+/// first (`cluster::limits`), then the same reservation on the leased
+/// stock. A reservation that finds the lease empty waits briefly for the
+/// refill and tries once more; `SOLD_OUT` only when the global stock is
+/// spent, else 503 with Retry-After (units remain on other nodes or in Redis).
 async fn place_leased(
+    state: &AppState,
+    cluster: &crate::cluster::ClusterNode,
+    buyer: &str,
+    key: &str,
+    request: OrderRequest,
+) -> Result<crate::sale::Placed, ApiError> {
+    let checked = cluster
+        .check_limit(&state.engine, buyer, key, &request, now_ms())
+        .await;
+    let ticket = match checked {
+        Ok(ticket) => ticket,
+        Err(LimitRefusal::Exceeded { limit, held }) => {
+            if let Ok(sale) = state.engine.sale(&request.sale_id) {
+                sale.count_reject(RejectReason::Limit);
+            }
+            metrics::counter!(names::RESERVATIONS_TOTAL, "outcome" => "limit").increment(1);
+            return Err(SaleError::LimitExceeded { limit, held }.into());
+        }
+        Err(LimitRefusal::RedisDown(failure)) => {
+            return Err(ApiError::overloaded(
+                format!("buyer limits cannot be checked across the nodes ({failure}); retry"),
+                state.config.server.retry_after_seconds,
+            ));
+        }
+    };
+    let counted = (ticket != LimitTicket::Engine).then(|| request.clone());
+    let result = place_from_lease(state, cluster, buyer, key, request).await;
+    if let Some(request) = counted {
+        let made = matches!(&result, Ok(placed) if !placed.replayed);
+        cluster.settle_limit(ticket, buyer, &request, made);
+    }
+    result
+}
+
+async fn place_from_lease(
     state: &AppState,
     cluster: &crate::cluster::ClusterNode,
     buyer: &str,

@@ -183,6 +183,11 @@ impl IdempotencyKeys {
             .insert(ClaimKey { buyer, key }, Claim::Bound(order_id));
     }
 
+    /// True when the key is claimed or bound.
+    pub fn contains(&self, buyer: &str, key: &str) -> bool {
+        self.claims.contains_key(&(buyer, key) as &dyn KeyPair)
+    }
+
     /// Drops a claim whose order was not made, so the key can be retried.
     pub fn abandon(&self, buyer: &str, key: &str) {
         self.claims

@@ -341,6 +341,9 @@ impl Engine {
         let from = order.status;
         let at = event.at();
         self.move_stock(order, action);
+        if commit.is_some() {
+            self.tell_buyer_watch(order, action);
+        }
         record_payment(order, event);
         order.status = next;
         if next != from {
@@ -348,6 +351,22 @@ impl Engine {
         }
         self.pending.track(&order.order_id, Some(from), next, at);
         Ok(commit)
+    }
+
+    /// A live move that changed the buyer's count, for the cluster's mirror.
+    fn tell_buyer_watch(&self, order: &OrderRecord, action: OrderAction) {
+        let Some(watch) = self.buyer_watch.get() else {
+            return;
+        };
+        let quantity = i64::from(order.quantity);
+        let delta = match action {
+            OrderAction::Cancel | OrderAction::Expire | OrderAction::RequestRefund => -quantity,
+            OrderAction::ReinstatePayment => quantity,
+            _ => return,
+        };
+        let sale = &order.sale.spec;
+        let sku_id = &sale.items[order.item_index].sku_id;
+        watch.changed(&sale.sale_id, sku_id, &order.buyer, delta);
     }
 
     /// The stock, buyer-limit and counter side of an order's move.

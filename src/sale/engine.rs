@@ -67,6 +67,15 @@ pub struct Placed {
     pub commit: Commit,
 }
 
+/// Told of every live change to a buyer's count against an item's
+/// per-user limit after the order that made it: `-quantity` when an order
+/// is cancelled, expires or is refunded, `+quantity` when a late payment
+/// reinstates one. Replay tells nothing. A cluster node mirrors the counts
+/// in Redis, where every node checks them (`cluster::limits`).
+pub trait BuyerCountWatch: Send + Sync {
+    fn changed(&self, sale_id: &str, sku_id: &str, buyer: &str, delta: i64);
+}
+
 /// What one run of the hold timers did.
 #[derive(Debug, Default)]
 pub struct ExpiryBatch {
@@ -93,6 +102,8 @@ pub struct Engine {
     pub(super) sink: Arc<dyn EventSink>,
     /// The latest event time seen by replay, so new order ids never repeat.
     pub(super) replayed_at_max: AtomicI64,
+    /// A cluster node's mirror of the buyers' counts, attached after replay.
+    pub(super) buyer_watch: std::sync::OnceLock<Arc<dyn BuyerCountWatch>>,
 }
 
 impl Engine {
@@ -110,7 +121,21 @@ impl Engine {
             holds: HoldTimers::default(),
             pending: PendingPayments::default(),
             order_ids: OrderIds::new(started_at),
+            buyer_watch: std::sync::OnceLock::new(),
         }
+    }
+
+    /// Tells `watch` of every later live change to a buyer's count (once).
+    pub fn watch_buyer_counts(&self, watch: Arc<dyn BuyerCountWatch>) {
+        if self.buyer_watch.set(watch).is_err() {
+            tracing::warn!("a buyer-count watch was attached twice; the first stays");
+        }
+    }
+
+    /// True when `key` of `buyer` has made an order here or is making one:
+    /// a request with it is a retry, answered by this node alone.
+    pub fn knows_key(&self, buyer: &str, key: &str) -> bool {
+        self.keys.contains(buyer, key)
     }
 
     /// Sizes the order and key maps and the holds heap for about `orders` orders before a

@@ -586,3 +586,47 @@ fn lease_events_are_refused_by_a_node_alone_and_after_the_sale_ended() {
     assert!(engine.apply(&return_beyond).is_err(), "only 2 are held");
     assert_eq!(counts(&engine).stock, 2);
 }
+
+/// Records what a buyer-count watch is told.
+#[derive(Default)]
+struct CountLog(std::sync::Mutex<Vec<(String, i64)>>);
+
+impl BuyerCountWatch for CountLog {
+    fn changed(&self, sale_id: &str, sku_id: &str, buyer: &str, delta: i64) {
+        let entry = (format!("{sale_id}/{sku_id}/{buyer}"), delta);
+        self.0.lock().unwrap().push(entry);
+    }
+}
+
+#[test]
+fn the_buyer_watch_hears_live_releases_only() {
+    let (engine, recording) = recorded_engine(10, 3);
+    let watch = Arc::new(CountLog::default());
+    engine.watch_buyer_counts(watch.clone());
+    let cancelled = order(&engine, "alice", "k-1", 2, T0).unwrap();
+    order(&engine, "bob", "k-1", 3, T0).unwrap();
+    assert!(
+        watch.0.lock().unwrap().is_empty(),
+        "a reservation is counted by the caller"
+    );
+    engine
+        .cancel_order("alice", &cancelled.order.order_id, T0 + 1)
+        .unwrap();
+    assert_eq!(engine.expire_due(T0 + 60_000).commits.len(), 1);
+    assert_eq!(
+        *watch.0.lock().unwrap(),
+        vec![("s1/k1/alice".to_owned(), -2), ("s1/k1/bob".to_owned(), -3)]
+    );
+    assert!(engine.knows_key("alice", "k-1"));
+    assert!(!engine.knows_key("alice", "k-2"));
+
+    // Replay rebuilds the counts without telling the watch.
+    let replayed = Engine::new(limits(), T0 + 100_000);
+    let replay_watch = Arc::new(CountLog::default());
+    replayed.watch_buyer_counts(replay_watch.clone());
+    for event in recording.0.lock().unwrap().iter() {
+        replayed.apply(event).unwrap();
+    }
+    assert!(replay_watch.0.lock().unwrap().is_empty());
+    assert!(replayed.knows_key("bob", "k-1"));
+}

@@ -17,7 +17,7 @@ pub mod snapshot;
 mod test_support;
 pub mod views;
 
-pub use engine::{Engine, EngineLimits, ExpiryBatch, PlaceOrder, Placed};
+pub use engine::{BuyerCountWatch, Engine, EngineLimits, ExpiryBatch, PlaceOrder, Placed};
 pub use event::{Event, ItemSpec, SaleSpec};
 pub use lifecycle::{SaleAction, SaleStatus};
 pub use order::{OrderAction, OrderStatus};
@@ -298,7 +298,7 @@ impl Sale {
             .position(|item| item.sku_id == sku_id)
     }
 
-    fn count_reject(&self, reason: RejectReason) {
+    pub fn count_reject(&self, reason: RejectReason) {
         let index = RejectReason::ALL
             .iter()
             .position(|r| *r == reason)
