@@ -45,11 +45,13 @@ mod sqlite;
 mod tests;
 
 pub use self::postgres::PostgresStore;
-pub use self::rows::{ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
+pub use self::rows::{
+    ItemRow, LeaseRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund,
+};
 pub use self::sqlite::SqliteStore;
 
 use crate::clock::UnixMs;
-use crate::sale::Event;
+use crate::sale::{Event, SaleStatus};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,16 +112,28 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
+/// The node key of a node alone (no `[cluster]`): its journal position
+/// and orders are recorded under it.
+pub const LOCAL_NODE: &str = "";
+
 impl Store {
-    /// Opens (creating if needed) the store and applies pending migrations.
+    /// Opens (creating if needed) the store of a node alone and applies
+    /// pending migrations.
     pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        Store::open_as(config, LOCAL_NODE)
+    }
+
+    /// Opens the store to apply `node_id`'s journal (`cluster.node_id`;
+    /// [`LOCAL_NODE`] for a node alone): its position, orders and leases
+    /// are recorded under that id.
+    pub fn open_as(config: &StoreConfig, node_id: &str) -> Result<Store, StoreError> {
         match config {
-            StoreConfig::Sqlite { path } => SqliteStore::open(path).map(Store::Sqlite),
-            StoreConfig::Postgres { url } => PostgresStore::open(url).map(Store::Postgres),
+            StoreConfig::Sqlite { path } => SqliteStore::open(path, node_id).map(Store::Sqlite),
+            StoreConfig::Postgres { url } => PostgresStore::open(url, node_id).map(Store::Postgres),
         }
     }
 
-    /// The seq of the last journal record applied; 0 when fresh.
+    /// The seq of this node's last journal record applied; 0 when fresh.
     pub fn applied_position(&mut self) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.applied_position(),
@@ -127,13 +141,42 @@ impl Store {
         }
     }
 
-    /// Applies `batch` (strictly increasing seq) in one transaction and
-    /// records its last seq as the position. Records at or below the
-    /// recorded position are skipped, so a resent batch changes nothing.
+    /// Every node's applied position, by node id.
+    pub fn positions(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.positions(),
+            Store::Postgres(store) => store.positions(),
+        }
+    }
+
+    /// Applies this node's `batch` (strictly increasing seq) in one
+    /// transaction and records its last seq as the node's position. Records
+    /// at or below that position are skipped, so a resent batch changes
+    /// nothing.
     pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(store) => store.apply_batch(batch),
             Store::Postgres(store) => store.apply_batch(batch),
+        }
+    }
+
+    /// What each node leased of the sale's items, by sku_id then node.
+    pub fn leases(&mut self, sale_id: &str) -> Result<Vec<LeaseRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.leases(sale_id),
+            Store::Postgres(store) => store.leases(sale_id),
+        }
+    }
+
+    /// Each node's own view of the sale's status (the `sale_created` and
+    /// transitions of its journal), by node id.
+    pub fn node_sale_statuses(
+        &mut self,
+        sale_id: &str,
+    ) -> Result<Vec<(String, SaleStatus)>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.node_sale_statuses(sale_id),
+            Store::Postgres(store) => store.node_sale_statuses(sale_id),
         }
     }
 
