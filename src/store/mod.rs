@@ -7,27 +7,35 @@
 //! buyer's orders", "yesterday's payments and refunds" for reconciliation
 //! with WeChat Pay's bills) without a full replay. This module owns the
 //! tables that can: `sales`, `sale_items`, `orders` (with their payment and
-//! refund columns), `order_events`, and the `journal_position` that says
-//! how far into the journal they are.
+//! refund columns), `order_events`, a cluster node's `leases`, and the
+//! `journal_positions` that say how far into each node's journal they are.
+//!
+//! Several cluster nodes may share one PostgreSQL store, each feeding it
+//! from its own journal under its node id ([`Store::open_as`]; a node alone
+//! uses [`LOCAL_NODE`]): positions, orders and leases are per node, and the
+//! sale every node journals alike is stored once (`apply.rs` says how its
+//! creations and transitions merge).
 //!
 //! It is fed asynchronously, off the order path, in batches of `(seq, Event)`
 //! in seq order, on its own thread (both clients are blocking). Every batch
 //! is one transaction that applies its events **and** records the batch's
 //! last seq as the position, so after a crash the tables and the position
-//! agree: a restart resumes from [`Store::applied_position`] and neither
-//! loses nor doubles a record.
+//! agree: a restart resumes from [`Store::applied_position`] (the node's
+//! own) and neither loses nor doubles a record.
 //!
 //! Applying is idempotent, so the feeder may safely resend after an error
 //! or a restart. Records with `seq ≤ position` are skipped inside the
-//! transaction (the position row is locked first, so two writers cannot
-//! both pass that check); this matters for the one non-idempotent change,
-//! a restock adding to the stock. The writes themselves are keyed too:
+//! transaction (the node's position row is locked first, so two writers of
+//! one node cannot both pass that check); this matters for the changes that
+//! add (a restock to the stock, a lease to the node's grants or returns).
+//! The writes themselves are keyed too:
 //! creations insert only if absent (a sale, an item and an order are
 //! immutable once created; their status and stock move only through later
 //! events, which a replayed creation must not reset) and history rows are
 //! keyed by `(order_id, seq)` with `ON CONFLICT DO NOTHING`. (A creation
-//! of an existing id *above* the position is refused: the engine never
-//! journals one, so it means divergence.)
+//! of an existing id *above* the node's position is refused: the engine
+//! never journals one, so it means divergence; a sale another node created
+//! with the same spec is not.)
 //!
 //! State changes go through the same transition tables as the engine
 //! ([`SaleStatus::next`], [`OrderStatus::next`]); a record the tables refuse
