@@ -218,6 +218,8 @@ fn feeder_options(config: &Config) -> FeederOptions {
     let storage = &config.storage;
     FeederOptions {
         store: store_config(config),
+        // Empty for a node alone (config refuses a node id without Redis).
+        node_id: config.cluster.node_id.clone(),
         journal_dir: storage.data_dir.join("journal"),
         snapshot_dir: snapshot_dir(config),
         limits: engine_limits(config),

@@ -186,6 +186,7 @@ fn describe() {
     describe_gauge!(READY, "1 while /readyz answers 200, else 0");
     describe_gauge!(
         UNREADY,
-        "1 for the reason /readyz answers 503 (draining, journal_unavailable, store_lagging), else 0"
+        "1 for the reason /readyz answers 503 (draining, journal_unavailable, store_lagging, \
+         redis_unreachable), else 0"
     );
 }

@@ -2,10 +2,15 @@
 //! machine's Redis (127.0.0.1:6379, a key prefix of the test's own, deleted
 //! at the end): a burst of distinct buyers spread over the three sells
 //! exactly the stock, every order stays readable on the node that made it,
-//! and no node sells more than it leased.
+//! and no node sells more than it leased. The burst and the kill -9 tests
+//! share one PostgreSQL store between the three nodes (a database of the
+//! test's own on 127.0.0.1:5432, dropped at the end) and check it converges:
+//! every acknowledged order in it exactly once, under its node, and each
+//! node's recorded position at its journal's end.
 
 mod common;
 
+use common::pg::PgDatabase;
 use common::served::{Served, BINARY};
 use common::*;
 use serde_json::Value;
@@ -67,8 +72,15 @@ impl Drop for RedisPrefix {
 struct Node(Served);
 
 impl Node {
-    /// `overrides`: `FLASHGATE__CLUSTER__<KEY>` settings over the test's.
-    fn spawn(scratch: &Scratch, node_id: &str, prefix: &str, overrides: &[(&str, String)]) -> Node {
+    /// `overrides`: `FLASHGATE__CLUSTER__<KEY>` settings over the test's;
+    /// `storage`: `FLASHGATE__STORAGE__<KEY>` settings.
+    fn spawn(
+        scratch: &Scratch,
+        node_id: &str,
+        prefix: &str,
+        overrides: &[(&str, String)],
+        storage: &[(&str, String)],
+    ) -> Node {
         let cluster = [
             ("REDIS_URL", REDIS_URL.to_owned()),
             ("NODE_ID", node_id.to_owned()),
@@ -82,6 +94,11 @@ impl Node {
             .iter()
             .chain(overrides)
             .map(|(key, value)| (format!("FLASHGATE__CLUSTER__{key}"), value.clone()))
+            .chain(
+                storage
+                    .iter()
+                    .map(|(key, value)| (format!("FLASHGATE__STORAGE__{key}"), value.clone())),
+            )
             .collect();
         let stderr_path = scratch.0.join(format!("{node_id}.log"));
         Node(Served::spawn(&scratch.0.join(node_id), stderr_path, &env))
@@ -99,7 +116,13 @@ impl Node {
         prefix: &str,
         overrides: &[(&str, String)],
     ) -> Node {
-        Node(Served::start(|_| Node::spawn(scratch, node_id, prefix, overrides).0).await)
+        Node(Served::start(|_| Node::spawn(scratch, node_id, prefix, overrides, &[]).0).await)
+    }
+
+    /// A node whose store is the shared PostgreSQL database `db`.
+    async fn start_shared(scratch: &Scratch, node_id: &str, prefix: &str, db: &PgDatabase) -> Node {
+        let storage = [("POSTGRES_URL", db.url())];
+        Node(Served::start(|_| Node::spawn(scratch, node_id, prefix, &[], &storage).0).await)
     }
 }
 
@@ -180,9 +203,10 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     const CONNECTIONS_PER_NODE: usize = 4;
     let mut redis = RedisPrefix::new("cluster-burst");
     let scratch = Scratch::new("cluster-burst");
+    let db = PgDatabase::create();
     let mut nodes = Vec::new();
     for node_id in ["n1", "n2", "n3"] {
-        nodes.push(Node::start(&scratch, node_id, &redis.prefix).await);
+        nodes.push(Node::start_shared(&scratch, node_id, &redis.prefix, &db).await);
     }
     let sale_id = "cluster-1";
     let mut host = Client::connect(nodes[0].addr).await;
@@ -277,6 +301,53 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     // Exactly the stock was sold, so nothing is left anywhere.
     assert_eq!(global[SKU], 0);
 
+    // The one store the three nodes share converges: every acknowledged
+    // order once, under its node; each node's position at its journal's
+    // end; one sale with its global stock; each node's lease as Redis has it.
+    let mut acknowledged: HashMap<String, Vec<String>> = HashMap::new();
+    for (node_index, _, order_id) in &sold {
+        let node_id = format!("n{}", node_index + 1);
+        acknowledged
+            .entry(node_id)
+            .or_default()
+            .push(order_id.clone());
+    }
+    let node_ids = ["n1", "n2", "n3"];
+    let pairs: Vec<(&str, &Node)> = node_ids.into_iter().zip(nodes.iter()).collect();
+    store_converges(&db, &pairs, sale_id, &acknowledged).await;
+    let (stock, views, leases) = db.with_client(|client| {
+        let stock: i64 = client
+            .query_one(
+                "SELECT stock FROM sale_items WHERE sale_id = $1",
+                &[&sale_id],
+            )
+            .expect("the item")
+            .get(0);
+        let views: Vec<(String, String)> = client
+            .query(
+                "SELECT node_id, status FROM sale_nodes WHERE sale_id = $1 ORDER BY node_id",
+                &[&sale_id],
+            )
+            .expect("sale_nodes")
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        let leases: HashMap<String, i64> = client
+            .query(
+                "SELECT node_id, granted - returned FROM leases WHERE sale_id = $1",
+                &[&sale_id],
+            )
+            .expect("leases")
+            .iter()
+            .map(|row| (row.get(0), row.get(1)))
+            .collect();
+        (stock, views, leases)
+    });
+    assert_eq!(stock, STOCK, "the store keeps the global stock");
+    let live = |node: &str| (node.to_owned(), "live".to_owned());
+    assert_eq!(views, [live("n1"), live("n2"), live("n3")]);
+    assert_eq!(leases, leased, "the store's leases are Redis's");
+
     // The stats of any node show who holds what, as Redis does.
     let stats = Client::connect(nodes[2].addr).await.stats(sale_id).await;
     let item = &stats["cluster"]["items"][0];
@@ -340,14 +411,95 @@ async fn redis_calls(node: &Node, op: &str) -> u64 {
 
 /// Buys one unit for each of `buyers` on `node`; how many got a 201.
 async fn buy_all(node: &Node, sale_id: &str, buyers: impl Iterator<Item = String>) -> i64 {
+    buy_all_ids(node, sale_id, buyers).await.len() as i64
+}
+
+/// Buys one unit for each of `buyers` on `node`; the ids of the 201s.
+async fn buy_all_ids(
+    node: &Node,
+    sale_id: &str,
+    buyers: impl Iterator<Item = String>,
+) -> Vec<String> {
     let mut client = Client::connect(node.addr).await;
-    let mut sold = 0;
+    let mut sold = Vec::new();
     for buyer in buyers {
-        if buy(&mut client, sale_id, &buyer).await.is_some() {
-            sold += 1;
+        if let Some(order_id) = buy(&mut client, sale_id, &buyer).await {
+            sold.push(order_id);
         }
     }
     sold
+}
+
+/// How long the shared store may take to catch up with the nodes.
+const STORE_WAIT: Duration = Duration::from_secs(20);
+
+/// Waits until the shared store holds every order of `acknowledged` (node
+/// id → the order ids its 201s gave) exactly once, under that node, and
+/// nothing else of the sale; and each node's recorded position has reached
+/// its journal's end (`flashgate_journal_durable_seq`, read first).
+async fn store_converges(
+    db: &PgDatabase,
+    nodes: &[(&str, &Node)],
+    sale_id: &str,
+    acknowledged: &HashMap<String, Vec<String>>,
+) {
+    let mut expected: Vec<(String, String)> = acknowledged
+        .iter()
+        .flat_map(|(node, ids)| ids.iter().map(|id| (id.clone(), node.clone())))
+        .collect();
+    expected.sort();
+    let deadline = Instant::now() + STORE_WAIT;
+    loop {
+        let mut ends = HashMap::new();
+        for (node_id, node) in nodes {
+            let end = metric(node, "flashgate_journal_durable_seq").await as i64;
+            ends.insert(node_id.to_string(), end);
+        }
+        let sale = sale_id.to_owned();
+        let (orders, positions) = db.with_client(move |client| {
+            let orders: Vec<(String, String)> = client
+                .query(
+                    "SELECT order_id, node_id FROM orders WHERE sale_id = $1 ORDER BY order_id",
+                    &[&sale],
+                )
+                .expect("orders")
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            let positions: HashMap<String, i64> = client
+                .query("SELECT node_id, applied_seq FROM journal_positions", &[])
+                .expect("positions")
+                .iter()
+                .map(|row| (row.get(0), row.get(1)))
+                .collect();
+            (orders, positions)
+        });
+        let caught_up = ends
+            .iter()
+            .all(|(node, end)| positions.get(node).is_some_and(|at| at >= end));
+        if orders == expected && caught_up {
+            assert_eq!(
+                positions.len(),
+                nodes.len(),
+                "one position per node: {positions:?}"
+            );
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the shared store did not converge within {STORE_WAIT:?}: positions {positions:?}, \
+             journal ends {ends:?}; {} orders stored, {} acknowledged; missing or foreign: {:?}",
+            orders.len(),
+            expected.len(),
+            orders
+                .iter()
+                .filter(|order| !expected.contains(order))
+                .chain(expected.iter().filter(|order| !orders.contains(order)))
+                .take(5)
+                .collect::<Vec<_>>()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `(stock held, reserved)` of the sale's item on `node`.
@@ -365,10 +517,12 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     const STOCK: i64 = 60;
     let mut redis = RedisPrefix::new("cluster-kill");
     let scratch = Scratch::new("cluster-kill");
+    let db = PgDatabase::create();
     let mut nodes = Vec::new();
     for node_id in ["n1", "n2", "n3"] {
-        nodes.push(Node::start(&scratch, node_id, &redis.prefix).await);
+        nodes.push(Node::start_shared(&scratch, node_id, &redis.prefix, &db).await);
     }
+    let mut acknowledged: HashMap<String, Vec<String>> = HashMap::new();
     let sale_id = "cluster-kill";
     let mut host = Client::connect(nodes[0].addr).await;
     host.live_sale(sale_id, STOCK, 1).await;
@@ -376,8 +530,9 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         wait_live(node, sale_id).await;
     }
     let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("o_b{i}"));
-    let sold_before_kill = buy_all(&nodes[1], sale_id, buyers(0, 15)).await;
-    assert_eq!(sold_before_kill, 15);
+    let sold_before_kill = buy_all_ids(&nodes[1], sale_id, buyers(0, 15)).await;
+    assert_eq!(sold_before_kill.len(), 15);
+    acknowledged.insert("n2".into(), sold_before_kill);
     // Kill it once no refill is in flight, so what it held is known.
     let deadline = Instant::now() + WAIT;
     let held_at_kill = loop {
@@ -410,13 +565,16 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         .expect("a lease without a journal record");
 
     // The others sell what is not in n2's lease, then answer SOLD_OUT.
-    let sold_by_others = buy_all(&nodes[0], sale_id, buyers(100, 30)).await
-        + buy_all(&nodes[2], sale_id, buyers(200, 30)).await;
+    let by_n1 = buy_all_ids(&nodes[0], sale_id, buyers(100, 30)).await;
+    let by_n3 = buy_all_ids(&nodes[2], sale_id, buyers(200, 30)).await;
+    let sold_by_others = (by_n1.len() + by_n3.len()) as i64;
     assert_eq!(sold_by_others, STOCK - held_at_kill - 5);
+    acknowledged.insert("n1".into(), by_n1);
+    acknowledged.insert("n3".into(), by_n3);
 
     // n2 restarts on its journal: its orders are there, the hand-made
     // lease goes back, and it sells the rest of its own lease.
-    nodes[1] = Node::start(&scratch, "n2", &redis.prefix).await;
+    nodes[1] = Node::start_shared(&scratch, "n2", &redis.prefix, &db).await;
     let (held, sold) = held_and_sold(&nodes[1], sale_id).await;
     assert_eq!(
         (held, sold),
@@ -429,9 +587,14 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         "the unjournaled lease was given back"
     );
     // The 5 given back are leased by whichever node asks first.
-    let sold_after = buy_all(&nodes[1], sale_id, buyers(300, 30)).await
-        + buy_all(&nodes[0], sale_id, buyers(400, 10)).await
-        + buy_all(&nodes[2], sale_id, buyers(500, 10)).await;
+    let mut sold_after = 0;
+    for (index, from) in [(1, 300), (0, 400), (2, 500)] {
+        let count = if index == 1 { 30 } else { 10 };
+        let ids = buy_all_ids(&nodes[index], sale_id, buyers(from, count)).await;
+        sold_after += ids.len() as i64;
+        let node_id = format!("n{}", index + 1);
+        acknowledged.entry(node_id).or_default().extend(ids);
+    }
     assert_eq!(
         15 + sold_by_others + sold_after,
         STOCK,
@@ -458,6 +621,59 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
             "leases never settled: {leased:?} {global:?}"
         );
         tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // The shared store converges, the killed node's orders included, and
+    // every node's `end` leaves the one sale ended.
+    let pairs: Vec<(&str, &Node)> = ["n1", "n2", "n3"].into_iter().zip(nodes.iter()).collect();
+    store_converges(&db, &pairs, sale_id, &acknowledged).await;
+    let deadline = Instant::now() + STORE_WAIT;
+    loop {
+        let statuses = db.with_client(|client| {
+            client
+                .query(
+                    "SELECT status FROM sales UNION ALL \
+                     SELECT status FROM sale_nodes ORDER BY 1",
+                    &[],
+                )
+                .expect("statuses")
+                .iter()
+                .map(|row| row.get::<_, String>(0))
+                .collect::<Vec<_>>()
+        });
+        if statuses == ["ended"; 4] {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the sale and each node's view of it should end: {statuses:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// `/readyz` of `node`: its status code and body.
+async fn readyz(node: &Node) -> (u16, Value) {
+    let reply = Client::connect(node.addr)
+        .await
+        .get_anonymous("/readyz")
+        .await;
+    (reply.status.as_u16(), reply.json())
+}
+
+/// Waits until `/readyz` of `node` answers `status` with `body`.
+async fn wait_readyz(node: &Node, status: u16, body: Value) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let seen = readyz(node).await;
+        if seen == (status, body.clone()) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "/readyz never answered {status} {body}; last {seen:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -619,7 +835,12 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
 
+    wait_readyz(&node, 200, serde_json::json!({"status": "ready"})).await;
     proxy.cut();
+    // Still ready while it has leased units to sell, saying why it is not
+    // whole: a load balancer keeps sending it the buyers those units are for.
+    let degraded = serde_json::json!({"status": "ready", "degraded": "redis_unreachable"});
+    wait_readyz(&node, 200, degraded).await;
     // What the node leased, it sells without Redis.
     assert_eq!(buy_all(&node, sale_id, buyers(1, 19)).await, 19);
     // Then: 503 with Retry-After, not SOLD_OUT (80 units are in Redis).
@@ -644,6 +865,14 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
         assert!(Instant::now() < deadline, "redis_up never went to 0");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // Its lease spent, the node can only answer 503: not ready, and why.
+    let (status, body) = readyz(&node).await;
+    assert_eq!(
+        (status, &body["status"]),
+        (503, &"redis_unreachable".into())
+    );
+    let unready = "flashgate_unready{reason=\"redis_unreachable\"}";
+    assert_eq!(metric(&node, unready).await, 1.0);
 
     // Redis back: the node reconnects and sells again.
     proxy.restore();
@@ -665,6 +894,9 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     assert_eq!(metric(&node, "flashgate_cluster_redis_up").await, 1.0);
+    // Ready again, with nothing to say.
+    wait_readyz(&node, 200, serde_json::json!({"status": "ready"})).await;
+    assert_eq!(metric(&node, unready).await, 0.0);
     let (held, sold) = held_and_sold(&node, sale_id).await;
     assert_eq!(sold, 21);
     let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));

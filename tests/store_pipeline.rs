@@ -13,6 +13,7 @@
 
 mod common;
 
+use common::pg::{off_runtime, PgDatabase};
 use common::*;
 use flashgate::app::Gateway;
 use flashgate::config::Config;
@@ -24,7 +25,6 @@ use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How long the store may take to catch up with the journal.
@@ -37,74 +37,6 @@ const STORE_WAIT: Duration = Duration::from_secs(5);
 static ONE_GATEWAY_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 // ---- scratch space, databases and backends -------------------------------------
-
-/// Runs `work` on a thread of its own. The blocking `postgres` client runs a
-/// runtime of its own and refuses to run inside a test's.
-fn off_runtime<R: Send>(work: impl FnOnce() -> R + Send) -> R {
-    std::thread::scope(|scope| match scope.spawn(work).join() {
-        Ok(result) => result,
-        Err(panic) => std::panic::resume_unwind(panic),
-    })
-}
-
-const PG_SERVER: &str = "127.0.0.1:5432";
-
-/// A client on the `postgres` database, to create and drop test databases.
-fn pg_admin() -> Result<postgres::Client, postgres::Error> {
-    postgres::Client::connect(
-        "host=127.0.0.1 port=5432 user=postgres dbname=postgres connect_timeout=5",
-        postgres::NoTls,
-    )
-}
-
-/// A database of this test's own, `flashgate_it_<pid>_<n>`; dropped (with
-/// `FORCE`, so a leftover connection cannot keep it) on drop.
-struct PgDatabase {
-    name: String,
-}
-
-impl PgDatabase {
-    fn create() -> PgDatabase {
-        static NEXT: AtomicU64 = AtomicU64::new(0);
-        let name = format!(
-            "flashgate_it_{}_{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        );
-        off_runtime(|| {
-            let mut admin = pg_admin().unwrap_or_else(|error| {
-                panic!(
-                    "PostgreSQL is not reachable at {PG_SERVER} as user `postgres` ({error}); \
-                     the store pipeline tests need it running (they do not skip)"
-                )
-            });
-            for statement in [
-                format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
-                format!("CREATE DATABASE {name}"),
-            ] {
-                admin
-                    .batch_execute(&statement)
-                    .unwrap_or_else(|error| panic!("`{statement}` failed: {error}"));
-            }
-        });
-        PgDatabase { name }
-    }
-
-    fn url(&self) -> String {
-        format!("postgres://postgres@{PG_SERVER}/{}", self.name)
-    }
-}
-
-impl Drop for PgDatabase {
-    fn drop(&mut self) {
-        let statement = format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name);
-        let dropped =
-            off_runtime(|| pg_admin().and_then(|mut admin| admin.batch_execute(&statement)));
-        if let Err(error) = dropped {
-            eprintln!("cleanup: `{statement}` failed: {error}");
-        }
-    }
-}
 
 /// Where the gateway under test keeps its store.
 #[derive(Clone)]

@@ -7,11 +7,14 @@
 //! it; the next call connects again, at most one connect per
 //! `RECONNECT_BACKOFF`, so a Redis that is down costs one refused connect
 //! per back-off, not one per caller.
+//!
+//! The link also remembers whether its last call reached Redis
+//! ([`RedisLink::reachable`]), for `/readyz`.
 
 use crate::metrics as names;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
 
@@ -34,6 +37,8 @@ pub struct RedisLink {
     last_connect_ms: AtomicU64,
     started: std::time::Instant,
     calls: AtomicU64,
+    /// False while the last call (or subscription) could not reach Redis.
+    reachable: AtomicBool,
 }
 
 impl RedisLink {
@@ -50,7 +55,16 @@ impl RedisLink {
             last_connect_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
             calls: AtomicU64::new(0),
+            reachable: AtomicBool::new(true),
         })
+    }
+
+    /// Whether the last call reached Redis: false from a call that could
+    /// not (no connection, a broken one, no answer in time, or refused by
+    /// the reconnect back-off) until one that does. An error Redis answered
+    /// (a script refusing) counts as reached.
+    pub fn reachable(&self) -> bool {
+        self.reachable.load(Ordering::Acquire)
     }
 
     /// Calls made so far (every op, successful or not).
@@ -68,7 +82,7 @@ impl RedisLink {
         self.calls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::CLUSTER_REDIS_CALLS_TOTAL, "op" => op).increment(1);
         let mut connection = self.connection().await?;
-        match tokio::time::timeout(self.timeout, command(&mut connection)).await {
+        let answer = match tokio::time::timeout(self.timeout, command(&mut connection)).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(error)) if is_server_answer(&error) => Err(RedisFailure::Refused {
                 op,
@@ -78,7 +92,11 @@ impl RedisLink {
             Err(_) => Err(self
                 .broken(format!("no answer within {:?}", self.timeout))
                 .await),
+        };
+        if answer.is_ok() || matches!(answer, Err(RedisFailure::Refused { .. })) {
+            self.reachable.store(true, Ordering::Release);
         }
+        answer
     }
 
     /// A subscription to `channel` on a connection of its own (a
@@ -92,7 +110,10 @@ impl RedisLink {
             Ok::<_, RedisError>(pubsub.into_on_message())
         };
         match tokio::time::timeout(self.timeout, subscribed).await {
-            Ok(Ok(stream)) => Ok(stream),
+            Ok(Ok(stream)) => {
+                self.reachable.store(true, Ordering::Release);
+                Ok(stream)
+            }
             Ok(Err(error)) => Err(self.unreachable(&error.to_string())),
             Err(_) => Err(self.unreachable(&format!("no answer within {:?}", self.timeout))),
         }
@@ -127,6 +148,7 @@ impl RedisLink {
     }
 
     fn unreachable(&self, message: &str) -> RedisFailure {
+        self.reachable.store(false, Ordering::Release);
         RedisFailure::Unreachable {
             url: self.url.clone(),
             message: message.to_owned(),

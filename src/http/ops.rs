@@ -40,20 +40,39 @@ pub fn healthz() -> Response<ResponseBody> {
 }
 
 /// Ready unless draining, the journal cannot be written (then every change
-/// would fail: a load balancer should send buyers elsewhere), or the store
-/// lags more than `storage.store_lag_seconds_max` behind the journal.
+/// would fail: a load balancer should send buyers elsewhere), the store
+/// lags more than `storage.store_lag_seconds_max` behind the journal, or
+/// (a cluster node) Redis is unreachable and the node has nothing left to
+/// sell without it.
+///
+/// A cluster node whose Redis is unreachable but that still holds unsold
+/// leased units of a sale taking orders stays ready (200) and says so:
+/// `{"status":"ready","degraded":"redis_unreachable"}`. It sells those
+/// units without Redis; taking it out of rotation would strand them until
+/// Redis returns. Once they are spent it can only answer 503 `OVERLOADED`,
+/// so it is unready (`{"status":"redis_unreachable"}`) until a Redis call
+/// succeeds again.
 pub fn readyz(state: &AppState) -> Response<ResponseBody> {
     match readiness(state) {
         Some(status) => json_response(
             StatusCode::SERVICE_UNAVAILABLE,
             &serde_json::json!({ "status": status }),
         ),
+        None if redis_unreachable(state) => json_response(
+            StatusCode::OK,
+            &serde_json::json!({ "status": "ready", "degraded": "redis_unreachable" }),
+        ),
         None => json_response(StatusCode::OK, &serde_json::json!({ "status": "ready" })),
     }
 }
 
 /// Every reason `/readyz` may fail for, each exported as a gauge.
-pub const UNREADY_REASONS: [&str; 3] = ["draining", "journal_unavailable", "store_lagging"];
+pub const UNREADY_REASONS: [&str; 4] = [
+    "draining",
+    "journal_unavailable",
+    "store_lagging",
+    "redis_unreachable",
+];
 
 /// The one readiness decision, for `/readyz` and for the `flashgate_ready`
 /// and `flashgate_unready{reason}` gauges (set on every call, so a scrape
@@ -65,6 +84,8 @@ fn readiness(state: &AppState) -> Option<&'static str> {
         Some("journal_unavailable")
     } else if store_lag_seconds(state) > state.config.storage.store_lag_seconds_max as f64 {
         Some("store_lagging")
+    } else if redis_unreachable(state) && !sells_without_redis(state) {
+        Some("redis_unreachable")
     } else {
         None
     };
@@ -82,4 +103,21 @@ fn store_lag_seconds(state: &AppState) -> f64 {
         .store
         .lag(state.journal.durable_seq(), crate::clock::now_ms())
         .1
+}
+
+/// A cluster node whose last Redis call could not reach it.
+fn redis_unreachable(state: &AppState) -> bool {
+    state
+        .cluster
+        .as_ref()
+        .is_some_and(|cluster| !cluster.registry().link().reachable())
+}
+
+/// Whether some sale taking orders still has unreserved units here: what a
+/// cluster node sells from its leases while Redis is away.
+fn sells_without_redis(state: &AppState) -> bool {
+    let now = crate::clock::now_ms();
+    state.engine.sales().iter().any(|sale| {
+        sale.takes_orders(now) && sale.items.iter().any(|item| item.stock.remaining() > 0)
+    })
 }

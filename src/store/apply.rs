@@ -1,11 +1,17 @@
-//! One batch of journal records, applied through a backend's open
-//! transaction.
+//! One batch of one node's journal records, applied through a backend's
+//! open transaction.
 //!
-//! The rules (skip what the position already covers, move statuses through
-//! the engine's transition tables, refuse what the tables refuse) live here
-//! once; a backend only supplies the SQL for each step as a [`Tx`]. The
-//! backend opens the transaction before [`apply_batch`] and commits after it,
-//! so an error anywhere rolls back every write of the batch, position too.
+//! The rules (skip what the node's position already covers, move statuses
+//! through the engine's transition tables, refuse what the tables refuse)
+//! live here once; a backend only supplies the SQL for each step as a
+//! [`Tx`]. The backend opens the transaction before [`apply_batch`] and
+//! commits after it, so an error anywhere rolls back every write of the
+//! batch, position too.
+//!
+//! Several nodes of a cluster may feed one store, each from its own journal
+//! (see `store/mod.rs`): what every node journals alike (the sale's
+//! creation and its start/pause/end) is merged here, what is a node's own
+//! (its orders, its leases, its position) is kept under its id.
 
 use super::rows::seq_to_db;
 use super::StoreError;
@@ -18,6 +24,8 @@ use rust_decimal::Decimal;
 /// A reservation, as the `orders` row it creates.
 pub(crate) struct NewOrder<'a> {
     pub order_id: &'a str,
+    /// The node whose journal holds it.
+    pub node_id: &'a str,
     pub sale_id: &'a str,
     pub sku_id: &'a str,
     pub buyer: &'a str,
@@ -69,20 +77,70 @@ impl<'a> OrderChange<'a> {
     }
 }
 
+/// How the shared `sales.status` was last set: by which node, at what time.
+pub(crate) struct SharedStatus {
+    pub status: SaleStatus,
+    pub node_id: String,
+    pub at_ms: UnixMs,
+}
+
 /// The steps of applying a batch, inside one open transaction.
 pub(crate) trait Tx {
-    /// Reads the applied position and locks it against other writers until
-    /// the transaction ends.
-    fn lock_position(&mut self) -> Result<u64, StoreError>;
-    fn set_position(&mut self, seq: i64) -> Result<(), StoreError>;
-    /// Inserts the sale (status `scheduled`) unless it exists.
-    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<(), StoreError>;
+    /// Reads the node's applied position (0, and a row made, when the node
+    /// has none) and locks it against the node's other writers until the
+    /// transaction ends.
+    fn lock_position(&mut self, node_id: &str) -> Result<u64, StoreError>;
+    fn set_position(&mut self, node_id: &str, seq: i64) -> Result<(), StoreError>;
+    /// Inserts the sale (status `scheduled`) unless it exists; true when
+    /// this call inserted it. When another writer is inserting it, waits
+    /// for that writer's commit.
+    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<bool, StoreError>;
     /// Inserts the item unless it exists.
     fn insert_item(&mut self, sale_id: &str, item: &ItemSpec) -> Result<(), StoreError>;
-    fn sale_status(&mut self, sale_id: &str) -> Result<Option<SaleStatus>, StoreError>;
-    fn set_sale_status(&mut self, sale_id: &str, status: SaleStatus) -> Result<(), StoreError>;
+    /// The sale as stored, its items by sku_id; the item stock is what the
+    /// store holds (the creation's plus any restock).
+    fn stored_spec(&mut self, sale_id: &str) -> Result<Option<SaleSpec>, StoreError>;
+    /// The node's own view of the sale's status.
+    fn node_sale_status(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+    ) -> Result<Option<SaleStatus>, StoreError>;
+    /// Records that the node created the sale (its view: `scheduled`).
+    fn insert_node_sale(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError>;
+    fn set_node_sale_status(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+        status: SaleStatus,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError>;
+    /// The shared status, its row locked against other writers until the
+    /// transaction ends.
+    fn lock_shared_status(&mut self, sale_id: &str) -> Result<Option<SharedStatus>, StoreError>;
+    fn set_shared_status(&mut self, sale_id: &str, shared: &SharedStatus)
+        -> Result<(), StoreError>;
     /// Adds `add` units to the item's stock; false when there is no such item.
     fn add_stock(&mut self, sale_id: &str, sku_id: &str, add: i64) -> Result<bool, StoreError>;
+    /// `(granted, returned)` of the node's lease of the item, `(0, 0)`
+    /// before its first; `None` when there is no such item.
+    fn lease(
+        &mut self,
+        sale_id: &str,
+        sku_id: &str,
+        node_id: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError>;
+    /// Adds to the node's granted units of the item (a row made at the
+    /// first grant).
+    fn grant_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError>;
+    /// Adds to the node's returned units of the item (its row exists: a
+    /// return never exceeds the grants).
+    fn return_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError>;
     /// Inserts the order (status `reserved`) unless it exists.
     fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError>;
     fn order_status(&mut self, order_id: &str) -> Result<Option<OrderStatus>, StoreError>;
@@ -97,19 +155,32 @@ pub(crate) trait Tx {
     ) -> Result<(), StoreError>;
 }
 
-/// Applies the records above the recorded position and moves the position
-/// to the batch's last seq. The caller commits.
-pub(crate) fn apply_batch(tx: &mut impl Tx, batch: &[(u64, Event)]) -> Result<(), StoreError> {
+/// A lease event, as the change it makes to the node's `leases` row.
+pub(crate) struct LeaseChange<'a> {
+    pub sale_id: &'a str,
+    pub sku_id: &'a str,
+    pub node_id: &'a str,
+    pub units: i64,
+    pub at_ms: UnixMs,
+}
+
+/// Applies the node's records above its recorded position and moves that
+/// position to the batch's last seq. The caller commits.
+pub(crate) fn apply_batch(
+    tx: &mut impl Tx,
+    node_id: &str,
+    batch: &[(u64, Event)],
+) -> Result<(), StoreError> {
     check_order(batch)?;
-    let position = tx.lock_position()?;
+    let position = tx.lock_position(node_id)?;
     let mut applied_seq = None;
     for (seq, event) in batch.iter().filter(|(seq, _)| *seq > position) {
-        apply_event(tx, *seq, event)?;
+        apply_event(tx, node_id, *seq, event)?;
         applied_seq = Some(*seq);
     }
     // Nothing new (an old batch resent): the position must not move back.
     match applied_seq {
-        Some(seq) => tx.set_position(seq_to_db(seq)?),
+        Some(seq) => tx.set_position(node_id, seq_to_db(seq)?),
         None => Ok(()),
     }
 }
@@ -124,18 +195,20 @@ fn check_order(batch: &[(u64, Event)]) -> Result<(), StoreError> {
     Ok(())
 }
 
-fn apply_event(tx: &mut impl Tx, seq: u64, event: &Event) -> Result<(), StoreError> {
+fn apply_event(tx: &mut impl Tx, node_id: &str, seq: u64, event: &Event) -> Result<(), StoreError> {
     match event {
-        Event::SaleCreated { at, sale } => create_sale(tx, seq, sale, *at),
+        Event::SaleCreated { at, sale } => create_sale(tx, node_id, seq, sale, *at),
         Event::SaleTransitioned {
-            sale_id, action, ..
-        } => transition_sale(tx, seq, sale_id, *action),
+            at,
+            sale_id,
+            action,
+        } => transition_sale(tx, node_id, seq, sale_id, *action, *at),
         Event::ItemRestocked {
             sale_id,
             sku_id,
             add,
             ..
-        } => restock(tx, seq, sale_id, sku_id, *add),
+        } => restock(tx, node_id, seq, sale_id, sku_id, *add),
         Event::OrderReserved {
             at,
             order_id,
@@ -151,6 +224,7 @@ fn apply_event(tx: &mut impl Tx, seq: u64, event: &Event) -> Result<(), StoreErr
             seq,
             &NewOrder {
                 order_id,
+                node_id,
                 sale_id,
                 sku_id,
                 buyer,
@@ -166,54 +240,141 @@ fn apply_event(tx: &mut impl Tx, seq: u64, event: &Event) -> Result<(), StoreErr
         | Event::PaymentConfirmed { .. }
         | Event::RefundRequested { .. }
         | Event::RefundCompleted { .. } => transition_order(tx, seq, event),
-        // The store keeps the sale's stock as the host set it (the global
-        // stock on a cluster node); what the node leased is its journal's
-        // bookkeeping, shown by its stats.
-        Event::LeaseGranted { .. } | Event::LeaseReturned { .. } => Ok(()),
+        // The sale's stock stays as the host set it (the global stock: a
+        // lease moves units from it to a node, it adds none); the leases
+        // table keeps what each node took and gave back.
+        Event::LeaseGranted {
+            at,
+            sale_id,
+            sku_id,
+            units,
+            ..
+        } => lease(
+            tx,
+            seq,
+            true,
+            LeaseChange {
+                sale_id,
+                sku_id,
+                node_id,
+                units: *units,
+                at_ms: *at,
+            },
+        ),
+        Event::LeaseReturned {
+            at,
+            sale_id,
+            sku_id,
+            units,
+            ..
+        } => lease(
+            tx,
+            seq,
+            false,
+            LeaseChange {
+                sale_id,
+                sku_id,
+                node_id,
+                units: *units,
+                at_ms: *at,
+            },
+        ),
     }
 }
 
+/// The first node to journal the sale inserts it; every other node's
+/// `sale_created` must carry the same spec (they all read it from the one
+/// the cluster registered) and adds nothing but its own view. The same
+/// node creating it twice above its position means divergence.
 fn create_sale(
     tx: &mut impl Tx,
+    node_id: &str,
     seq: u64,
     sale: &SaleSpec,
     at_ms: UnixMs,
 ) -> Result<(), StoreError> {
-    if tx.sale_status(&sale.sale_id)?.is_some() {
+    let sale_id = &sale.sale_id;
+    if tx.node_sale_status(sale_id, node_id)?.is_some() {
         return Err(inconsistent(
             seq,
-            format!("sale `{}` already exists", sale.sale_id),
+            format!("sale `{sale_id}` already exists"),
         ));
     }
-    tx.insert_sale(sale, at_ms)?;
     for item in &sale.items {
         check_money(seq, "price", item.price)?;
-        tx.insert_item(&sale.sale_id, item)?;
     }
-    Ok(())
+    if tx.insert_sale(sale, at_ms)? {
+        for item in &sale.items {
+            tx.insert_item(sale_id, item)?;
+        }
+    } else {
+        let stored = tx
+            .stored_spec(sale_id)?
+            .ok_or_else(|| inconsistent(seq, format!("sale `{sale_id}` vanished")))?;
+        if stored != by_sku(sale) {
+            return Err(inconsistent(
+                seq,
+                format!("sale `{sale_id}` already exists with another spec (another node's?)"),
+            ));
+        }
+    }
+    tx.insert_node_sale(sale_id, node_id, at_ms)
 }
 
+/// The spec with its items in sku_id order, as `stored_spec` reads it.
+fn by_sku(sale: &SaleSpec) -> SaleSpec {
+    let mut sorted = sale.clone();
+    sorted.items.sort_by(|a, b| a.sku_id.cmp(&b.sku_id));
+    sorted
+}
+
+/// The node's own view moves strictly by the table (a refusal means its
+/// copy diverged). The shared status follows the latest transition of any
+/// node: nodes journal the same host action each when it reaches them, and
+/// their feeders run independently, so a lagging node's older `start` may
+/// arrive after another node's `pause`; it is not applied over a newer
+/// one (by the event's time), except over the same node's own earlier
+/// transition (a node's journal order is its truth, whatever its clock
+/// did). `ended` is final.
 fn transition_sale(
     tx: &mut impl Tx,
+    node_id: &str,
     seq: u64,
     sale_id: &str,
     action: SaleAction,
+    at_ms: UnixMs,
 ) -> Result<(), StoreError> {
-    let from = existing_sale(tx, seq, sale_id)?;
+    let from = node_sale(tx, node_id, seq, sale_id)?;
     let next = from
         .next(action)
         .map_err(|error| inconsistent(seq, format!("sale `{sale_id}`: {error}")))?;
-    tx.set_sale_status(sale_id, next)
+    tx.set_node_sale_status(sale_id, node_id, next, at_ms)?;
+    let shared = tx
+        .lock_shared_status(sale_id)?
+        .ok_or_else(|| inconsistent(seq, format!("no sale `{sale_id}`")))?;
+    let newer = shared.node_id == node_id || at_ms >= shared.at_ms;
+    if shared.status == SaleStatus::Ended || !newer {
+        return Ok(());
+    }
+    let shared = SharedStatus {
+        status: next,
+        node_id: node_id.to_owned(),
+        at_ms,
+    };
+    tx.set_shared_status(sale_id, &shared)
 }
 
+/// A node alone's restock (a cluster node's goes to Redis and is not
+/// journaled): the units join the item's stock.
 fn restock(
     tx: &mut impl Tx,
+    node_id: &str,
     seq: u64,
     sale_id: &str,
     sku_id: &str,
     add: i64,
 ) -> Result<(), StoreError> {
-    if !existing_sale(tx, seq, sale_id)?.accepts_restock() {
+    if !node_sale(tx, node_id, seq, sale_id)?.accepts_restock() {
         return Err(inconsistent(seq, format!("sale `{sale_id}` has ended")));
     }
     if !tx.add_stock(sale_id, sku_id, add)? {
@@ -223,6 +384,35 @@ fn restock(
         ));
     }
     Ok(())
+}
+
+/// A grant or a return of the node's lease; a return beyond what the node
+/// was granted and has not given back means divergence.
+fn lease(
+    tx: &mut impl Tx,
+    seq: u64,
+    granted: bool,
+    change: LeaseChange<'_>,
+) -> Result<(), StoreError> {
+    let (sale_id, sku_id) = (change.sale_id, change.sku_id);
+    node_sale(tx, change.node_id, seq, sale_id)?;
+    let (total, returned) = tx
+        .lease(sale_id, sku_id, change.node_id)?
+        .ok_or_else(|| inconsistent(seq, format!("no item `{sku_id}` in `{sale_id}`")))?;
+    if granted {
+        return tx.grant_lease(&change);
+    }
+    let held = total - returned;
+    if change.units > held {
+        return Err(inconsistent(
+            seq,
+            format!(
+                "a return of {} units of `{sale_id}`/`{sku_id}` but the node holds {held}",
+                change.units
+            ),
+        ));
+    }
+    tx.return_lease(&change)
 }
 
 fn reserve(tx: &mut impl Tx, seq: u64, order: &NewOrder<'_>) -> Result<(), StoreError> {
@@ -316,8 +506,14 @@ fn order_change<'a>(event: &'a Event, order_id: &'a str, next: OrderStatus) -> O
     }
 }
 
-fn existing_sale(tx: &mut impl Tx, seq: u64, sale_id: &str) -> Result<SaleStatus, StoreError> {
-    tx.sale_status(sale_id)?
+/// The node's view of a sale it created.
+fn node_sale(
+    tx: &mut impl Tx,
+    node_id: &str,
+    seq: u64,
+    sale_id: &str,
+) -> Result<SaleStatus, StoreError> {
+    tx.node_sale_status(sale_id, node_id)?
         .ok_or_else(|| inconsistent(seq, format!("no sale `{sale_id}`")))
 }
 

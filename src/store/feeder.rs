@@ -27,6 +27,10 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct FeederOptions {
     pub store: StoreConfig,
+    /// Whose journal this is: `cluster.node_id`, or [`crate::store::LOCAL_NODE`]
+    /// for a node alone. The store records the node's position under it,
+    /// so the nodes of a cluster can share one PostgreSQL database.
+    pub node_id: String,
     pub journal_dir: PathBuf,
     pub snapshot_dir: PathBuf,
     pub limits: EngineLimits,
@@ -79,7 +83,7 @@ impl Feeder {
     /// Opens the store (an error here stops start-up: a wrong URL should
     /// not wait for the lag alarm) and starts following the journal.
     pub fn start(options: FeederOptions, journal: Arc<Journal>) -> Result<Feeder, StoreError> {
-        let mut store = Store::open(&options.store)?;
+        let mut store = Store::open_as(&options.store, &options.node_id)?;
         let applied = store.applied_position()?;
         let segments = list_segments(&options.journal_dir).unwrap_or_default();
         if let Some((first_seq, _)) = segments.first() {
@@ -87,9 +91,11 @@ impl Feeder {
                 return Err(StoreError::Inconsistent {
                     seq: applied,
                     reason: format!(
-                        "the store is at journal record {applied} but the journal now starts at \
-                         {first_seq}: the records between were deleted after a checkpoint; \
-                         point the node at its own store (or restore that store)"
+                        "the store records node `{}` at journal record {applied} but its \
+                         journal now starts at {first_seq}: the records between were deleted \
+                         after a checkpoint; is this the node's store and its node id (or \
+                         restore that store)?",
+                        options.node_id
                     ),
                 });
             }

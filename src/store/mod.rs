@@ -7,27 +7,35 @@
 //! buyer's orders", "yesterday's payments and refunds" for reconciliation
 //! with WeChat Pay's bills) without a full replay. This module owns the
 //! tables that can: `sales`, `sale_items`, `orders` (with their payment and
-//! refund columns), `order_events`, and the `journal_position` that says
-//! how far into the journal they are.
+//! refund columns), `order_events`, a cluster node's `leases`, and the
+//! `journal_positions` that say how far into each node's journal they are.
+//!
+//! Several cluster nodes may share one PostgreSQL store, each feeding it
+//! from its own journal under its node id ([`Store::open_as`]; a node alone
+//! uses [`LOCAL_NODE`]): positions, orders and leases are per node, and the
+//! sale every node journals alike is stored once (`apply.rs` says how its
+//! creations and transitions merge).
 //!
 //! It is fed asynchronously, off the order path, in batches of `(seq, Event)`
 //! in seq order, on its own thread (both clients are blocking). Every batch
 //! is one transaction that applies its events **and** records the batch's
 //! last seq as the position, so after a crash the tables and the position
-//! agree: a restart resumes from [`Store::applied_position`] and neither
-//! loses nor doubles a record.
+//! agree: a restart resumes from [`Store::applied_position`] (the node's
+//! own) and neither loses nor doubles a record.
 //!
 //! Applying is idempotent, so the feeder may safely resend after an error
 //! or a restart. Records with `seq ≤ position` are skipped inside the
-//! transaction (the position row is locked first, so two writers cannot
-//! both pass that check); this matters for the one non-idempotent change,
-//! a restock adding to the stock. The writes themselves are keyed too:
+//! transaction (the node's position row is locked first, so two writers of
+//! one node cannot both pass that check); this matters for the changes that
+//! add (a restock to the stock, a lease to the node's grants or returns).
+//! The writes themselves are keyed too:
 //! creations insert only if absent (a sale, an item and an order are
 //! immutable once created; their status and stock move only through later
 //! events, which a replayed creation must not reset) and history rows are
 //! keyed by `(order_id, seq)` with `ON CONFLICT DO NOTHING`. (A creation
-//! of an existing id *above* the position is refused: the engine never
-//! journals one, so it means divergence.)
+//! of an existing id *above* the node's position is refused: the engine
+//! never journals one, so it means divergence; a sale another node created
+//! with the same spec is not.)
 //!
 //! State changes go through the same transition tables as the engine
 //! ([`SaleStatus::next`], [`OrderStatus::next`]); a record the tables refuse
@@ -45,11 +53,13 @@ mod sqlite;
 mod tests;
 
 pub use self::postgres::PostgresStore;
-pub use self::rows::{ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
+pub use self::rows::{
+    ItemRow, LeaseRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund,
+};
 pub use self::sqlite::SqliteStore;
 
 use crate::clock::UnixMs;
-use crate::sale::Event;
+use crate::sale::{Event, SaleStatus};
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -110,16 +120,28 @@ pub enum Store {
     Postgres(PostgresStore),
 }
 
+/// The node key of a node alone (no `[cluster]`): its journal position
+/// and orders are recorded under it.
+pub const LOCAL_NODE: &str = "";
+
 impl Store {
-    /// Opens (creating if needed) the store and applies pending migrations.
+    /// Opens (creating if needed) the store of a node alone and applies
+    /// pending migrations.
     pub fn open(config: &StoreConfig) -> Result<Store, StoreError> {
+        Store::open_as(config, LOCAL_NODE)
+    }
+
+    /// Opens the store to apply `node_id`'s journal (`cluster.node_id`;
+    /// [`LOCAL_NODE`] for a node alone): its position, orders and leases
+    /// are recorded under that id.
+    pub fn open_as(config: &StoreConfig, node_id: &str) -> Result<Store, StoreError> {
         match config {
-            StoreConfig::Sqlite { path } => SqliteStore::open(path).map(Store::Sqlite),
-            StoreConfig::Postgres { url } => PostgresStore::open(url).map(Store::Postgres),
+            StoreConfig::Sqlite { path } => SqliteStore::open(path, node_id).map(Store::Sqlite),
+            StoreConfig::Postgres { url } => PostgresStore::open(url, node_id).map(Store::Postgres),
         }
     }
 
-    /// The seq of the last journal record applied; 0 when fresh.
+    /// The seq of this node's last journal record applied; 0 when fresh.
     pub fn applied_position(&mut self) -> Result<u64, StoreError> {
         match self {
             Store::Sqlite(store) => store.applied_position(),
@@ -127,13 +149,42 @@ impl Store {
         }
     }
 
-    /// Applies `batch` (strictly increasing seq) in one transaction and
-    /// records its last seq as the position. Records at or below the
-    /// recorded position are skipped, so a resent batch changes nothing.
+    /// Every node's applied position, by node id.
+    pub fn positions(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.positions(),
+            Store::Postgres(store) => store.positions(),
+        }
+    }
+
+    /// Applies this node's `batch` (strictly increasing seq) in one
+    /// transaction and records its last seq as the node's position. Records
+    /// at or below that position are skipped, so a resent batch changes
+    /// nothing.
     pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
         match self {
             Store::Sqlite(store) => store.apply_batch(batch),
             Store::Postgres(store) => store.apply_batch(batch),
+        }
+    }
+
+    /// What each node leased of the sale's items, by sku_id then node.
+    pub fn leases(&mut self, sale_id: &str) -> Result<Vec<LeaseRow>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.leases(sale_id),
+            Store::Postgres(store) => store.leases(sale_id),
+        }
+    }
+
+    /// Each node's own view of the sale's status (the `sale_created` and
+    /// transitions of its journal), by node id.
+    pub fn node_sale_statuses(
+        &mut self,
+        sale_id: &str,
+    ) -> Result<Vec<(String, SaleStatus)>, StoreError> {
+        match self {
+            Store::Sqlite(store) => store.node_sale_statuses(sale_id),
+            Store::Postgres(store) => store.node_sale_statuses(sale_id),
         }
     }
 

@@ -8,8 +8,10 @@
 //! Connections are plain TCP (`NoTls`); the database is expected on the
 //! gateway's host or private network.
 
-use super::apply::{self, NewOrder, OrderChange, Tx};
-use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
+use super::apply::{self, LeaseChange, NewOrder, OrderChange, SharedStatus, Tx};
+use super::rows::{
+    self, ItemRow, LeaseRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund,
+};
 use super::{StoreError, CONNECT_TIMEOUT};
 use crate::clock::{now_ms, UnixMs};
 use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
@@ -17,11 +19,15 @@ use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
 /// Applied in order, each once, recorded in `schema_migrations`.
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (1, include_str!("../../migrations/postgres/0001_init.sql")),
     (
         2,
         include_str!("../../migrations/postgres/0002_payments.sql"),
+    ),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_cluster_nodes.sql"),
     ),
 ];
 
@@ -30,7 +36,9 @@ const MIGRATION_LOCK_KEY: i64 = 0x0066_6c61_7368_6774;
 
 pub struct PostgresStore {
     client: Client,
-    /// Boxed: eleven statements would make this the large variant of
+    /// Whose journal this connection applies (`''` for a node alone).
+    node_id: String,
+    /// Boxed: twenty statements would make this the large variant of
     /// `Store` by far.
     statements: Box<Statements>,
 }
@@ -43,8 +51,8 @@ impl std::fmt::Debug for PostgresStore {
 
 impl PostgresStore {
     /// Connects (with [`CONNECT_TIMEOUT`] unless the URL sets
-    /// `connect_timeout`) and migrates.
-    pub fn open(url: &str) -> Result<PostgresStore, StoreError> {
+    /// `connect_timeout`) and migrates; batches are applied as `node_id`'s.
+    pub fn open(url: &str, node_id: &str) -> Result<PostgresStore, StoreError> {
         let mut config: Config = url.parse().map_err(StoreError::PostgresUrl)?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
@@ -57,14 +65,33 @@ impl PostgresStore {
             })?;
         migrate(&mut client)?;
         let statements = Box::new(Statements::prepare(&mut client)?);
-        Ok(PostgresStore { client, statements })
+        Ok(PostgresStore {
+            client,
+            node_id: node_id.to_owned(),
+            statements,
+        })
     }
 
     pub fn applied_position(&mut self) -> Result<u64, StoreError> {
-        let row = self
-            .client
-            .query_one("SELECT applied_seq FROM journal_position WHERE id = 1", &[])?;
-        rows::seq_from_db(row.try_get(0)?)
+        let row = self.client.query_opt(
+            "SELECT applied_seq FROM journal_positions WHERE node_id = $1",
+            &[&self.node_id],
+        )?;
+        match row {
+            Some(row) => rows::seq_from_db(row.try_get(0)?),
+            None => Ok(0),
+        }
+    }
+
+    pub fn positions(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        self.client
+            .query(
+                "SELECT node_id, applied_seq FROM journal_positions ORDER BY node_id",
+                &[],
+            )?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, rows::seq_from_db(row.try_get(1)?)?)))
+            .collect()
     }
 
     pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
@@ -72,9 +99,35 @@ impl PostgresStore {
             tx: self.client.transaction()?,
             statements: &self.statements,
         };
-        apply::apply_batch(&mut tx, batch)?;
+        apply::apply_batch(&mut tx, &self.node_id, batch)?;
         tx.tx.commit()?;
         Ok(())
+    }
+
+    pub fn leases(&mut self, sale_id: &str) -> Result<Vec<LeaseRow>, StoreError> {
+        self.client
+            .query(
+                "SELECT sale_id, sku_id, node_id, granted, returned, updated_at FROM leases \
+                 WHERE sale_id = $1 ORDER BY sku_id, node_id",
+                &[&sale_id],
+            )?
+            .iter()
+            .map(lease_row)
+            .collect()
+    }
+
+    pub fn node_sale_statuses(
+        &mut self,
+        sale_id: &str,
+    ) -> Result<Vec<(String, SaleStatus)>, StoreError> {
+        self.client
+            .query(
+                "SELECT node_id, status FROM sale_nodes WHERE sale_id = $1 ORDER BY node_id",
+                &[&sale_id],
+            )?
+            .iter()
+            .map(|row| Ok((row.try_get(0)?, rows::sale_status(row.try_get(1)?)?)))
+            .collect()
     }
 
     pub fn sale(&mut self, sale_id: &str) -> Result<Option<SaleRow>, StoreError> {
@@ -106,7 +159,7 @@ impl PostgresStore {
                 "SELECT order_id, sale_id, sku_id, buyer, quantity, amount, idempotency_key, \
                  status, created_at, expires_at, paid_at, updated_at, prepay_id, \
                  payment_started_at, transaction_id, paid_amount_fen, out_refund_no, \
-                 refund_reason, refund_requested_at, refund_id \
+                 refund_reason, refund_requested_at, refund_id, node_id \
                  FROM orders WHERE order_id = $1",
                 &[&order_id],
             )?
@@ -218,9 +271,17 @@ struct Statements {
     set_position: Statement,
     insert_sale: Statement,
     insert_item: Statement,
-    sale_status: Statement,
-    set_sale_status: Statement,
+    stored_sale: Statement,
+    stored_items: Statement,
+    node_sale_status: Statement,
+    insert_node_sale: Statement,
+    set_node_sale_status: Statement,
+    lock_shared_status: Statement,
+    set_shared_status: Statement,
     add_stock: Statement,
+    lease: Statement,
+    grant_lease: Statement,
+    return_lease: Statement,
     insert_order: Statement,
     order_status: Statement,
     update_order: Statement,
@@ -230,27 +291,74 @@ struct Statements {
 impl Statements {
     fn prepare(client: &mut Client) -> Result<Statements, postgres::Error> {
         Ok(Statements {
-            lock_position: client
-                .prepare("SELECT applied_seq FROM journal_position WHERE id = 1 FOR UPDATE")?,
+            // An upsert that changes nothing but locks the node's row (made
+            // at 0 on its first batch) and returns it in one round trip.
+            lock_position: client.prepare(
+                "INSERT INTO journal_positions (node_id, applied_seq) VALUES ($1, 0) \
+                 ON CONFLICT (node_id) DO UPDATE SET applied_seq = journal_positions.applied_seq \
+                 RETURNING applied_seq",
+            )?,
             set_position: client
-                .prepare("UPDATE journal_position SET applied_seq = $1 WHERE id = 1")?,
+                .prepare("UPDATE journal_positions SET applied_seq = $2 WHERE node_id = $1")?,
             insert_sale: client.prepare(
                 "INSERT INTO sales (sale_id, title, status, starts_at, ends_at, hold_seconds, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
+                 created_at, status_node, status_at) VALUES ($1, $2, $3, $4, $5, $6, $7, '', $7) \
+                 ON CONFLICT DO NOTHING",
             )?,
             insert_item: client.prepare(
                 "INSERT INTO sale_items (sale_id, sku_id, title, price, stock, per_user_limit) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
             )?,
-            sale_status: client.prepare("SELECT status FROM sales WHERE sale_id = $1")?,
-            set_sale_status: client.prepare("UPDATE sales SET status = $2 WHERE sale_id = $1")?,
+            stored_sale: client.prepare(
+                "SELECT title, starts_at, ends_at, hold_seconds FROM sales WHERE sale_id = $1",
+            )?,
+            stored_items: client.prepare(
+                "SELECT sku_id, title, price, stock, per_user_limit FROM sale_items \
+                 WHERE sale_id = $1 ORDER BY sku_id",
+            )?,
+            node_sale_status: client
+                .prepare("SELECT status FROM sale_nodes WHERE sale_id = $1 AND node_id = $2")?,
+            insert_node_sale: client.prepare(
+                "INSERT INTO sale_nodes (sale_id, node_id, status, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, $4)",
+            )?,
+            set_node_sale_status: client.prepare(
+                "UPDATE sale_nodes SET status = $3, updated_at = $4 \
+                 WHERE sale_id = $1 AND node_id = $2",
+            )?,
+            // NO KEY UPDATE: the lock an UPDATE of a non-key column takes,
+            // which does not wait for the KEY SHARE locks of inserts
+            // referencing the sale.
+            lock_shared_status: client.prepare(
+                "SELECT status, status_node, status_at FROM sales WHERE sale_id = $1 \
+                 FOR NO KEY UPDATE",
+            )?,
+            set_shared_status: client.prepare(
+                "UPDATE sales SET status = $2, status_node = $3, status_at = $4 \
+                 WHERE sale_id = $1",
+            )?,
             add_stock: client.prepare(
                 "UPDATE sale_items SET stock = stock + $3 WHERE sale_id = $1 AND sku_id = $2",
             )?,
+            lease: client.prepare(
+                "SELECT COALESCE(l.granted, 0), COALESCE(l.returned, 0) FROM sale_items i \
+                 LEFT JOIN leases l ON l.sale_id = i.sale_id AND l.sku_id = i.sku_id \
+                 AND l.node_id = $3 WHERE i.sale_id = $1 AND i.sku_id = $2",
+            )?,
+            grant_lease: client.prepare(
+                "INSERT INTO leases (sale_id, sku_id, node_id, granted, returned, updated_at) \
+                 VALUES ($1, $2, $3, $4, 0, $5) ON CONFLICT (sale_id, sku_id, node_id) \
+                 DO UPDATE SET granted = leases.granted + excluded.granted, \
+                 updated_at = excluded.updated_at",
+            )?,
+            return_lease: client.prepare(
+                "UPDATE leases SET returned = returned + $4, updated_at = $5 \
+                 WHERE sale_id = $1 AND sku_id = $2 AND node_id = $3",
+            )?,
             insert_order: client.prepare(
                 "INSERT INTO orders (order_id, sale_id, sku_id, buyer, quantity, amount, \
-                 idempotency_key, status, created_at, expires_at, paid_at, updated_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $9) \
+                 idempotency_key, status, created_at, expires_at, paid_at, updated_at, node_id) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, NULL, $9, $11) \
                  ON CONFLICT DO NOTHING",
             )?,
             order_status: client.prepare("SELECT status FROM orders WHERE order_id = $1")?,
@@ -280,23 +388,47 @@ struct PgTx<'a> {
     statements: &'a Statements,
 }
 
+impl PgTx<'_> {
+    fn lease_change(
+        &mut self,
+        statement: &Statement,
+        change: &LeaseChange<'_>,
+    ) -> Result<(), StoreError> {
+        self.tx.execute(
+            statement,
+            &[
+                &change.sale_id,
+                &change.sku_id,
+                &change.node_id,
+                &change.units,
+                &change.at_ms,
+            ],
+        )?;
+        Ok(())
+    }
+}
+
 impl Tx for PgTx<'_> {
-    fn lock_position(&mut self) -> Result<u64, StoreError> {
-        // FOR UPDATE: a second writer waits here until this batch commits,
-        // then sees the moved position and skips what this one applied.
-        let row = self.tx.query_one(&self.statements.lock_position, &[])?;
+    fn lock_position(&mut self, node_id: &str) -> Result<u64, StoreError> {
+        // The row lock: a second writer of the same node waits here until
+        // this batch commits, then sees the moved position and skips what
+        // this one applied. Other nodes' writers lock rows of their own.
+        let row = self
+            .tx
+            .query_one(&self.statements.lock_position, &[&node_id])?;
         rows::seq_from_db(row.try_get(0)?)
     }
 
-    fn set_position(&mut self, seq: i64) -> Result<(), StoreError> {
-        self.tx.execute(&self.statements.set_position, &[&seq])?;
+    fn set_position(&mut self, node_id: &str, seq: i64) -> Result<(), StoreError> {
+        self.tx
+            .execute(&self.statements.set_position, &[&node_id, &seq])?;
         Ok(())
     }
 
-    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<(), StoreError> {
+    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<bool, StoreError> {
         let status = SaleStatus::Scheduled.as_str();
         let hold_seconds = i64::from(sale.hold_seconds);
-        self.tx.execute(
+        let inserted = self.tx.execute(
             &self.statements.insert_sale,
             &[
                 &sale.sale_id,
@@ -308,7 +440,7 @@ impl Tx for PgTx<'_> {
                 &created_at_ms,
             ],
         )?;
-        Ok(())
+        Ok(inserted == 1)
     }
 
     fn insert_item(&mut self, sale_id: &str, item: &ItemSpec) -> Result<(), StoreError> {
@@ -327,19 +459,127 @@ impl Tx for PgTx<'_> {
         Ok(())
     }
 
-    fn sale_status(&mut self, sale_id: &str) -> Result<Option<SaleStatus>, StoreError> {
+    fn stored_spec(&mut self, sale_id: &str) -> Result<Option<SaleSpec>, StoreError> {
+        let Some(sale) = self
+            .tx
+            .query_opt(&self.statements.stored_sale, &[&sale_id])?
+        else {
+            return Ok(None);
+        };
+        let items = self
+            .tx
+            .query(&self.statements.stored_items, &[&sale_id])?
+            .iter()
+            .map(|row| {
+                Ok(ItemSpec {
+                    sku_id: row.try_get(0)?,
+                    title: row.try_get(1)?,
+                    price: row.try_get(2)?,
+                    stock: row.try_get(3)?,
+                    per_user_limit: rows::count_from_db(
+                        "sale_items.per_user_limit",
+                        row.try_get(4)?,
+                    )?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        Ok(Some(SaleSpec {
+            sale_id: sale_id.to_owned(),
+            title: sale.try_get(0)?,
+            starts_at: sale.try_get(1)?,
+            ends_at: sale.try_get(2)?,
+            hold_seconds: rows::count_from_db("sales.hold_seconds", sale.try_get(3)?)?,
+            items,
+        }))
+    }
+
+    fn node_sale_status(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+    ) -> Result<Option<SaleStatus>, StoreError> {
         let row = self
             .tx
-            .query_opt(&self.statements.sale_status, &[&sale_id])?;
+            .query_opt(&self.statements.node_sale_status, &[&sale_id, &node_id])?;
         row.map(|row| rows::sale_status(row.try_get(0)?))
             .transpose()
     }
 
-    fn set_sale_status(&mut self, sale_id: &str, status: SaleStatus) -> Result<(), StoreError> {
-        let status = status.as_str();
-        self.tx
-            .execute(&self.statements.set_sale_status, &[&sale_id, &status])?;
+    fn insert_node_sale(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError> {
+        let status = SaleStatus::Scheduled.as_str();
+        self.tx.execute(
+            &self.statements.insert_node_sale,
+            &[&sale_id, &node_id, &status, &at_ms],
+        )?;
         Ok(())
+    }
+
+    fn set_node_sale_status(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+        status: SaleStatus,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError> {
+        let status = status.as_str();
+        self.tx.execute(
+            &self.statements.set_node_sale_status,
+            &[&sale_id, &node_id, &status, &at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn lock_shared_status(&mut self, sale_id: &str) -> Result<Option<SharedStatus>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(&self.statements.lock_shared_status, &[&sale_id])?;
+        row.map(|row| {
+            Ok(SharedStatus {
+                status: rows::sale_status(row.try_get(0)?)?,
+                node_id: row.try_get(1)?,
+                at_ms: row.try_get(2)?,
+            })
+        })
+        .transpose()
+    }
+
+    fn set_shared_status(
+        &mut self,
+        sale_id: &str,
+        shared: &SharedStatus,
+    ) -> Result<(), StoreError> {
+        let status = shared.status.as_str();
+        self.tx.execute(
+            &self.statements.set_shared_status,
+            &[&sale_id, &status, &shared.node_id, &shared.at_ms],
+        )?;
+        Ok(())
+    }
+
+    fn lease(
+        &mut self,
+        sale_id: &str,
+        sku_id: &str,
+        node_id: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = self
+            .tx
+            .query_opt(&self.statements.lease, &[&sale_id, &sku_id, &node_id])?;
+        row.map(|row| Ok((row.try_get(0)?, row.try_get(1)?)))
+            .transpose()
+    }
+
+    fn grant_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError> {
+        self.lease_change(&self.statements.grant_lease, change)
+    }
+
+    fn return_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError> {
+        self.lease_change(&self.statements.return_lease, change)
     }
 
     fn add_stock(&mut self, sale_id: &str, sku_id: &str, add: i64) -> Result<bool, StoreError> {
@@ -365,6 +605,7 @@ impl Tx for PgTx<'_> {
                 &status,
                 &order.created_at_ms,
                 &order.expires_at_ms,
+                &order.node_id,
             ],
         )?;
         Ok(())
@@ -465,6 +706,18 @@ fn order_row(row: &Row) -> Result<OrderRow, StoreError> {
             .transpose()?,
         refund_requested_at_ms: row.try_get(18)?,
         refund_id: row.try_get(19)?,
+        node_id: row.try_get(20)?,
+    })
+}
+
+fn lease_row(row: &Row) -> Result<LeaseRow, StoreError> {
+    Ok(LeaseRow {
+        sale_id: row.try_get(0)?,
+        sku_id: row.try_get(1)?,
+        node_id: row.try_get(2)?,
+        granted: row.try_get(3)?,
+        returned: row.try_get(4)?,
+        updated_at_ms: row.try_get(5)?,
     })
 }
 

@@ -54,6 +54,22 @@ pub struct OrderRow {
     pub refund_reason: Option<RefundReason>,
     pub refund_requested_at_ms: Option<UnixMs>,
     pub refund_id: Option<String>,
+    /// The node whose journal holds the order (`""` for a node alone).
+    pub node_id: String,
+}
+
+/// What one node leased of one item's global stock, from its journal.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRow {
+    pub sale_id: String,
+    pub sku_id: String,
+    pub node_id: String,
+    /// Units of every `lease_granted`.
+    pub granted: i64,
+    /// Units of every `lease_returned`; `granted - returned` is what the
+    /// node holds, its sold units included.
+    pub returned: i64,
+    pub updated_at_ms: UnixMs,
 }
 
 /// A payment, for daily reconciliation against WeChat Pay's trade bill.

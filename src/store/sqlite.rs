@@ -8,8 +8,10 @@
 //! the journal, not this file, is the durable source: a lost tail only moves
 //! the recorded position back with it, and the feeder resends from there.
 
-use super::apply::{self, NewOrder, OrderChange, Tx};
-use super::rows::{self, ItemRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund};
+use super::apply::{self, LeaseChange, NewOrder, OrderChange, SharedStatus, Tx};
+use super::rows::{
+    self, ItemRow, LeaseRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund,
+};
 use super::StoreError;
 use crate::clock::{now_ms, UnixMs};
 use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
@@ -18,9 +20,13 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Applied in order, each once, recorded in `schema_migrations`.
-const MIGRATIONS: [(i64, &str); 2] = [
+const MIGRATIONS: [(i64, &str); 3] = [
     (1, include_str!("../../migrations/sqlite/0001_init.sql")),
     (2, include_str!("../../migrations/sqlite/0002_payments.sql")),
+    (
+        3,
+        include_str!("../../migrations/sqlite/0003_cluster_nodes.sql"),
+    ),
 ];
 
 /// How long a write waits for another connection's write lock.
@@ -29,11 +35,14 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 #[derive(Debug)]
 pub struct SqliteStore {
     conn: Connection,
+    /// Whose journal this connection applies (`""` for a node alone).
+    node_id: String,
 }
 
 impl SqliteStore {
-    /// Opens (creating if absent) the database file and migrates it.
-    pub fn open(path: &Path) -> Result<SqliteStore, StoreError> {
+    /// Opens (creating if absent) the database file and migrates it;
+    /// batches are applied as `node_id`'s.
+    pub fn open(path: &Path, node_id: &str) -> Result<SqliteStore, StoreError> {
         let open_error = |source| StoreError::SqliteOpen {
             path: path.to_owned(),
             source,
@@ -41,16 +50,73 @@ impl SqliteStore {
         let mut conn = Connection::open(path).map_err(open_error)?;
         configure(&conn).map_err(open_error)?;
         migrate(&mut conn)?;
-        Ok(SqliteStore { conn })
+        Ok(SqliteStore {
+            conn,
+            node_id: node_id.to_owned(),
+        })
     }
 
     pub fn applied_position(&mut self) -> Result<u64, StoreError> {
-        let seq = self.conn.query_row(
-            "SELECT applied_seq FROM journal_position WHERE id = 1",
-            [],
-            |row| row.get(0),
+        let seq: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT applied_seq FROM journal_positions WHERE node_id = ?1",
+                [&self.node_id],
+                |row| row.get(0),
+            )
+            .optional()?;
+        seq.map_or(Ok(0), rows::seq_from_db)
+    }
+
+    pub fn positions(&mut self) -> Result<Vec<(String, u64)>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT node_id, applied_seq FROM journal_positions ORDER BY node_id",
         )?;
-        rows::seq_from_db(seq)
+        let positions = statement.query_map([], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, i64>(1)?))
+        })?;
+        positions
+            .map(|position| {
+                let (node_id, seq) = position?;
+                Ok((node_id, rows::seq_from_db(seq)?))
+            })
+            .collect()
+    }
+
+    pub fn leases(&mut self, sale_id: &str) -> Result<Vec<LeaseRow>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT sale_id, sku_id, node_id, granted, returned, updated_at FROM leases \
+             WHERE sale_id = ?1 ORDER BY sku_id, node_id",
+        )?;
+        let leases = statement.query_map([sale_id], |row| {
+            Ok(LeaseRow {
+                sale_id: row.get(0)?,
+                sku_id: row.get(1)?,
+                node_id: row.get(2)?,
+                granted: row.get(3)?,
+                returned: row.get(4)?,
+                updated_at_ms: row.get(5)?,
+            })
+        })?;
+        Ok(leases.collect::<Result<_, _>>()?)
+    }
+
+    pub fn node_sale_statuses(
+        &mut self,
+        sale_id: &str,
+    ) -> Result<Vec<(String, SaleStatus)>, StoreError> {
+        let mut statement = self.conn.prepare_cached(
+            "SELECT node_id, status FROM sale_nodes WHERE sale_id = ?1 ORDER BY node_id",
+        )?;
+        let statuses = statement.query_map([sale_id], |row| {
+            Ok((row.get::<_, String>(0)?, row.get::<_, String>(1)?))
+        })?;
+        statuses
+            .map(|status| {
+                let (node_id, status) = status?;
+                Ok((node_id, rows::sale_status(&status)?))
+            })
+            .collect()
     }
 
     pub fn apply_batch(&mut self, batch: &[(u64, Event)]) -> Result<(), StoreError> {
@@ -59,7 +125,7 @@ impl SqliteStore {
         let mut tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)?;
-        apply::apply_batch(&mut tx, batch)?;
+        apply::apply_batch(&mut tx, &self.node_id, batch)?;
         tx.commit()?;
         Ok(())
     }
@@ -91,7 +157,7 @@ impl SqliteStore {
                 "SELECT order_id, sale_id, sku_id, buyer, quantity, amount, idempotency_key, \
                  status, created_at, expires_at, paid_at, updated_at, prepay_id, \
                  payment_started_at, transaction_id, paid_amount_fen, out_refund_no, \
-                 refund_reason, refund_requested_at, refund_id \
+                 refund_reason, refund_requested_at, refund_id, node_id \
                  FROM orders WHERE order_id = ?1",
                 [order_id],
                 |row| Ok(order_row(row)),
@@ -178,39 +244,42 @@ fn migrate(conn: &mut Connection) -> Result<(), StoreError> {
 }
 
 impl Tx for Transaction<'_> {
-    fn lock_position(&mut self) -> Result<u64, StoreError> {
+    fn lock_position(&mut self, node_id: &str) -> Result<u64, StoreError> {
         // The IMMEDIATE transaction already holds the database's write lock.
-        let seq = self.query_row(
-            "SELECT applied_seq FROM journal_position WHERE id = 1",
-            [],
-            |row| row.get(0),
-        )?;
+        self.prepare_cached(
+            "INSERT INTO journal_positions (node_id, applied_seq) VALUES (?1, 0) \
+             ON CONFLICT (node_id) DO NOTHING",
+        )?
+        .execute([node_id])?;
+        let seq = self
+            .prepare_cached("SELECT applied_seq FROM journal_positions WHERE node_id = ?1")?
+            .query_row([node_id], |row| row.get(0))?;
         rows::seq_from_db(seq)
     }
 
-    fn set_position(&mut self, seq: i64) -> Result<(), StoreError> {
-        self.execute(
-            "UPDATE journal_position SET applied_seq = ?1 WHERE id = 1",
-            [seq],
-        )?;
+    fn set_position(&mut self, node_id: &str, seq: i64) -> Result<(), StoreError> {
+        self.prepare_cached("UPDATE journal_positions SET applied_seq = ?2 WHERE node_id = ?1")?
+            .execute(params![node_id, seq])?;
         Ok(())
     }
 
-    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<(), StoreError> {
-        self.prepare_cached(
-            "INSERT INTO sales (sale_id, title, status, starts_at, ends_at, hold_seconds, \
-             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) ON CONFLICT DO NOTHING",
-        )?
-        .execute(params![
-            sale.sale_id,
-            sale.title,
-            SaleStatus::Scheduled.as_str(),
-            sale.starts_at,
-            sale.ends_at,
-            sale.hold_seconds,
-            created_at_ms,
-        ])?;
-        Ok(())
+    fn insert_sale(&mut self, sale: &SaleSpec, created_at_ms: UnixMs) -> Result<bool, StoreError> {
+        let inserted = self
+            .prepare_cached(
+                "INSERT INTO sales (sale_id, title, status, starts_at, ends_at, hold_seconds, \
+                 created_at, status_node, status_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, '', ?7) \
+                 ON CONFLICT DO NOTHING",
+            )?
+            .execute(params![
+                sale.sale_id,
+                sale.title,
+                SaleStatus::Scheduled.as_str(),
+                sale.starts_at,
+                sale.ends_at,
+                sale.hold_seconds,
+                created_at_ms,
+            ])?;
+        Ok(inserted == 1)
     }
 
     fn insert_item(&mut self, sale_id: &str, item: &ItemSpec) -> Result<(), StoreError> {
@@ -229,17 +298,189 @@ impl Tx for Transaction<'_> {
         Ok(())
     }
 
-    fn sale_status(&mut self, sale_id: &str) -> Result<Option<SaleStatus>, StoreError> {
+    fn stored_spec(&mut self, sale_id: &str) -> Result<Option<SaleSpec>, StoreError> {
+        let sale = self
+            .prepare_cached(
+                "SELECT title, starts_at, ends_at, hold_seconds FROM sales WHERE sale_id = ?1",
+            )?
+            .query_row([sale_id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, Option<UnixMs>>(1)?,
+                    row.get::<_, Option<UnixMs>>(2)?,
+                    row.get::<_, i64>(3)?,
+                ))
+            })
+            .optional()?;
+        let Some((title, starts_at, ends_at, hold_seconds)) = sale else {
+            return Ok(None);
+        };
+        let mut statement = self.prepare_cached(
+            "SELECT sku_id, title, price, stock, per_user_limit FROM sale_items \
+             WHERE sale_id = ?1 ORDER BY sku_id",
+        )?;
+        let rows = statement.query_map([sale_id], |row| {
+            Ok((
+                row.get::<_, String>(0)?,
+                row.get::<_, String>(1)?,
+                row.get::<_, String>(2)?,
+                row.get::<_, i64>(3)?,
+                row.get::<_, i64>(4)?,
+            ))
+        })?;
+        let mut items = Vec::new();
+        for row in rows {
+            let (sku_id, title, price, stock, per_user_limit) = row?;
+            items.push(ItemSpec {
+                sku_id,
+                title,
+                price: rows::money_from_text("sale_items.price", &price)?,
+                stock,
+                per_user_limit: rows::count_from_db("sale_items.per_user_limit", per_user_limit)?,
+            });
+        }
+        Ok(Some(SaleSpec {
+            sale_id: sale_id.to_owned(),
+            title,
+            starts_at,
+            ends_at,
+            hold_seconds: rows::count_from_db("sales.hold_seconds", hold_seconds)?,
+            items,
+        }))
+    }
+
+    fn node_sale_status(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+    ) -> Result<Option<SaleStatus>, StoreError> {
         let status: Option<String> = self
-            .prepare_cached("SELECT status FROM sales WHERE sale_id = ?1")?
-            .query_row([sale_id], |row| row.get(0))
+            .prepare_cached("SELECT status FROM sale_nodes WHERE sale_id = ?1 AND node_id = ?2")?
+            .query_row([sale_id, node_id], |row| row.get(0))
             .optional()?;
         status.as_deref().map(rows::sale_status).transpose()
     }
 
-    fn set_sale_status(&mut self, sale_id: &str, status: SaleStatus) -> Result<(), StoreError> {
-        self.prepare_cached("UPDATE sales SET status = ?2 WHERE sale_id = ?1")?
-            .execute(params![sale_id, status.as_str()])?;
+    fn insert_node_sale(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO sale_nodes (sale_id, node_id, status, created_at, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, ?4)",
+        )?
+        .execute(params![
+            sale_id,
+            node_id,
+            SaleStatus::Scheduled.as_str(),
+            at_ms
+        ])?;
+        Ok(())
+    }
+
+    fn set_node_sale_status(
+        &mut self,
+        sale_id: &str,
+        node_id: &str,
+        status: SaleStatus,
+        at_ms: UnixMs,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE sale_nodes SET status = ?3, updated_at = ?4 WHERE sale_id = ?1 AND node_id = ?2",
+        )?
+        .execute(params![sale_id, node_id, status.as_str(), at_ms])?;
+        Ok(())
+    }
+
+    fn lock_shared_status(&mut self, sale_id: &str) -> Result<Option<SharedStatus>, StoreError> {
+        // The IMMEDIATE transaction already holds the database's write lock.
+        let row = self
+            .prepare_cached("SELECT status, status_node, status_at FROM sales WHERE sale_id = ?1")?
+            .query_row([sale_id], |row| {
+                Ok((
+                    row.get::<_, String>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, UnixMs>(2)?,
+                ))
+            })
+            .optional()?;
+        row.map(|(status, node_id, at_ms)| {
+            Ok(SharedStatus {
+                status: rows::sale_status(&status)?,
+                node_id,
+                at_ms,
+            })
+        })
+        .transpose()
+    }
+
+    fn set_shared_status(
+        &mut self,
+        sale_id: &str,
+        shared: &SharedStatus,
+    ) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE sales SET status = ?2, status_node = ?3, status_at = ?4 WHERE sale_id = ?1",
+        )?
+        .execute(params![
+            sale_id,
+            shared.status.as_str(),
+            shared.node_id,
+            shared.at_ms
+        ])?;
+        Ok(())
+    }
+
+    fn lease(
+        &mut self,
+        sale_id: &str,
+        sku_id: &str,
+        node_id: &str,
+    ) -> Result<Option<(i64, i64)>, StoreError> {
+        let row = self
+            .prepare_cached(
+                "SELECT COALESCE(l.granted, 0), COALESCE(l.returned, 0) FROM sale_items i \
+                 LEFT JOIN leases l ON l.sale_id = i.sale_id AND l.sku_id = i.sku_id \
+                 AND l.node_id = ?3 WHERE i.sale_id = ?1 AND i.sku_id = ?2",
+            )?
+            .query_row([sale_id, sku_id, node_id], |row| {
+                Ok((row.get(0)?, row.get(1)?))
+            })
+            .optional()?;
+        Ok(row)
+    }
+
+    fn grant_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "INSERT INTO leases (sale_id, sku_id, node_id, granted, returned, updated_at) \
+             VALUES (?1, ?2, ?3, ?4, 0, ?5) ON CONFLICT (sale_id, sku_id, node_id) \
+             DO UPDATE SET granted = granted + excluded.granted, \
+             updated_at = excluded.updated_at",
+        )?
+        .execute(params![
+            change.sale_id,
+            change.sku_id,
+            change.node_id,
+            change.units,
+            change.at_ms,
+        ])?;
+        Ok(())
+    }
+
+    fn return_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError> {
+        self.prepare_cached(
+            "UPDATE leases SET returned = returned + ?4, updated_at = ?5 \
+             WHERE sale_id = ?1 AND sku_id = ?2 AND node_id = ?3",
+        )?
+        .execute(params![
+            change.sale_id,
+            change.sku_id,
+            change.node_id,
+            change.units,
+            change.at_ms,
+        ])?;
         Ok(())
     }
 
@@ -255,8 +496,9 @@ impl Tx for Transaction<'_> {
     fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError> {
         self.prepare_cached(
             "INSERT INTO orders (order_id, sale_id, sku_id, buyer, quantity, amount, \
-             idempotency_key, status, created_at, expires_at, paid_at, updated_at) \
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?9) ON CONFLICT DO NOTHING",
+             idempotency_key, status, created_at, expires_at, paid_at, updated_at, node_id) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, NULL, ?9, ?11) \
+             ON CONFLICT DO NOTHING",
         )?
         .execute(params![
             order.order_id,
@@ -269,6 +511,7 @@ impl Tx for Transaction<'_> {
             OrderStatus::Reserved.as_str(),
             order.created_at_ms,
             order.expires_at_ms,
+            order.node_id,
         ])?;
         Ok(())
     }
@@ -376,6 +619,7 @@ fn order_row(row: &Row<'_>) -> Result<OrderRow, StoreError> {
             .transpose()?,
         refund_requested_at_ms: row.get(18)?,
         refund_id: row.get(19)?,
+        node_id: row.get(20)?,
     })
 }
 

@@ -64,6 +64,11 @@ impl TestDb {
     fn open(&self) -> Store {
         Store::open(&self.config).expect("open the store")
     }
+
+    /// The store as cluster node `node_id` opens it.
+    fn open_as(&self, node_id: &str) -> Store {
+        Store::open_as(&self.config, node_id).expect("open the store as a node")
+    }
 }
 
 /// A client on the `postgres` database, to create and drop test databases.
@@ -615,6 +620,354 @@ fn a_store_made_before_payments_is_migrated_on_open(db: &TestDb) {
     assert_eq!(paid.paid_amount_fen, Some(19_980));
 }
 
+// ---- several cluster nodes feeding one store ------------------------------
+
+/// The sale as node `n` journals it: the spec the cluster registered once,
+/// at the time that node learned of it.
+fn created_on_node(at: i64) -> Event {
+    match sale_created(1_000) {
+        Event::SaleCreated { sale, .. } => Event::SaleCreated { at, sale },
+        other => other,
+    }
+}
+
+fn lease_granted(at: i64, sku_id: &str, units: i64) -> Event {
+    Event::LeaseGranted {
+        at,
+        sale_id: SALE.into(),
+        sku_id: sku_id.into(),
+        lease_id: format!("lease-{at}"),
+        units,
+    }
+}
+
+fn lease_returned(at: i64, sku_id: &str, units: i64) -> Event {
+    Event::LeaseReturned {
+        at,
+        sale_id: SALE.into(),
+        sku_id: sku_id.into(),
+        return_id: format!("return-{at}"),
+        units,
+    }
+}
+
+/// Node n1's journal: it took the create, started, leased, sold, paused,
+/// gave back what it did not sell, ended.
+fn n1_journal() -> Vec<(u64, Event)> {
+    let events = vec![
+        created_on_node(1_000),
+        sale_action(2_000, SaleAction::Start),
+        lease_granted(2_100, "sku-a", 10),
+        reserved(3_000, "n1-order-1", "sku-a", 2, "199.80"),
+        payment_started(4_000, "n1-order-1"),
+        sale_action(8_000, SaleAction::Pause),
+        lease_returned(8_100, "sku-a", 8),
+        sale_action(9_010, SaleAction::End),
+    ];
+    (1..).zip(events).collect()
+}
+
+/// Node n2's journal: the same sale and host actions as it learned them
+/// (its own seqs, its own times), its own lease and order; it heard of the
+/// end first.
+fn n2_journal() -> Vec<(u64, Event)> {
+    let events = vec![
+        created_on_node(1_500),
+        sale_action(2_050, SaleAction::Start),
+        lease_granted(2_200, "sku-a", 5),
+        reserved(3_100, "n2-order-1", "sku-a", 1, "99.90"),
+        order_action(6_000, "n2-order-1", OrderAction::Cancel),
+        sale_action(8_050, SaleAction::Pause),
+        sale_action(9_000, SaleAction::End),
+    ];
+    (1..).zip(events).collect()
+}
+
+fn slice(journal: &[(u64, Event)], seqs: std::ops::RangeInclusive<u64>) -> Vec<(u64, Event)> {
+    let keep = |(seq, _): &&(u64, Event)| seqs.contains(seq);
+    journal.iter().filter(keep).cloned().collect()
+}
+
+/// Everything the shared store holds for the two nodes' journals.
+fn cluster_snapshot(store: &mut Store) -> String {
+    let mut text = format!("positions {:?}\n", store.positions().expect("positions"));
+    text += &format!("{:?}\n", store.sale(SALE).expect("sale"));
+    text += &format!("{:?}\n", store.sale_items(SALE).expect("items"));
+    text += &format!("{:?}\n", store.node_sale_statuses(SALE).expect("views"));
+    text += &format!("{:?}\n", store.leases(SALE).expect("leases"));
+    for order_id in ["n1-order-1", "n2-order-1"] {
+        text += &format!("{:?}\n", store.order(order_id).expect("order"));
+        text += &format!("{:?}\n", store.order_events(order_id).expect("events"));
+    }
+    text
+}
+
+fn shared_status(store: &mut Store) -> SaleStatus {
+    store.sale(SALE).expect("sale").expect("the sale").status
+}
+
+fn two_nodes_interleave_their_batches_into_one_store(db: &TestDb) {
+    let (n1_log, n2_log) = (n1_journal(), n2_journal());
+    let mut n1 = db.open_as("n1");
+    let mut n2 = db.open_as("n2");
+    n1.apply_batch(&slice(&n1_log, 1..=2))
+        .expect("n1 creates and starts");
+    // n2 journals the same sale: no error, no second row.
+    n2.apply_batch(&slice(&n2_log, 1..=1))
+        .expect("n2 creates the same sale");
+    assert_eq!(n2.applied_position().expect("position"), 1);
+    assert_eq!(n1.applied_position().expect("position"), 2);
+    n1.apply_batch(&slice(&n1_log, 3..=6))
+        .expect("n1 sells and pauses");
+    assert_eq!(shared_status(&mut n1), SaleStatus::Paused);
+    // n2 lags: its start (older than n1's pause) moves its own view only.
+    n2.apply_batch(&slice(&n2_log, 2..=4))
+        .expect("n2 starts and sells");
+    assert_eq!(
+        shared_status(&mut n2),
+        SaleStatus::Paused,
+        "n1's later pause stands"
+    );
+    let views = n2.node_sale_statuses(SALE).expect("views");
+    let expected = [
+        ("n1".to_owned(), SaleStatus::Paused),
+        ("n2".to_owned(), SaleStatus::Live),
+    ];
+    assert_eq!(views, expected);
+
+    // Both restart: each resumes from its own position, resending its
+    // whole journal as a feeder that lost its place would.
+    drop((n1, n2));
+    let mut n1 = db.open_as("n1");
+    let mut n2 = db.open_as("n2");
+    assert_eq!(n1.applied_position().expect("position"), 6);
+    assert_eq!(n2.applied_position().expect("position"), 4);
+    n2.apply_batch(&n2_log).expect("n2 resends and goes on");
+    assert_eq!(
+        shared_status(&mut n2),
+        SaleStatus::Ended,
+        "n2 journaled the end"
+    );
+    n1.apply_batch(&n1_log).expect("n1 resends and goes on");
+    let mut positions = n1.positions().expect("positions");
+    assert_eq!(positions, [("n1".to_owned(), 8), ("n2".to_owned(), 7)]);
+
+    let sale = n1.sale(SALE).expect("sale").expect("one sale");
+    assert_eq!(
+        (sale.status, sale.created_at_ms),
+        (SaleStatus::Ended, 1_000)
+    );
+    // The stock is the sale's global stock, not what any node leased.
+    let stocks: Vec<i64> = n1
+        .sale_items(SALE)
+        .expect("items")
+        .iter()
+        .map(|i| i.stock)
+        .collect();
+    assert_eq!(stocks, [10, 5]);
+    let views = n1.node_sale_statuses(SALE).expect("views");
+    let expected = [
+        ("n1".to_owned(), SaleStatus::Ended),
+        ("n2".to_owned(), SaleStatus::Ended),
+    ];
+    assert_eq!(views, expected);
+
+    // Each node's orders, under its id, with their own histories.
+    let first = n1.order("n1-order-1").expect("order").expect("n1's order");
+    assert_eq!(
+        (first.node_id.as_str(), first.status),
+        ("n1", OrderStatus::Paying)
+    );
+    let second = n1.order("n2-order-1").expect("order").expect("n2's order");
+    assert_eq!(
+        (second.node_id.as_str(), second.status),
+        ("n2", OrderStatus::Cancelled)
+    );
+    use OrderStatus::*;
+    assert_eq!(
+        history(&mut n1, "n1-order-1"),
+        [(4, Reserved, 3_000), (5, Paying, 4_000)]
+    );
+    assert_eq!(
+        history(&mut n1, "n2-order-1"),
+        [(4, Reserved, 3_100), (5, Cancelled, 6_000)]
+    );
+
+    // Each node's lease: granted and given back.
+    let leases: Vec<(String, i64, i64)> = n1
+        .leases(SALE)
+        .expect("leases")
+        .into_iter()
+        .map(|lease| (lease.node_id, lease.granted, lease.returned))
+        .collect();
+    assert_eq!(leases, [("n1".to_owned(), 10, 8), ("n2".to_owned(), 5, 0)]);
+
+    // Re-applied, whole or in slices, by either node: nothing changes.
+    let once = cluster_snapshot(&mut n1);
+    for _ in 0..2 {
+        n1.apply_batch(&n1_log).expect("n1 again");
+        n2.apply_batch(&slice(&n2_log, 3..=7)).expect("n2 again");
+    }
+    assert_eq!(cluster_snapshot(&mut n2), once);
+
+    // A node alone on the same store has a position of its own.
+    let mut alone = db.open();
+    assert_eq!(alone.applied_position().expect("position"), 0);
+    positions = alone.positions().expect("positions");
+    assert_eq!(
+        positions.len(),
+        2,
+        "opening adds no position: {positions:?}"
+    );
+}
+
+fn a_node_refuses_another_spec_or_its_own_second_create(db: &TestDb) {
+    let mut n1 = db.open_as("n1");
+    n1.apply_batch(&slice(&n1_journal(), 1..=2)).expect("n1");
+    let before = cluster_snapshot(&mut n1);
+    let mut n2 = db.open_as("n2");
+    let mut other = created_on_node(1_500);
+    if let Event::SaleCreated { sale, .. } = &mut other {
+        sale.items[0].stock = 7;
+    }
+    let error = n2.apply_batch(&[(1, other)]).expect_err("another spec");
+    assert!(error.to_string().contains("another spec"), "{error}");
+    assert_eq!(cluster_snapshot(&mut n1), before);
+    assert_eq!(n2.applied_position().expect("position"), 0);
+
+    // The same node creating it again above its position: divergence.
+    let again = [(3, created_on_node(2_500))];
+    let error = n1.apply_batch(&again).expect_err("created twice");
+    assert_eq!(error.to_string(), "record 3: sale `sale-1` already exists");
+    // A transition of a sale this node never created, likewise.
+    let error = n2
+        .apply_batch(&[(1, sale_action(2_000, SaleAction::Start))])
+        .expect_err("no sale on n2");
+    assert_eq!(error.to_string(), "record 1: no sale `sale-1`");
+    // A return beyond what the node holds.
+    let beyond = [
+        (3, lease_granted(2_100, "sku-a", 3)),
+        (4, lease_returned(2_200, "sku-a", 4)),
+    ];
+    let error = n1.apply_batch(&beyond).expect_err("returned beyond");
+    assert!(
+        matches!(error, StoreError::Inconsistent { seq: 4, .. }),
+        "{error}"
+    );
+    assert_eq!(cluster_snapshot(&mut n1), before);
+}
+
+/// Records of a node that sells `orders` single units, the sale created
+/// and started by every node alike.
+fn busy_node_journal(node: &str, orders: usize) -> Vec<(u64, Event)> {
+    let mut events = vec![
+        created_on_node(1_000),
+        sale_action(2_000, SaleAction::Start),
+        lease_granted(2_001, "sku-b", 1_000),
+    ];
+    for i in 0..orders {
+        let at = 3_000 + i as i64;
+        events.push(reserved(at, &format!("{node}-o{i}"), "sku-b", 1, "0.10"));
+        if i % 3 == 0 {
+            events.push(order_action(
+                at,
+                &format!("{node}-o{i}"),
+                OrderAction::Cancel,
+            ));
+        }
+    }
+    (1..).zip(events).collect()
+}
+
+#[test]
+fn postgres_nodes_writing_at_once_each_land_every_record_once() {
+    const ORDERS: usize = 150;
+    let db = TestDb::postgres();
+    let writers: Vec<_> = ["n1", "n2", "n3"]
+        .into_iter()
+        .map(|node| {
+            let mut store = db.open_as(node);
+            std::thread::spawn(move || {
+                let journal = busy_node_journal(node, ORDERS);
+                for batch in journal.chunks(7) {
+                    // A deadlock or serialization failure would be retried
+                    // by the feeder; here it must not happen at all.
+                    store.apply_batch(batch).expect("a concurrent batch");
+                }
+                journal.last().map(|(seq, _)| *seq)
+            })
+        })
+        .collect();
+    let ends: Vec<Option<u64>> = writers
+        .into_iter()
+        .map(|writer| writer.join().expect("writer"))
+        .collect();
+    let mut store = db.open();
+    let positions: Vec<(String, Option<u64>)> = store
+        .positions()
+        .expect("positions")
+        .into_iter()
+        .map(|(node, seq)| (node, Some(seq)))
+        .collect();
+    let expected: Vec<(String, Option<u64>)> = ["n1", "n2", "n3"]
+        .into_iter()
+        .map(String::from)
+        .zip(ends)
+        .collect();
+    assert_eq!(positions, expected);
+    assert_eq!(shared_status(&mut store), SaleStatus::Live);
+    for node in ["n1", "n2", "n3"] {
+        for i in 0..ORDERS {
+            let order = store.order(&format!("{node}-o{i}")).expect("order");
+            let order = order.unwrap_or_else(|| panic!("{node}-o{i} is missing"));
+            assert_eq!(order.node_id, node);
+            let status = if i % 3 == 0 {
+                OrderStatus::Cancelled
+            } else {
+                OrderStatus::Reserved
+            };
+            assert_eq!(order.status, status);
+        }
+    }
+}
+
+/// A store of version 2 (before per-node positions) holding a sale, an
+/// order and a position, made by hand: the migration keeps all three.
+fn a_store_made_before_cluster_nodes_keeps_its_position(db: &TestDb) {
+    let mut store = db.open();
+    store.apply_batch(&records(1..=5)).expect("apply");
+    drop(store);
+    // Back to version 2, as a store written by the previous release.
+    let down = "DROP TABLE leases; DROP TABLE sale_nodes; DROP INDEX orders_by_node; \
+        ALTER TABLE orders DROP COLUMN node_id; ALTER TABLE sales DROP COLUMN status_node; \
+        ALTER TABLE sales DROP COLUMN status_at; DROP TABLE journal_positions; \
+        CREATE TABLE journal_position (id INTEGER NOT NULL PRIMARY KEY CHECK (id = 1), \
+        applied_seq BIGINT NOT NULL CHECK (applied_seq >= 0)); \
+        INSERT INTO journal_position (id, applied_seq) VALUES (1, 5); \
+        DELETE FROM schema_migrations WHERE version = 3";
+    match &db.config {
+        StoreConfig::Sqlite { path } => {
+            let conn = rusqlite::Connection::open(path).expect("open SQLite");
+            conn.execute_batch(down).expect("version 2");
+        }
+        StoreConfig::Postgres { url } => {
+            let mut client = ::postgres::Client::connect(url, ::postgres::NoTls).expect("connect");
+            client.batch_execute(down).expect("version 2");
+        }
+    }
+    let mut store = db.open();
+    assert_eq!(store.applied_position().expect("position"), 5);
+    assert_eq!(store.positions().expect("positions"), [(String::new(), 5)]);
+    let views = store.node_sale_statuses(SALE).expect("views");
+    assert_eq!(views, [(String::new(), SaleStatus::Live)]);
+    // The node alone goes on exactly where it was.
+    store.apply_batch(&records(1..=12)).expect("the rest");
+    let control_db = TestDb::sqlite();
+    let mut control = control_db.open();
+    control.apply_batch(&records(1..=12)).expect("one batch");
+    assert_eq!(snapshot(&mut store), snapshot(&mut control));
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -641,6 +994,9 @@ on_both_backends!(
     payments_and_refunds_land_in_their_columns,
     payment_events_the_table_refuses_roll_back,
     a_store_made_before_payments_is_migrated_on_open,
+    two_nodes_interleave_their_batches_into_one_store,
+    a_node_refuses_another_spec_or_its_own_second_create,
+    a_store_made_before_cluster_nodes_keeps_its_position,
 );
 
 #[test]

@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod pg;
 pub mod served;
 
 use bytes::Bytes;
