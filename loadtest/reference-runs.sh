@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The reference runs of docs/PERFORMANCE.md: every scenario against a
 # gateway this tool starts (release build), fsync and none, 64 and 512
-# connections, then memory per open hold. One JSON report per run in OUTDIR
+# connections, the flash scenario on a 3-node cluster beside one node,
+# then memory per open hold. One JSON report per run in OUTDIR
 # (default <target dir>/loadtest-results), the tables on stderr. Minutes of full load on
 # every core: run it on a quiet machine, by hand, never in CI.
 set -euo pipefail
@@ -36,6 +37,12 @@ for durability in fsync none; do
         run "soldout-$connections-$durability" soldout --connections "$connections" --durability "$durability"
         run "pay-$connections-$durability" pay --connections "$connections" --durability "$durability"
     done
+done
+# Cluster mode (needs the Redis of --redis-url, default 127.0.0.1:6379): three
+# nodes after the single node in each round, Redis calls per order.
+for durability in fsync none; do
+    run "flash-cluster3-64-$durability" flash --cluster 3 --connections 64 --durability "$durability" \
+        --rounds 2 --seconds 5
 done
 # Open loop at a fixed rate: latency from each request's due time.
 run "flash-64-fsync-rate5000" flash --connections 64 --durability fsync --rate 5000

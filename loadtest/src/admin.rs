@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 /// Connections that read orders back.
 const READ_CONNECTIONS: usize = 8;
@@ -123,10 +124,93 @@ impl Admin {
     }
 
     pub async fn stats(&mut self, sale_id: &str) -> Result<SaleStats, String> {
-        let path = format!("/admin/v1/sales/{sale_id}/stats");
-        let stats = self.call_ok(Method::GET, &path, None).await?;
-        parse_stats(&stats).ok_or_else(|| format!("GET {path}: unexpected stats {stats}"))
+        let stats = self.stats_value(sale_id).await?;
+        parse_stats(&stats)
+            .ok_or_else(|| format!("GET /admin/v1/sales/{sale_id}/stats: unexpected stats {stats}"))
     }
+
+    /// The stats body as the gateway wrote it (a cluster node's has `cluster`).
+    pub async fn stats_value(&mut self, sale_id: &str) -> Result<Value, String> {
+        let path = format!("/admin/v1/sales/{sale_id}/stats");
+        self.call_ok(Method::GET, &path, None).await
+    }
+
+    /// A cluster node's `cluster` field of the stats: Redis's view.
+    pub async fn cluster_view(&mut self, sale_id: &str) -> Result<ClusterView, String> {
+        let stats = self.stats_value(sale_id).await?;
+        parse_cluster(&stats).ok_or_else(|| {
+            format!("GET /admin/v1/sales/{sale_id}/stats: no readable `cluster` field in {stats}")
+        })
+    }
+
+    /// Waits until `GET /v1/sales/{id}` on this node says the sale is live
+    /// (a cluster node learns a sale started elsewhere from Redis).
+    pub async fn wait_live(&mut self, sale_id: &str, wait: Duration) -> Result<(), String> {
+        let path = format!("/v1/sales/{sale_id}");
+        let deadline = Instant::now() + wait;
+        loop {
+            let (status, body) = self.call(Method::GET, &path, None).await?;
+            let view: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+            if status == StatusCode::OK
+                && matches!(view["status"].as_str(), Some("live" | "sold_out"))
+            {
+                return Ok(());
+            }
+            if Instant::now() >= deadline {
+                return Err(format!(
+                    "{}: sale {sale_id} not live within {wait:?}: {status} {}",
+                    self.addr,
+                    String::from_utf8_lossy(&body)
+                ));
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+    }
+
+    /// `GET /metrics` (no token needed).
+    pub async fn metrics(&mut self) -> Result<String, String> {
+        let (status, body) = self.call(Method::GET, "/metrics", None).await?;
+        if status != StatusCode::OK {
+            return Err(format!("GET /metrics on {} answered {status}", self.addr));
+        }
+        Ok(String::from_utf8_lossy(&body).into_owned())
+    }
+}
+
+/// What a cluster node's stats say Redis holds for the sale, summed over
+/// its items.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct ClusterView {
+    /// The node that answered.
+    pub node_id: String,
+    /// Units not leased to any node.
+    pub global_remaining: u64,
+    /// Units leased and not returned (sold ones included), by node.
+    pub leases: BTreeMap<String, u64>,
+}
+
+impl ClusterView {
+    pub fn leased(&self) -> u64 {
+        self.leases.values().sum()
+    }
+}
+
+/// The `cluster` field of a cluster node's stats; None without one, or
+/// when the node could not read Redis (`redis_error`).
+pub fn parse_cluster(stats: &Value) -> Option<ClusterView> {
+    let cluster = &stats["cluster"];
+    let mut view = ClusterView {
+        node_id: cluster["node_id"].as_str()?.to_owned(),
+        ..ClusterView::default()
+    };
+    for item in cluster["items"].as_array()? {
+        view.global_remaining += item["global_remaining"].as_u64()?;
+        for lease in item["leases"].as_array()? {
+            let node_id = lease["node_id"].as_str()?.to_owned();
+            *view.leases.entry(node_id).or_default() += lease["units"].as_u64()?;
+        }
+    }
+    Some(view)
 }
 
 pub fn parse_stats(stats: &Value) -> Option<SaleStats> {
@@ -192,12 +276,57 @@ pub async fn read_orders(
     created: &[Created],
     read_max: usize,
 ) -> Result<ReadSummary, String> {
+    read_orders_on_nodes(&[addr.to_owned()], stream, created, read_max).await
+}
+
+/// [`read_orders`] for orders made by several nodes: the even sample is
+/// taken over all of them, then each order is read from the node that
+/// made it (`Created::node` indexes `addrs`; order reads are per node).
+pub async fn read_orders_on_nodes(
+    addrs: &[String],
+    stream: &Arc<RequestStream>,
+    created: &[Created],
+    read_max: usize,
+) -> Result<ReadSummary, String> {
     let stride = created.len().div_ceil(read_max.max(1)).max(1);
+    let mut summary = ReadSummary {
+        sampled: stride > 1,
+        ..ReadSummary::default()
+    };
+    for (node, addr) in addrs.iter().enumerate() {
+        let picked: Vec<Created> = created
+            .iter()
+            .step_by(stride)
+            .filter(|order| usize::from(order.node) == node)
+            .copied()
+            .collect();
+        summary.merge(read_picked(addr, stream, picked).await?);
+    }
+    let strays = created
+        .iter()
+        .filter(|order| usize::from(order.node) >= addrs.len())
+        .count();
+    if strays > 0 {
+        return Err(format!(
+            "internal: {strays} orders of a node beyond the {} given",
+            addrs.len()
+        ));
+    }
+    summary.orders = created.len() as u64;
+    Ok(summary)
+}
+
+/// Reads every order of `picked` from `addr`; `orders` is left 0.
+async fn read_picked(
+    addr: &str,
+    stream: &Arc<RequestStream>,
+    picked: Vec<Created>,
+) -> Result<ReadSummary, String> {
     let reader = Arc::new(Reader {
         addr: addr.to_owned(),
         host: HeaderValue::from_str(addr).map_err(|_| format!("bad address {addr}"))?,
         stream: Arc::clone(stream),
-        picked: created.iter().step_by(stride).copied().collect(),
+        picked,
         cursor: AtomicUsize::new(0),
     });
     let mut tasks = Vec::new();
@@ -205,17 +334,13 @@ pub async fn read_orders(
         let sender = connect(addr).await?;
         tasks.push(tokio::spawn(read_loop(Arc::clone(&reader), sender)));
     }
-    let mut summary = ReadSummary {
-        sampled: stride > 1,
-        ..ReadSummary::default()
-    };
+    let mut summary = ReadSummary::default();
     for task in tasks {
         let part = task
             .await
             .map_err(|error| format!("an order reader panicked: {error}"))?;
         summary.merge(part);
     }
-    summary.orders = created.len() as u64;
     Ok(summary)
 }
 

@@ -19,6 +19,10 @@ pub const READ_SAMPLE_MIN: usize = 10_000;
 pub const SKUS_MAX: usize = 100;
 /// Stock of one item (the gateway's `sale.stock_per_item_max` default).
 pub const STOCK_PER_ITEM_MAX: u64 = 10_000_000;
+/// Most nodes `--cluster` starts.
+pub const CLUSTER_NODES_MAX: usize = 16;
+/// The Redis of `--cluster` when `--redis-url` is not given.
+pub const DEFAULT_REDIS_URL: &str = "redis://127.0.0.1:6379/";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -179,6 +183,15 @@ pub struct TargetArgs {
     /// Where a spawned gateway's data dir goes (default: the system temp dir).
     #[arg(long)]
     pub data_parent: Option<PathBuf>,
+    /// Also start N cluster nodes (`flashgate serve` with `[cluster]`, their
+    /// own data dirs, one Redis key prefix for the run, deleted at the end):
+    /// each round then runs on the single node and on the cluster, the
+    /// connections spread round-robin over the nodes (flash and spread only).
+    #[arg(long, value_name = "N", conflicts_with = "url", value_parser = clap::value_parser!(u64).range(1..=CLUSTER_NODES_MAX as u64).map(|n| n as usize))]
+    pub cluster: Option<usize>,
+    /// The Redis of the --cluster nodes [default: redis://127.0.0.1:6379/].
+    #[arg(long, value_name = "URL")]
+    pub redis_url: Option<String>,
     /// The WeChat Pay simulator of a --url gateway (pay scenario).
     #[arg(long, default_value = "http://127.0.0.1:8090")]
     pub sim_url: String,

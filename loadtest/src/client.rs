@@ -3,7 +3,8 @@
 //! One `hyper::client::conn::http1` connection per load connection:
 //! handshake once, then requests one after another on it (no pool, no
 //! pipelining). A round's requests come from one shared cursor into the
-//! pre-built stream, so a free connection takes the next request.
+//! pre-built stream, so a free connection takes the next request. With
+//! several addresses (a cluster), connection `i` goes to address `i mod n`.
 //!
 //! Closed loop: each connection sends its next request as soon as the last
 //! answer is read; latency is from the send to the whole response.
@@ -138,17 +139,20 @@ impl OrderId {
     }
 }
 
-/// A 201: the stream index of its request, and the order it made.
+/// A 201: the stream index of its request, the order it made, and the
+/// node (index into the round's addresses) that made it.
 #[derive(Clone, Copy, Debug)]
 pub struct Created {
     pub index: u32,
     pub order_id: OrderId,
+    pub node: u16,
 }
 
 /// How a round runs.
 #[derive(Clone, Debug)]
 pub struct RoundSpec {
-    pub addr: String,
+    /// One gateway, or a cluster's nodes (connections round-robin over them).
+    pub addrs: Vec<String>,
     pub connections: usize,
     /// Which of the stream's rounds to send.
     pub stream_round: usize,
@@ -158,8 +162,8 @@ pub struct RoundSpec {
     pub duration_max: Option<Duration>,
     /// Keep the order ids of 201s (for the verification).
     pub keep_created: bool,
-    /// A spawned gateway's pid, whose CPU is sampled around the round.
-    pub gateway_pid: Option<u32>,
+    /// Spawned gateways' pids, whose CPU is sampled (summed) around the round.
+    pub gateway_pids: Vec<u32>,
 }
 
 /// What a round measured.
@@ -171,6 +175,8 @@ pub struct RoundResult {
     pub elapsed: Duration,
     pub latency_us: Histogram<u64>,
     pub outcomes: Outcomes,
+    /// The outcomes by address (node), in the order of `RoundSpec::addrs`.
+    pub outcomes_by_node: Vec<Outcomes>,
     pub created: Vec<Created>,
 }
 
@@ -183,32 +189,40 @@ impl RoundResult {
 struct Shared {
     stream: Arc<RequestStream>,
     spec: RoundSpec,
-    host: HeaderValue,
+    /// `Host` of each address.
+    hosts: Vec<HeaderValue>,
     cursor: AtomicUsize,
     start: Instant,
 }
 
 /// Runs one round: opens the connections (untimed), then sends the stream.
 pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<RoundResult, String> {
-    let host =
-        HeaderValue::from_str(&spec.addr).map_err(|_| format!("bad address {}", spec.addr))?;
+    if spec.addrs.is_empty() || spec.addrs.len() > usize::from(u16::MAX) {
+        return Err(format!("{} addresses for a round", spec.addrs.len()));
+    }
+    let hosts = spec
+        .addrs
+        .iter()
+        .map(|addr| HeaderValue::from_str(addr).map_err(|_| format!("bad address {addr}")))
+        .collect::<Result<Vec<_>, _>>()?;
     let mut senders = Vec::with_capacity(spec.connections);
-    for _ in 0..spec.connections {
-        senders.push(connect(&spec.addr).await?);
+    for connection in 0..spec.connections {
+        let node = connection % spec.addrs.len();
+        senders.push((node, connect(&spec.addrs[node]).await?));
     }
     let tool_before = cpu::sample(None);
-    let gateway_before = spec.gateway_pid.and_then(|pid| cpu::sample(Some(pid)));
+    let gateway_before = cpu::sample_all(&spec.gateway_pids);
     let start = Instant::now();
     let shared = Arc::new(Shared {
         stream,
         spec,
-        host,
+        hosts,
         cursor: AtomicUsize::new(0),
         start,
     });
     let tasks: Vec<_> = senders
         .into_iter()
-        .map(|sender| tokio::spawn(connection_loop(Arc::clone(&shared), sender)))
+        .map(|(node, sender)| tokio::spawn(connection_loop(Arc::clone(&shared), node, sender)))
         .collect();
     let mut finished = Vec::with_capacity(tasks.len());
     for task in tasks {
@@ -220,11 +234,8 @@ pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<Ro
     let seconds = start.elapsed().as_secs_f64();
     let answered: u64 = finished.iter().map(|tally| tally.outcomes.total()).sum();
     let tool_after = cpu::sample(None);
-    let gateway_after = shared
-        .spec
-        .gateway_pid
-        .and_then(|pid| cpu::sample(Some(pid)));
-    let mut result = merge(finished, start);
+    let gateway_after = cpu::sample_all(&shared.spec.gateway_pids);
+    let mut result = merge(finished, start, shared.spec.addrs.len());
     let use_between = |before: Option<CpuSample>, after: Option<CpuSample>| {
         Some(cpu::between(&before?, &after?, seconds, answered))
     };
@@ -237,7 +248,7 @@ pub async fn run_round(stream: Arc<RequestStream>, spec: RoundSpec) -> Result<Ro
 }
 
 /// The connections' tallies as one round; elapsed until the last answer.
-fn merge(tallies: Vec<Tally>, start: Instant) -> RoundResult {
+fn merge(tallies: Vec<Tally>, start: Instant, nodes: usize) -> RoundResult {
     let mut result = RoundResult {
         tool_cpu: None,
         gateway_cpu: None,
@@ -246,6 +257,7 @@ fn merge(tallies: Vec<Tally>, start: Instant) -> RoundResult {
         elapsed: Duration::ZERO,
         latency_us: new_histogram(),
         outcomes: Outcomes::default(),
+        outcomes_by_node: vec![Outcomes::default(); nodes],
         created: Vec::new(),
     };
     let mut last_answer = start;
@@ -256,6 +268,7 @@ fn merge(tallies: Vec<Tally>, start: Instant) -> RoundResult {
             .add(&tally.latency_us)
             .expect("same bounds");
         result.outcomes.merge(&tally.outcomes);
+        result.outcomes_by_node[tally.node].merge(&tally.outcomes);
         result.created.extend(tally.created);
         last_answer = last_answer.max(tally.last_answer);
     }
@@ -268,6 +281,8 @@ pub fn new_histogram() -> Histogram<u64> {
 }
 
 struct Tally {
+    /// The address this connection sends to.
+    node: usize,
     sent: u64,
     latency_us: Histogram<u64>,
     outcomes: Outcomes,
@@ -275,9 +290,10 @@ struct Tally {
     last_answer: Instant,
 }
 
-async fn connection_loop(shared: Arc<Shared>, mut sender: Sender) -> Tally {
+async fn connection_loop(shared: Arc<Shared>, node: usize, mut sender: Sender) -> Tally {
     let spec = &shared.spec;
     let mut tally = Tally {
+        node,
         sent: 0,
         latency_us: new_histogram(),
         outcomes: Outcomes::default(),
@@ -319,7 +335,7 @@ async fn connection_loop(shared: Arc<Shared>, mut sender: Sender) -> Tally {
         let mut request = request(
             Method::POST,
             Uri::from_static("/v1/orders"),
-            &shared.host,
+            &shared.hosts[node],
             Some(parts.authorization),
             parts.body.clone(),
         );
@@ -343,7 +359,7 @@ async fn connection_loop(shared: Arc<Shared>, mut sender: Sender) -> Tally {
             Err(error) => {
                 tally.outcomes.record_error("transport".into(), &error);
                 reconnects += 1;
-                match connect(&spec.addr).await {
+                match connect(&spec.addrs[node]).await {
                     Ok(fresh) if reconnects <= RECONNECTS_MAX => sender = fresh,
                     _ => break,
                 }
@@ -370,6 +386,7 @@ fn record_answer(
                     Some(order_id) => tally.created.push(Created {
                         index: index as u32,
                         order_id,
+                        node: tally.node as u16,
                     }),
                     None => tally.outcomes.record_error(
                         "201 without an order_id".into(),

@@ -53,6 +53,21 @@ pub fn sample(pid: Option<u32>) -> Option<CpuSample> {
     })
 }
 
+/// Several processes (a cluster's nodes) as one: their CPU and their
+/// threads' summed. None when `pids` is empty or one cannot be read.
+pub fn sample_all(pids: &[u32]) -> Option<CpuSample> {
+    let mut sum: Option<CpuSample> = None;
+    for &pid in pids {
+        let one = sample(Some(pid))?;
+        let total = sum.get_or_insert_with(CpuSample::default);
+        total.process_seconds += one.process_seconds;
+        for (name, seconds) in one.threads {
+            *total.threads.entry(name).or_insert(0.0) += seconds;
+        }
+    }
+    sum
+}
+
 /// The use between two samples over `seconds`, for `requests` answered.
 /// Threads that ended between the samples are not counted by name.
 pub fn between(before: &CpuSample, after: &CpuSample, seconds: f64, requests: u64) -> CpuUse {

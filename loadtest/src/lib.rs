@@ -6,7 +6,9 @@
 //! [`stream`] (every request built before timing) → [`scenario`] (rounds
 //! in order against [`target`] and [`ceiling`], through [`client`]; sale
 //! set-up, stats and read-back in [`admin`]; payments in [`pay`]) →
-//! [`verify`] (pure checks) → [`report`] (table or JSON).
+//! [`verify`] (pure checks) → [`report`] (table or JSON). `--cluster N`:
+//! N more nodes ([`target::Cluster`]) take the same rounds, their Redis
+//! calls counted by [`redis_calls`].
 
 pub mod admin;
 pub mod ceiling;
@@ -16,6 +18,7 @@ pub mod cpu;
 pub mod outcome;
 pub mod pay;
 pub mod plan;
+pub mod redis_calls;
 pub mod report;
 pub mod scenario;
 pub mod stream;

@@ -3,7 +3,7 @@
 //! reads the plan, never the raw arguments.
 
 use crate::cli::{
-    Cli, DurabilityArg, LoadArgs, OutputArgs, ScenarioCommand, TargetArgs,
+    Cli, DurabilityArg, LoadArgs, OutputArgs, ScenarioCommand, TargetArgs, DEFAULT_REDIS_URL,
     PREBUILD_REQUESTS_PER_SECOND, STOCK_PER_ITEM_MAX,
 };
 use serde::Serialize;
@@ -66,11 +66,27 @@ pub enum TargetPlan {
     },
 }
 
+/// `--cluster N`: cluster nodes started beside the single spawned gateway.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ClusterPlan {
+    pub nodes: usize,
+    pub redis_url: String,
+}
+
+/// `[cluster]` keys the tool sets on every cluster node itself.
+pub const CLUSTER_KEYS_SET_BY_THE_TOOL: [&str; 3] = [
+    "FLASHGATE__CLUSTER__REDIS_URL",
+    "FLASHGATE__CLUSTER__NODE_ID",
+    "FLASHGATE__CLUSTER__KEY_PREFIX",
+];
+
 #[derive(Clone, Debug, Serialize)]
 pub struct Plan {
     pub scenario: Scenario,
     /// None for the ceiling-only scenario.
     pub target: Option<TargetPlan>,
+    /// `--cluster N`: the rounds also run on N cluster nodes.
+    pub cluster: Option<ClusterPlan>,
     #[serde(skip)]
     pub admin_token: String,
     #[serde(skip)]
@@ -122,6 +138,7 @@ impl Plan {
         if let Some(target) = target {
             plan.admin_token = target.admin_token.clone();
             plan.session_secret = target.session_secret.clone();
+            plan.cluster = resolve_cluster(scenario, &target)?;
             plan.target = Some(resolve_target(target)?);
         }
         Ok(plan)
@@ -163,6 +180,7 @@ impl Plan {
         Ok(Plan {
             scenario,
             target: None,
+            cluster: None,
             admin_token: String::new(),
             session_secret: flashgate::config::DEV_SESSION_SECRET.into(),
             connections: load.connections,
@@ -239,6 +257,40 @@ enum Extras {
     Skus(usize),
     Pay(f64, usize),
     Settle(u64),
+}
+
+fn resolve_cluster(scenario: Scenario, target: &TargetArgs) -> Result<Option<ClusterPlan>, String> {
+    let Some(nodes) = target.cluster else {
+        if target.redis_url.is_some() {
+            return Err("--redis-url is for the nodes of --cluster N".into());
+        }
+        return Ok(None);
+    };
+    if !matches!(scenario, Scenario::Flash | Scenario::Spread) {
+        return Err(format!(
+            "--cluster runs the flash and spread scenarios, not {}",
+            scenario.name()
+        ));
+    }
+    let redis_url = target
+        .redis_url
+        .clone()
+        .unwrap_or_else(|| DEFAULT_REDIS_URL.to_owned());
+    if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
+        return Err(format!(
+            "--redis-url {redis_url}: expected redis://HOST:PORT[/DB]"
+        ));
+    }
+    if let Some((key, _)) = target
+        .gateway_env
+        .iter()
+        .find(|(key, _)| CLUSTER_KEYS_SET_BY_THE_TOOL.contains(&key.as_str()))
+    {
+        return Err(format!(
+            "--gateway-env {key}: --cluster sets it on each node (use --redis-url for the Redis)"
+        ));
+    }
+    Ok(Some(ClusterPlan { nodes, redis_url }))
 }
 
 fn resolve_target(target: TargetArgs) -> Result<TargetPlan, String> {

@@ -1,12 +1,13 @@
 //! What a run reports: one [`Report`] value, printed as a table for people
 //! or as one JSON object (`--json`) to keep and compare.
 
-use crate::admin::{ReadSummary, SaleStats};
+use crate::admin::{ClusterView, ReadSummary, SaleStats};
 use crate::client::RoundResult;
 use crate::cpu::CpuUse;
 use crate::outcome::Outcomes;
 use crate::pay::PayReport;
 use crate::plan::{Plan, Scenario};
+use crate::redis_calls::{RedisCalls, STOCK_CALLS_PER_ORDER_MAX};
 use crate::verify::Verification;
 use hdrhistogram::Histogram;
 use serde::Serialize;
@@ -40,7 +41,20 @@ pub fn percentiles(histogram: &Histogram<u64>) -> Percentiles {
 #[serde(rename_all = "snake_case")]
 pub enum RoundKind {
     Ceiling,
+    /// The single gateway.
     Flashgate,
+    /// The `--cluster` nodes.
+    Cluster,
+}
+
+impl RoundKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RoundKind::Ceiling => "ceiling",
+            RoundKind::Flashgate => "flashgate",
+            RoundKind::Cluster => "cluster",
+        }
+    }
 }
 
 #[derive(Clone, Debug, Serialize)]
@@ -54,7 +68,8 @@ pub struct RoundReport {
     pub requests_per_second: f64,
     pub latency_us: Percentiles,
     pub outcomes: Outcomes,
-    /// Gateway rounds: the sale's stats and the read-back.
+    /// Gateway rounds: the sale's stats (a cluster round's: the nodes'
+    /// summed, `stock` = what they hold) and the read-back.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub stats: Option<SaleStats>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -67,9 +82,58 @@ pub struct RoundReport {
     /// in ceiling rounds).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub tool_cpu: Option<CpuUse>,
-    /// CPU of a spawned gateway over the round.
+    /// CPU of a spawned gateway over the round (a cluster round: its
+    /// nodes' summed, threads of one name added up over the nodes).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub gateway_cpu: Option<CpuUse>,
+    /// Cluster rounds: each node, Redis's view and the Redis calls.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterRound>,
+}
+
+/// What a cluster round saw beyond the common counts.
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterRound {
+    pub nodes: Vec<NodeRound>,
+    /// Redis's view after the round (from the first node's stats).
+    pub view: ClusterView,
+    pub redis_calls: RedisCalls,
+}
+
+/// One node of a cluster round.
+#[derive(Clone, Debug, Serialize)]
+pub struct NodeRound {
+    pub node_id: String,
+    pub addr: String,
+    /// Outcomes of the requests sent to this node.
+    pub outcomes: Outcomes,
+    /// The node's own stats (`stock` = the units it holds).
+    pub stats: SaleStats,
+}
+
+/// `--cluster`: the cluster beside the single node and the ceiling of the
+/// same run (means over the rounds of each kind).
+#[derive(Clone, Debug, Serialize)]
+pub struct ClusterSummary {
+    pub nodes: usize,
+    pub node_addrs: Vec<String>,
+    pub redis_url: String,
+    /// The run's key prefix, every key under it deleted at the end.
+    pub key_prefix: String,
+    /// Keys deleted (None when the clean-up failed: see the verification).
+    pub keys_deleted: Option<u64>,
+    pub requests_per_second: Option<f64>,
+    /// 201s per second.
+    pub reserved_per_second: Option<f64>,
+    pub single_requests_per_second: Option<f64>,
+    pub single_reserved_per_second: Option<f64>,
+    pub ceiling_requests_per_second: Option<f64>,
+    /// Cluster req/s ÷ single node req/s.
+    pub cluster_to_single: Option<f64>,
+    /// Cluster req/s ÷ ceiling req/s.
+    pub cluster_to_ceiling: Option<f64>,
+    /// The cluster rounds' Redis calls, added up.
+    pub redis_calls: RedisCalls,
 }
 
 impl RoundReport {
@@ -94,6 +158,7 @@ impl RoundReport {
             stream_exhausted: exhausted,
             tool_cpu: result.tool_cpu.clone(),
             gateway_cpu: result.gateway_cpu.clone(),
+            cluster: None,
         }
     }
 }
@@ -107,6 +172,61 @@ fn cores(cpu: Option<&CpuUse>) -> String {
 pub struct Target {
     pub ratio_min: f64,
     pub p99_ms_max: Option<f64>,
+}
+
+/// One line of Redis calls: per op (count, and per reserved order), then
+/// the stock calls against the target and all calls per request.
+fn render_redis_calls(title: &str, calls: &RedisCalls, out: &mut String) {
+    let ops: Vec<String> = calls
+        .by_op
+        .iter()
+        .filter(|(_, &count)| count > 0)
+        .map(|(op, count)| match calls.per_reserved_order_by_op.get(op) {
+            Some(per) => format!("{op} {count} ({per:.4}/order)"),
+            None => format!("{op} {count}"),
+        })
+        .collect();
+    let idle: Vec<&str> = calls
+        .by_op
+        .iter()
+        .filter(|(_, &count)| count == 0)
+        .map(|(op, _)| op.as_str())
+        .collect();
+    let _ = writeln!(
+        out,
+        "{title}: {}; total {}{}",
+        if ops.is_empty() {
+            "none".into()
+        } else {
+            ops.join(", ")
+        },
+        calls.total,
+        if idle.is_empty() {
+            String::new()
+        } else {
+            format!("; none of {}", idle.join(", "))
+        }
+    );
+    let _ = writeln!(
+        out,
+        "{}stock calls (lease + return) {} for {} reserved orders = {} per order (target <= {STOCK_CALLS_PER_ORDER_MAX}: {}); \
+         all calls {} per request ({} requests)",
+        " ".repeat(title.len() - title.trim_start().len() + 2),
+        calls.stock_calls,
+        calls.reserved_orders,
+        calls
+            .stock_calls_per_reserved_order
+            .map_or("-".into(), |per| format!("{per:.4}")),
+        match calls.stock_target_met {
+            Some(true) => "MET",
+            Some(false) => "MISSED",
+            None => "-",
+        },
+        calls
+            .calls_per_request
+            .map_or("-".into(), |per| format!("{per:.4}")),
+        calls.requests
+    );
 }
 
 pub fn target_for(
@@ -164,6 +284,9 @@ pub struct Report {
     pub stream_build_seconds: f64,
     pub rounds: Vec<RoundReport>,
     pub ratio: Option<Ratio>,
+    /// `--cluster`: the cluster beside the single node.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster: Option<ClusterSummary>,
     pub rss: Option<Rss>,
     pub verification: Verification,
 }
@@ -230,6 +353,16 @@ impl Report {
                     .unwrap_or_default()
             );
         }
+        if let Some(cluster) = &self.cluster {
+            let _ = writeln!(
+                out,
+                "  cluster of {} nodes {} (Redis {}, key prefix {})",
+                cluster.nodes,
+                cluster.node_addrs.join(", "),
+                cluster.redis_url,
+                cluster.key_prefix
+            );
+        }
         let _ = writeln!(
             out,
             "  {} CPUs, load average at start {}; stock {} x {} SKU(s), per-user limit {}, {} distinct buyers",
@@ -254,10 +387,7 @@ impl Report {
                 out,
                 "{:>5} {:<9} {:>9} {:>7.2} {:>10.0} {:>8.2} {:>8.2} {:>8.2} {:>8.2} {:>8.2}  {:>9} {:>9} {:>6} {:>6} {:>6}  {:>5} {:>5} {:>6}{}",
                 round.round,
-                match round.kind {
-                    RoundKind::Ceiling => "ceiling",
-                    RoundKind::Flashgate => "flashgate",
-                },
+                round.kind.name(),
                 round.sent,
                 round.seconds,
                 round.requests_per_second,
@@ -291,6 +421,65 @@ impl Report {
         }
         self.render_details(&mut out);
         out
+    }
+
+    fn render_cluster(&self, cluster: &ClusterSummary, out: &mut String) {
+        let rate = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.0}"));
+        let ratio = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.3}"));
+        for round in &self.rounds {
+            let Some(detail) = &round.cluster else {
+                continue;
+            };
+            let _ = writeln!(out, "\ncluster round {}:", round.round);
+            for node in &detail.nodes {
+                let o = &node.outcomes;
+                let _ = writeln!(
+                    out,
+                    "  {} {}: reserved {}, sold_out {}, limit {}, shed {}, errors {}; holds {}, sold {}",
+                    node.node_id, node.addr, o.reserved, o.sold_out, o.limit, o.shed, o.errors,
+                    node.stats.stock, node.stats.reserved + node.stats.paid
+                );
+            }
+            let leases: Vec<String> = detail
+                .view
+                .leases
+                .iter()
+                .map(|(node, units)| format!("{node} {units}"))
+                .collect();
+            let _ = writeln!(
+                out,
+                "  Redis after the round: global remaining {}, leased {}",
+                detail.view.global_remaining,
+                leases.join(", ")
+            );
+            render_redis_calls("  Redis calls", &detail.redis_calls, out);
+        }
+        let _ = writeln!(
+            out,
+            "\nceiling / single node / {}-node cluster = {} / {} / {} req/s (201s/s: single {}, cluster {}); \
+             cluster / single = {}, cluster / ceiling = {}",
+            cluster.nodes,
+            rate(cluster.ceiling_requests_per_second),
+            rate(cluster.single_requests_per_second),
+            rate(cluster.requests_per_second),
+            rate(cluster.single_reserved_per_second),
+            rate(cluster.reserved_per_second),
+            ratio(cluster.cluster_to_single),
+            ratio(cluster.cluster_to_ceiling)
+        );
+        render_redis_calls("Redis calls, all cluster rounds", &cluster.redis_calls, out);
+        match cluster.keys_deleted {
+            Some(count) => {
+                let _ = writeln!(
+                    out,
+                    "cluster stopped; {count} Redis keys under {} deleted",
+                    cluster.key_prefix
+                );
+            }
+            None => {
+                let _ = writeln!(out, "cluster clean-up FAILED (see the verification)");
+            }
+        }
     }
 
     fn render_details(&self, out: &mut String) {
@@ -332,6 +521,9 @@ impl Report {
                 "\nflashgate / ceiling = {:.0} / {:.0} req/s = {:.3}{verdict}",
                 ratio.flashgate_requests_per_second, ratio.ceiling_requests_per_second, ratio.ratio
             );
+        }
+        if let Some(cluster) = &self.cluster {
+            self.render_cluster(cluster, out);
         }
         if let Some(rss) = &self.rss {
             let _ = write!(

@@ -7,18 +7,41 @@
 //! stream, for `pay` the winners paying, then the sale's stats and the
 //! orders read back. A ceiling round: the same stream's bytes against the
 //! in-process do-nothing endpoint.
+//!
+//! `--cluster N`: N cluster nodes run beside the single node, and each
+//! gateway round on the single node is followed by the same round on the
+//! cluster (ceiling, single, cluster, ceiling, ...): the sale created and
+//! started through the first node, every node waited for until it sees it
+//! live, the connections spread round-robin over the nodes, the nodes'
+//! Redis call counters scraped before and after, then each node's stats,
+//! Redis's view and every order read back from the node that made it.
 
-use crate::admin::{read_orders, Admin, ReadSummary, SaleSpec};
+use crate::admin::{
+    read_orders, read_orders_on_nodes, Admin, ClusterView, ReadSummary, SaleSpec, SaleStats,
+};
 use crate::ceiling::Ceiling;
 use crate::client::{run_round, Created, RoundResult, RoundSpec};
 use crate::pay::pay_winners;
 use crate::plan::{Length, Plan, Scenario};
-use crate::report::{target_for, GatewayInfo, Machine, Ratio, Report, RoundKind, RoundReport, Rss};
+use crate::redis_calls::{parse_redis_calls, CallsByOp, RedisCalls};
+use crate::report::{
+    target_for, ClusterRound, ClusterSummary, GatewayInfo, Machine, NodeRound, Ratio, Report,
+    RoundKind, RoundReport, Rss,
+};
 use crate::stream::{run_id, RequestStream, StreamSpec};
-use crate::target::Target;
-use crate::verify::{verify_ceiling, verify_round, Check, Evidence, Expectations, Verification};
+use crate::target::{Cluster, Target};
+use crate::verify::{
+    verify_ceiling, verify_cluster_round, verify_round, Check, ClusterEvidence, Evidence,
+    Expectations, Verification,
+};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// How long every cluster node may take to see a new sale live.
+const LIVE_WAIT: Duration = Duration::from_secs(10);
+/// How long Redis's view may take to settle after a cluster round (a
+/// refill in flight is read half-way otherwise).
+const SETTLE_WAIT: Duration = Duration::from_secs(5);
 
 /// The streams of a run, built before anything is timed.
 struct Streams {
@@ -30,9 +53,19 @@ struct Streams {
 pub async fn run(plan: Plan) -> Result<Report, String> {
     let machine = Machine::now();
     let streams = build_streams(&plan);
-    let target = match &plan.target {
-        Some(target_plan) => Some(Target::open(target_plan).await?),
-        None => None,
+    // The cluster first: its Redis is checked before any gateway starts.
+    let cluster = match (&plan.target, &plan.cluster) {
+        (Some(target_plan), Some(cluster_plan)) => {
+            Some(Cluster::open(target_plan, cluster_plan).await?)
+        }
+        _ => None,
+    };
+    let target = match (&plan.target, &plan.cluster) {
+        (Some(target_plan), None) => Some(Target::open(target_plan).await?),
+        (Some(target_plan), Some(_)) => {
+            Some(Target::open_single_beside_cluster(target_plan).await?)
+        }
+        (None, _) => None,
     };
     let gateway = target.as_ref().map(|target| GatewayInfo {
         addr: target.addr.clone(),
@@ -48,9 +81,17 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
             .map(|s| s.data_dir.display().to_string()),
     });
     let rss_before = target.as_ref().and_then(Target::rss_kib);
-    let outcome = run_rounds(&plan, &streams, target.as_ref()).await;
+    let outcome = run_rounds(&plan, &streams, target.as_ref(), cluster.as_ref()).await;
     let rss_after = target.as_ref().and_then(Target::rss_kib);
     let closed = target.map_or(Ok(()), Target::close);
+    let cluster_info = cluster.as_ref().map(|cluster| {
+        (
+            cluster.addrs(),
+            cluster.redis_url.clone(),
+            cluster.key_prefix.clone(),
+        )
+    });
+    let cluster_closed = cluster.map(Cluster::close);
     let (rounds, mut verification, holds_rss) = outcome?;
     if let Err(problem) = closed {
         verification.push([Check {
@@ -59,6 +100,21 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
             detail: problem,
         }]);
     }
+    let keys_deleted = match cluster_closed {
+        Some(Ok(deleted)) => Some(deleted),
+        Some(Err(problem)) => {
+            verification.push([Check {
+                name: "cluster nodes stopped and their Redis keys deleted".into(),
+                passed: false,
+                detail: problem,
+            }]);
+            None
+        }
+        None => None,
+    };
+    let cluster = cluster_info.map(|(node_addrs, redis_url, key_prefix)| {
+        cluster_summary(&rounds, node_addrs, redis_url, key_prefix, keys_deleted)
+    });
     let rss = match (holds_rss, rss_before, rss_after) {
         (Some(rss), _, _) => Some(rss),
         (None, Some(before_kib), Some(after_kib)) => Some(Rss {
@@ -74,6 +130,7 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
         tool: "flashgate-loadtest",
         scenario: plan.scenario,
         ratio: ratio(&plan, &rounds),
+        cluster,
         config: plan,
         machine,
         gateway,
@@ -112,13 +169,25 @@ fn build_streams(plan: &Plan) -> Streams {
     }
 }
 
-/// The order of rounds: ceiling rounds around and between the gateway's.
-fn sequence(plan: &Plan) -> Vec<RoundKind> {
+/// The order of rounds: ceiling rounds around and between the gateway's;
+/// with a cluster, each single-node round followed by a cluster round.
+pub fn sequence(plan: &Plan) -> Vec<RoundKind> {
+    let gateway: &[RoundKind] = match plan.cluster {
+        Some(_) => &[RoundKind::Flashgate, RoundKind::Cluster],
+        None => &[RoundKind::Flashgate],
+    };
     match (plan.scenario, plan.compare_ceiling) {
         (Scenario::Ceiling, _) => vec![RoundKind::Ceiling; plan.rounds],
-        (_, false) => vec![RoundKind::Flashgate; plan.rounds],
+        (_, false) => (0..plan.rounds)
+            .flat_map(|_| gateway.iter().copied())
+            .collect(),
         (_, true) => std::iter::once(RoundKind::Ceiling)
-            .chain((0..plan.rounds).flat_map(|_| [RoundKind::Flashgate, RoundKind::Ceiling]))
+            .chain((0..plan.rounds).flat_map(|_| {
+                gateway
+                    .iter()
+                    .copied()
+                    .chain(std::iter::once(RoundKind::Ceiling))
+            }))
             .collect(),
     }
 }
@@ -129,6 +198,7 @@ async fn run_rounds(
     plan: &Plan,
     streams: &Streams,
     target: Option<&Target>,
+    cluster: Option<&Cluster>,
 ) -> Result<RoundsOutcome, String> {
     let kinds = sequence(plan);
     let ceiling = match kinds.contains(&RoundKind::Ceiling) {
@@ -139,15 +209,21 @@ async fn run_rounds(
     let mut verification = Verification::default();
     let mut holds_rss = None;
     let mut gateway_round = 0;
+    let mut cluster_round = 0;
     for (position, kind) in kinds.iter().enumerate() {
-        let label = format!(
-            "round {} {}",
-            position + 1,
-            match kind {
-                RoundKind::Ceiling => "ceiling",
-                RoundKind::Flashgate => "flashgate",
-            }
-        );
+        let label = format!("round {} {}", position + 1, kind.name());
+        if *kind == RoundKind::Cluster {
+            let cluster = cluster.ok_or("internal: a cluster round without a cluster")?;
+            // The same stream round as the single node's (another gateway,
+            // so the same sale id and keys are fresh there).
+            let (report, checks) =
+                cluster_round_run(plan, streams, cluster, cluster_round, position + 1, &label)
+                    .await?;
+            verification.push(checks);
+            reports.push(report);
+            cluster_round += 1;
+            continue;
+        }
         match (kind, &ceiling, target) {
             (RoundKind::Ceiling, Some(ceiling), _) => {
                 let stream_round = gateway_round.min(streams.timed.rounds() - 1);
@@ -181,7 +257,7 @@ async fn run_rounds(
 
 fn round_spec(plan: &Plan, addr: String, stream_round: usize, keep_created: bool) -> RoundSpec {
     RoundSpec {
-        addr,
+        addrs: vec![addr],
         connections: plan.connections,
         stream_round,
         rate: plan.rate,
@@ -190,7 +266,7 @@ fn round_spec(plan: &Plan, addr: String, stream_round: usize, keep_created: bool
             _ => None,
         },
         keep_created,
-        gateway_pid: None,
+        gateway_pids: Vec::new(),
     }
 }
 
@@ -234,7 +310,7 @@ async fn gateway_round_run(
     }
     let rss_before = target.rss_kib();
     let spec = RoundSpec {
-        gateway_pid: target.pid(),
+        gateway_pids: target.pid().into_iter().collect(),
         ..round_spec(plan, target.addr.clone(), gateway_round, true)
     };
     let result = run_round(Arc::clone(&streams.timed), spec).await?;
@@ -275,6 +351,124 @@ async fn gateway_round_run(
     report.stats = Some(stats);
     report.reads = Some(reads);
     Ok((report, checks, holds_rss))
+}
+
+/// A round on the cluster: see the module's doc.
+async fn cluster_round_run(
+    plan: &Plan,
+    streams: &Streams,
+    cluster: &Cluster,
+    stream_round: usize,
+    position: usize,
+    label: &str,
+) -> Result<(RoundReport, Vec<Check>), String> {
+    let addrs = cluster.addrs();
+    let mut admins = Vec::with_capacity(addrs.len());
+    for addr in &addrs {
+        admins.push(Admin::connect(addr, &plan.admin_token).await?);
+    }
+    let sale = SaleSpec {
+        sale_id: streams.timed.sale_id(stream_round).to_owned(),
+        sku_ids: streams.timed.sku_ids.clone(),
+        stock: plan.stock,
+        per_user_limit: plan.per_user_limit,
+        hold_seconds: plan.hold_seconds,
+    };
+    admins[0].open_sale(&sale).await?;
+    for admin in &mut admins {
+        admin.wait_live(&sale.sale_id, LIVE_WAIT).await?;
+    }
+    let calls_before = scrape_redis_calls(&mut admins).await?;
+    let spec = RoundSpec {
+        addrs: addrs.clone(),
+        gateway_pids: cluster.pids(),
+        ..round_spec(plan, String::new(), stream_round, true)
+    };
+    let result = run_round(Arc::clone(&streams.timed), spec).await?;
+    let calls_after = scrape_redis_calls(&mut admins).await?;
+    let redis_calls = RedisCalls::between(
+        &calls_before,
+        &calls_after,
+        result.outcomes.reserved,
+        result.outcomes.total(),
+    );
+    // Each node's own counts first, Redis's view after: a node's lease in
+    // Redis only grows while the sale is live, so it is read at least as
+    // large as what the node held when its stats were read.
+    let mut nodes = Vec::with_capacity(admins.len());
+    for (admin, node_id) in admins.iter_mut().zip(&cluster.node_ids) {
+        nodes.push((node_id.clone(), admin.stats(&sale.sale_id).await?));
+    }
+    let stock = plan.stock * plan.skus as u64;
+    let view = settled_view(&mut admins[0], &sale.sale_id, stock).await?;
+    let reads =
+        read_orders_on_nodes(&addrs, &streams.timed, &result.created, plan.read_max).await?;
+    let evidence = ClusterEvidence {
+        outcomes: &result.outcomes,
+        orders_made: result.created.len() as u64,
+        stock,
+        nodes: &nodes,
+        view: &view,
+        reads: &reads,
+    };
+    let checks = verify_cluster_round(label, &evidence, expectations(plan));
+    let exhausted = exhausted(plan, &result, &streams.timed);
+    let mut report = RoundReport::new(RoundKind::Cluster, position, &result, exhausted);
+    report.stats = Some(sum_stats(nodes.iter().map(|(_, stats)| stats)));
+    report.reads = Some(reads);
+    report.cluster = Some(ClusterRound {
+        nodes: nodes
+            .into_iter()
+            .zip(&addrs)
+            .zip(&result.outcomes_by_node)
+            .map(|(((node_id, stats), addr), outcomes)| NodeRound {
+                node_id,
+                addr: addr.clone(),
+                outcomes: outcomes.clone(),
+                stats,
+            })
+            .collect(),
+        view,
+        redis_calls,
+    });
+    Ok((report, checks))
+}
+
+/// Every node's Redis calls by op, in node order.
+async fn scrape_redis_calls(admins: &mut [Admin]) -> Result<Vec<CallsByOp>, String> {
+    let mut scrapes = Vec::with_capacity(admins.len());
+    for admin in admins {
+        scrapes.push(parse_redis_calls(&admin.metrics().await?));
+    }
+    Ok(scrapes)
+}
+
+/// Redis's view once `global remaining + leased == stock` reads true (a
+/// lease moving units between the two reads of one view reads them
+/// twice), or the last view after [`SETTLE_WAIT`] for the check to judge.
+async fn settled_view(admin: &mut Admin, sale_id: &str, stock: u64) -> Result<ClusterView, String> {
+    let deadline = Instant::now() + SETTLE_WAIT;
+    loop {
+        let view = admin.cluster_view(sale_id).await;
+        match view {
+            Ok(view) if view.global_remaining + view.leased() == stock => return Ok(view),
+            Ok(view) if Instant::now() >= deadline => return Ok(view),
+            Err(problem) if Instant::now() >= deadline => return Err(problem),
+            _ => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+fn sum_stats<'a>(all: impl Iterator<Item = &'a SaleStats>) -> SaleStats {
+    all.fold(SaleStats::default(), |mut sum, stats| {
+        sum.stock += stats.stock;
+        sum.reserved += stats.reserved;
+        sum.paid += stats.paid;
+        sum.remaining += stats.remaining;
+        sum.orders_created += stats.orders_created;
+        sum.orders_paid += stats.orders_paid;
+        sum
+    })
 }
 
 /// The outcomes a gateway round of this plan may produce.
@@ -353,17 +547,63 @@ async fn settle_rss(
     })
 }
 
-/// Gateway ÷ ceiling, mean req/s of each, against the target.
-fn ratio(plan: &Plan, rounds: &[RoundReport]) -> Option<Ratio> {
-    let mean = |kind: RoundKind| {
+/// Mean req/s of the rounds of one kind.
+fn mean_rate(rounds: &[RoundReport], kind: RoundKind) -> Option<f64> {
+    let rates: Vec<f64> = rounds
+        .iter()
+        .filter(|r| r.kind == kind)
+        .map(|r| r.requests_per_second)
+        .collect();
+    (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
+}
+
+/// The cluster beside the single node and the ceiling of the same run.
+fn cluster_summary(
+    rounds: &[RoundReport],
+    node_addrs: Vec<String>,
+    redis_url: String,
+    key_prefix: String,
+    keys_deleted: Option<u64>,
+) -> ClusterSummary {
+    let cluster = mean_rate(rounds, RoundKind::Cluster);
+    let single = mean_rate(rounds, RoundKind::Flashgate);
+    let ceiling = mean_rate(rounds, RoundKind::Ceiling);
+    let divide = |a: Option<f64>, b: Option<f64>| Some(a? / b?).filter(|r| r.is_finite());
+    let mean_reserved = |kind: RoundKind| {
         let rates: Vec<f64> = rounds
             .iter()
-            .filter(|r| r.kind == kind)
-            .map(|r| r.requests_per_second)
+            .filter(|r| r.kind == kind && r.seconds > 0.0)
+            .map(|r| r.outcomes.reserved as f64 / r.seconds)
             .collect();
         (!rates.is_empty()).then(|| rates.iter().sum::<f64>() / rates.len() as f64)
     };
-    let (flashgate, ceiling) = (mean(RoundKind::Flashgate)?, mean(RoundKind::Ceiling)?);
+    ClusterSummary {
+        nodes: node_addrs.len(),
+        node_addrs,
+        redis_url,
+        key_prefix,
+        keys_deleted,
+        requests_per_second: cluster,
+        reserved_per_second: mean_reserved(RoundKind::Cluster),
+        single_requests_per_second: single,
+        single_reserved_per_second: mean_reserved(RoundKind::Flashgate),
+        ceiling_requests_per_second: ceiling,
+        cluster_to_single: divide(cluster, single),
+        cluster_to_ceiling: divide(cluster, ceiling),
+        redis_calls: RedisCalls::sum(
+            rounds
+                .iter()
+                .filter_map(|r| r.cluster.as_ref().map(|c| &c.redis_calls)),
+        ),
+    }
+}
+
+/// Gateway ÷ ceiling, mean req/s of each, against the target.
+fn ratio(plan: &Plan, rounds: &[RoundReport]) -> Option<Ratio> {
+    let (flashgate, ceiling) = (
+        mean_rate(rounds, RoundKind::Flashgate)?,
+        mean_rate(rounds, RoundKind::Ceiling)?,
+    );
     let ratio = flashgate / ceiling;
     // Open loop: both sides run at the offered rate, so the ratio says
     // nothing; the targets are for closed loop.

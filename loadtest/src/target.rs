@@ -3,9 +3,14 @@
 //! environment, waited for on `/healthz`, and stopped (SIGTERM, then
 //! SIGKILL) with its data dir removed at the end, also when the run fails.
 //! A spawned gateway's pid gives its memory (`VmRSS`).
+//!
+//! [`Cluster`]: N spawned nodes with `[cluster]` set by environment (the
+//! run's Redis, node ids `n1`..`nN`, one key prefix of the run's own), each
+//! with its own data dir; at the end every node is stopped, then every key
+//! under the prefix deleted, also when the run fails.
 
 use crate::client::{connect, exchange, request};
-use crate::plan::TargetPlan;
+use crate::plan::{ClusterPlan, TargetPlan};
 use bytes::Bytes;
 use hyper::header::HeaderValue;
 use hyper::{Method, Uri};
@@ -21,6 +26,10 @@ const STOP_WAIT: Duration = Duration::from_secs(30);
 const START_ATTEMPTS: u32 = 3;
 /// Lines of a failed gateway's log shown in the error.
 const LOG_TAIL_LINES: usize = 20;
+/// Connect and call limit of the tool's own Redis calls (set-up, clean-up).
+const REDIS_TIMEOUT: Duration = Duration::from_secs(2);
+/// Environment keys that go to cluster nodes only.
+const CLUSTER_ENV_PREFIX: &str = "FLASHGATE__CLUSTER__";
 
 pub struct Target {
     /// `host:port` of the gateway.
@@ -59,15 +68,33 @@ impl Target {
                     Some(binary) => binary.clone(),
                     None => find_binary()?,
                 };
-                let mut failure = String::new();
-                for _ in 0..START_ATTEMPTS {
-                    match spawn(&binary, durability, env, data_parent.as_deref()).await {
-                        Ok(target) => return Ok(target),
-                        Err(error) => failure = error,
-                    }
-                }
-                Err(failure)
+                spawn_retried(&binary, durability, env, data_parent.as_deref(), "").await
             }
+        }
+    }
+
+    /// The single node beside a cluster: `[cluster]` settings of
+    /// `--gateway-env` are for the cluster nodes, not for it.
+    pub async fn open_single_beside_cluster(plan: &TargetPlan) -> Result<Target, String> {
+        match plan {
+            TargetPlan::Spawn {
+                binary,
+                durability,
+                env,
+                data_parent,
+            } => {
+                let binary = match binary {
+                    Some(binary) => binary.clone(),
+                    None => find_binary()?,
+                };
+                let env: Vec<(String, String)> = env
+                    .iter()
+                    .filter(|(key, _)| !key.starts_with(CLUSTER_ENV_PREFIX))
+                    .cloned()
+                    .collect();
+                spawn_retried(&binary, durability, &env, data_parent.as_deref(), "single").await
+            }
+            TargetPlan::Url { .. } => Err("--cluster starts its gateways itself".into()),
         }
     }
 
@@ -94,6 +121,194 @@ impl Spawned {
         let result = terminate(&mut self.child);
         let _ = std::fs::remove_dir_all(&self.scratch);
         result
+    }
+}
+
+/// N cluster nodes and the run's Redis keys.
+pub struct Cluster {
+    /// Declared first: on drop the nodes are killed before the keys go.
+    pub nodes: Vec<Target>,
+    /// `n1`..`nN`, in the order of `nodes`.
+    pub node_ids: Vec<String>,
+    pub redis_url: String,
+    pub key_prefix: String,
+    keys: RedisKeys,
+}
+
+impl Cluster {
+    /// Checks Redis, then starts `cluster.nodes` nodes one after another.
+    pub async fn open(plan: &TargetPlan, cluster: &ClusterPlan) -> Result<Cluster, String> {
+        let TargetPlan::Spawn {
+            binary,
+            durability,
+            env,
+            data_parent,
+        } = plan
+        else {
+            return Err("--cluster starts its gateways itself".into());
+        };
+        let binary = match binary {
+            Some(binary) => binary.clone(),
+            None => find_binary()?,
+        };
+        let key_prefix = format!(
+            "flashgate-loadtest:{}:{}",
+            crate::stream::run_id(),
+            std::process::id()
+        );
+        let keys = RedisKeys::connect(&cluster.redis_url, &key_prefix)?;
+        let mut opened = Cluster {
+            nodes: Vec::with_capacity(cluster.nodes),
+            node_ids: Vec::with_capacity(cluster.nodes),
+            redis_url: cluster.redis_url.clone(),
+            key_prefix,
+            keys,
+        };
+        for number in 1..=cluster.nodes {
+            let node_id = format!("n{number}");
+            let mut node_env = env.clone();
+            node_env.extend([
+                (
+                    "FLASHGATE__CLUSTER__REDIS_URL".to_owned(),
+                    cluster.redis_url.clone(),
+                ),
+                ("FLASHGATE__CLUSTER__NODE_ID".to_owned(), node_id.clone()),
+                (
+                    "FLASHGATE__CLUSTER__KEY_PREFIX".to_owned(),
+                    opened.key_prefix.clone(),
+                ),
+            ]);
+            let node = spawn_retried(
+                &binary,
+                durability,
+                &node_env,
+                data_parent.as_deref(),
+                &node_id,
+            )
+            .await
+            .map_err(|error| format!("cluster node {node_id}: {error}"))?;
+            opened.nodes.push(node);
+            opened.node_ids.push(node_id);
+        }
+        Ok(opened)
+    }
+
+    pub fn addrs(&self) -> Vec<String> {
+        self.nodes.iter().map(|node| node.addr.clone()).collect()
+    }
+
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().filter_map(Target::pid).collect()
+    }
+
+    /// Stops every node (SIGTERM to all, then each waited for), then
+    /// deletes the run's keys; how many keys went.
+    pub fn close(mut self) -> Result<u64, String> {
+        let mut problems = Vec::new();
+        let mut stopping: Vec<(String, Spawned)> = Vec::new();
+        for (node, node_id) in self.nodes.drain(..).zip(&self.node_ids) {
+            if let Some(mut spawned) = node.spawned {
+                if let Err(problem) = send_term(&mut spawned.child) {
+                    problems.push(format!("{node_id}: {problem}"));
+                }
+                stopping.push((node_id.clone(), spawned));
+            }
+        }
+        for (node_id, mut spawned) in stopping {
+            if let Err(problem) = wait_stopped(&mut spawned.child) {
+                problems.push(format!("{node_id}: {problem}"));
+            }
+        }
+        let deleted = self.keys.delete();
+        match (problems.is_empty(), deleted) {
+            (true, Ok(count)) => Ok(count),
+            (_, Err(problem)) => {
+                problems.push(problem);
+                Err(problems.join("; "))
+            }
+            (false, Ok(_)) => Err(problems.join("; ")),
+        }
+    }
+}
+
+/// Every key under one prefix, deleted on [`RedisKeys::delete`] or on drop.
+struct RedisKeys {
+    connection: redis::Connection,
+    prefix: String,
+    done: bool,
+}
+
+impl RedisKeys {
+    fn connect(url: &str, prefix: &str) -> Result<RedisKeys, String> {
+        let unreachable = |error: redis::RedisError| {
+            format!(
+                "--cluster needs Redis at {url} and cannot reach it ({error}); start it \
+                 (e.g. `redis-server --daemonize yes`) or name another with --redis-url"
+            )
+        };
+        let client = redis::Client::open(url).map_err(unreachable)?;
+        let mut connection = client
+            .get_connection_with_timeout(REDIS_TIMEOUT)
+            .map_err(unreachable)?;
+        connection
+            .set_read_timeout(Some(REDIS_TIMEOUT))
+            .and_then(|()| connection.set_write_timeout(Some(REDIS_TIMEOUT)))
+            .map_err(unreachable)?;
+        redis::cmd("PING")
+            .query::<String>(&mut connection)
+            .map_err(unreachable)?;
+        Ok(RedisKeys {
+            connection,
+            prefix: prefix.to_owned(),
+            done: false,
+        })
+    }
+
+    /// SCAN for `<prefix>:*`, DEL what it finds.
+    fn delete(&mut self) -> Result<u64, String> {
+        self.done = true;
+        let pattern = format!("{}:*", self.prefix);
+        let failed = |error: redis::RedisError| {
+            format!("deleting the run's Redis keys ({pattern}): {error}")
+        };
+        let mut keys = Vec::new();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, batch): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query(&mut self.connection)
+                .map_err(failed)?;
+            keys.extend(batch);
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        keys.sort();
+        keys.dedup();
+        let mut deleted = 0;
+        for chunk in keys.chunks(500) {
+            deleted += redis::cmd("DEL")
+                .arg(chunk)
+                .query::<u64>(&mut self.connection)
+                .map_err(failed)?;
+        }
+        Ok(deleted)
+    }
+}
+
+impl Drop for RedisKeys {
+    /// A run that fails half-way still leaves no keys behind.
+    fn drop(&mut self) {
+        if !self.done {
+            if let Err(problem) = self.delete() {
+                eprintln!("flashgate-loadtest: {problem}");
+            }
+        }
     }
 }
 
@@ -145,17 +360,38 @@ fn free_port() -> Result<u16, String> {
         .map_err(|error| error.to_string())
 }
 
+/// [`spawn`], again on other ports when a start fails.
+async fn spawn_retried(
+    binary: &Path,
+    durability: &str,
+    env: &[(String, String)],
+    data_parent: Option<&Path>,
+    name: &str,
+) -> Result<Target, String> {
+    let mut failure = String::new();
+    for _ in 0..START_ATTEMPTS {
+        match spawn(binary, durability, env, data_parent, name).await {
+            Ok(target) => return Ok(target),
+            Err(error) => failure = error,
+        }
+    }
+    Err(failure)
+}
+
+/// `name` tells the gateways of one run apart in their scratch dirs.
 async fn spawn(
     binary: &Path,
     durability: &str,
     env: &[(String, String)],
     data_parent: Option<&Path>,
+    name: &str,
 ) -> Result<Target, String> {
     let parent = data_parent.map_or_else(std::env::temp_dir, Path::to_owned);
     let scratch = parent.join(format!(
-        "flashgate-loadtest-{}-{}",
+        "flashgate-loadtest-{}-{}{}{name}",
         std::process::id(),
-        crate::stream::run_id()
+        crate::stream::run_id(),
+        if name.is_empty() { "" } else { "-" }
     ));
     let data_dir = scratch.join("data");
     std::fs::create_dir_all(&scratch)
@@ -246,6 +482,12 @@ async fn wait_healthy(
 }
 
 fn terminate(child: &mut Child) -> Result<(), String> {
+    send_term(child)?;
+    wait_stopped(child)
+}
+
+/// SIGTERM to a child still running.
+fn send_term(child: &mut Child) -> Result<(), String> {
     if let Ok(Some(status)) = child.try_wait() {
         return Err(format!("the gateway had exited during the run ({status})"));
     }
@@ -254,6 +496,11 @@ fn terminate(child: &mut Child) -> Result<(), String> {
     unsafe {
         libc::kill(pid, libc::SIGTERM);
     }
+    Ok(())
+}
+
+/// Waits [`STOP_WAIT`] for a child sent SIGTERM, then kills it.
+fn wait_stopped(child: &mut Child) -> Result<(), String> {
     let deadline = Instant::now() + STOP_WAIT;
     while Instant::now() < deadline {
         if let Ok(Some(_)) = child.try_wait() {

@@ -3,7 +3,7 @@
 //! reading the orders back found, to a list of named checks. Any failed
 //! check makes the run exit non-zero.
 
-use crate::admin::{ReadSummary, SaleStats};
+use crate::admin::{ClusterView, ReadSummary, SaleStats};
 use crate::cli::READ_SAMPLE_MIN;
 use crate::outcome::Outcomes;
 use serde::Serialize;
@@ -30,6 +30,23 @@ pub struct Evidence<'a> {
     pub reads: &'a ReadSummary,
     /// Pay scenario: `(payments confirmed at the simulator, orders then read as paid)`.
     pub payments: Option<(u64, u64)>,
+}
+
+/// Everything known about one cluster round's sale.
+#[derive(Clone, Copy, Debug)]
+pub struct ClusterEvidence<'a> {
+    /// The round's outcomes, summed over the nodes.
+    pub outcomes: &'a Outcomes,
+    /// Every 201 this tool got for the sale, from any node.
+    pub orders_made: u64,
+    /// The sale's stock across the cluster (all its items).
+    pub stock: u64,
+    /// Each node's id and its own stats (`stock` = the units it holds).
+    pub nodes: &'a [(String, SaleStats)],
+    /// Redis's view, from a node's stats after the round.
+    pub view: &'a ClusterView,
+    /// The orders read back, each from the node that made it.
+    pub reads: &'a ReadSummary,
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -90,22 +107,7 @@ pub fn verify_round(label: &str, evidence: &Evidence<'_>, expected: Expectations
             format!("reserved + paid = {held}; 201s answered = {orders_made}"),
         ),
         reads_check(&named("every 2xx order readable"), reads),
-        check(
-            &named("no errors"),
-            outcomes.errors == 0,
-            if outcomes.errors == 0 {
-                format!("0 errors; {} shed (allowed, reported)", outcomes.shed)
-            } else {
-                let kinds: Vec<String> = outcomes
-                    .errors_by_kind
-                    .iter()
-                    .map(|(kind, error)| {
-                        format!("{} x {kind} (first: {})", error.count, error.sample)
-                    })
-                    .collect();
-                format!("{} errors: {}", outcomes.errors, kinds.join("; "))
-            },
-        ),
+        errors_check(&named("no errors"), outcomes),
         outcomes_check(&named("only expected outcomes"), outcomes, expected),
     ];
     if let Some((confirmed, seen)) = payments {
@@ -119,6 +121,101 @@ pub fn verify_round(label: &str, evidence: &Evidence<'_>, expected: Expectations
         ));
     }
     checks
+}
+
+/// The checks of one cluster round. Outcomes are the nodes' summed; a node
+/// whose lease ran dry answers 503 `OVERLOADED` while its refill comes,
+/// counted as `shed`, allowed and reported.
+pub fn verify_cluster_round(
+    label: &str,
+    evidence: &ClusterEvidence<'_>,
+    expected: Expectations,
+) -> Vec<Check> {
+    let ClusterEvidence {
+        outcomes,
+        orders_made,
+        stock,
+        nodes,
+        view,
+        reads,
+    } = *evidence;
+    let named = |what: &str| format!("{label}: {what}");
+    let sold: u64 = nodes.iter().map(|(_, s)| s.reserved + s.paid).sum();
+    let per_node: Vec<String> = nodes
+        .iter()
+        .map(|(node_id, stats)| {
+            format!(
+                "{node_id} sold {} of the {} it holds (Redis: {} leased)",
+                stats.reserved + stats.paid,
+                stats.stock,
+                view.leases.get(node_id).copied().unwrap_or(0)
+            )
+        })
+        .collect();
+    let beyond_lease = nodes.iter().any(|(node_id, stats)| {
+        stats.reserved + stats.paid > stats.stock
+            || stats.stock > view.leases.get(node_id).copied().unwrap_or(0)
+    });
+    let strangers: Vec<&String> = view
+        .leases
+        .iter()
+        .filter(|(node_id, &units)| units > 0 && !nodes.iter().any(|(id, _)| id == *node_id))
+        .map(|(node_id, _)| node_id)
+        .collect();
+    let leased = view.leased();
+    vec![
+        check(
+            &named("stock not oversold across the cluster"),
+            sold <= stock,
+            format!("sold (reserved + paid, summed over the nodes) {sold} <= global stock {stock}"),
+        ),
+        check(
+            &named("no node sold beyond its lease"),
+            !beyond_lease && strangers.is_empty(),
+            if strangers.is_empty() {
+                per_node.join("; ")
+            } else {
+                format!(
+                    "{}; Redis holds leases of unknown nodes {strangers:?}",
+                    per_node.join("; ")
+                )
+            },
+        ),
+        check(
+            &named("every unit accounted for in Redis"),
+            view.global_remaining + leased == stock,
+            format!(
+                "global remaining {} + leased {leased} = {} (global stock {stock})",
+                view.global_remaining,
+                view.global_remaining + leased
+            ),
+        ),
+        check(
+            &named("stats match the 201s"),
+            sold == orders_made,
+            format!("reserved + paid over the nodes = {sold}; 201s answered = {orders_made}"),
+        ),
+        reads_check(&named("every 2xx order readable (from its node)"), reads),
+        errors_check(&named("no errors"), outcomes),
+        outcomes_check(&named("only expected outcomes"), outcomes, expected),
+    ]
+}
+
+fn errors_check(name: &str, outcomes: &Outcomes) -> Check {
+    check(
+        name,
+        outcomes.errors == 0,
+        if outcomes.errors == 0 {
+            format!("0 errors; {} shed (allowed, reported)", outcomes.shed)
+        } else {
+            let kinds: Vec<String> = outcomes
+                .errors_by_kind
+                .iter()
+                .map(|(kind, error)| format!("{} x {kind} (first: {})", error.count, error.sample))
+                .collect();
+            format!("{} errors: {}", outcomes.errors, kinds.join("; "))
+        },
+    )
 }
 
 fn reads_check(name: &str, reads: &ReadSummary) -> Check {
@@ -368,6 +465,166 @@ mod tests {
         assert!(verify(10, 10, 10).is_empty());
         assert_eq!(verify(9, 10, 10), ["pay: payments recorded"]);
         assert_eq!(verify(10, 10, 9), ["pay: payments recorded"]);
+    }
+
+    /// Three nodes that sold 30 + 25 + 20 of a 100-unit sale, holding
+    /// 40 + 30 + 20, Redis agreeing, 10 units not leased.
+    fn cluster_nodes() -> Vec<(String, SaleStats)> {
+        [("n1", 40, 30), ("n2", 30, 25), ("n3", 20, 20)]
+            .into_iter()
+            .map(|(node, held, sold)| {
+                let mut node_stats = stats(held, sold, 0);
+                node_stats.remaining = held - sold;
+                (node.to_owned(), node_stats)
+            })
+            .collect()
+    }
+
+    fn redis_view(remaining: u64, leases: &[(&str, u64)]) -> ClusterView {
+        ClusterView {
+            node_id: "n1".into(),
+            global_remaining: remaining,
+            leases: leases
+                .iter()
+                .map(|(node, units)| ((*node).to_owned(), *units))
+                .collect(),
+        }
+    }
+
+    fn cluster_failures(
+        outcomes: &Outcomes,
+        made: u64,
+        nodes: &[(String, SaleStats)],
+        view: &ClusterView,
+        reads: &ReadSummary,
+    ) -> Vec<String> {
+        let evidence = ClusterEvidence {
+            outcomes,
+            orders_made: made,
+            stock: 100,
+            nodes,
+            view,
+            reads,
+        };
+        verify_cluster_round("cluster", &evidence, FLASH)
+            .into_iter()
+            .filter(|c| !c.passed)
+            .map(|c| c.name)
+            .collect()
+    }
+
+    const LEASES: [(&str, u64); 3] = [("n1", 40), ("n2", 30), ("n3", 20)];
+
+    #[test]
+    fn a_clean_cluster_round_passes_with_shed_requests() {
+        let mut seen = outcomes(75, 0);
+        seen.shed = 40;
+        let failures = cluster_failures(
+            &seen,
+            75,
+            &cluster_nodes(),
+            &redis_view(10, &LEASES),
+            &all_read(75),
+        );
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+
+    #[test]
+    fn a_cluster_oversold_across_the_nodes_fails() {
+        let mut nodes = cluster_nodes();
+        nodes[0].1 = stats(60, 60, 0);
+        let leases = [("n1", 60), ("n2", 30), ("n3", 20)];
+        let failures = cluster_failures(
+            &outcomes(105, 0),
+            105,
+            &nodes,
+            &redis_view(0, &leases),
+            &all_read(105),
+        );
+        assert_eq!(
+            failures,
+            [
+                "cluster: stock not oversold across the cluster",
+                "cluster: every unit accounted for in Redis"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_node_selling_beyond_its_lease_fails() {
+        // n2 sold more than it holds.
+        let mut nodes = cluster_nodes();
+        nodes[1].1 = stats(30, 31, 0);
+        let failures = cluster_failures(
+            &outcomes(81, 0),
+            81,
+            &nodes,
+            &redis_view(10, &LEASES),
+            &all_read(81),
+        );
+        assert_eq!(failures, ["cluster: no node sold beyond its lease"]);
+        // n3 holds more than Redis says it leased.
+        let leases = [("n1", 40), ("n2", 30), ("n3", 15)];
+        let failures = cluster_failures(
+            &outcomes(75, 0),
+            75,
+            &cluster_nodes(),
+            &redis_view(15, &leases),
+            &all_read(75),
+        );
+        assert_eq!(failures, ["cluster: no node sold beyond its lease"]);
+        // Redis holds a lease for a node the run never started.
+        let leases = [("n1", 40), ("n2", 30), ("n3", 20), ("n9", 5)];
+        let failures = cluster_failures(
+            &outcomes(75, 0),
+            75,
+            &cluster_nodes(),
+            &redis_view(5, &leases),
+            &all_read(75),
+        );
+        assert_eq!(failures, ["cluster: no node sold beyond its lease"]);
+    }
+
+    #[test]
+    fn units_lost_in_redis_fail() {
+        let failures = cluster_failures(
+            &outcomes(75, 0),
+            75,
+            &cluster_nodes(),
+            &redis_view(3, &LEASES),
+            &all_read(75),
+        );
+        assert_eq!(failures, ["cluster: every unit accounted for in Redis"]);
+    }
+
+    #[test]
+    fn cluster_201s_missing_from_the_stats_or_unreadable_fail() {
+        let failures = cluster_failures(
+            &outcomes(76, 0),
+            76,
+            &cluster_nodes(),
+            &redis_view(10, &LEASES),
+            &all_read(76),
+        );
+        assert_eq!(failures, ["cluster: stats match the 201s"]);
+        let mut reads = all_read(75);
+        reads.readable = 74;
+        let mut seen = outcomes(75, 0);
+        seen.record_error("HTTP 500 INTERNAL".into(), "journal");
+        let failures = cluster_failures(
+            &seen,
+            75,
+            &cluster_nodes(),
+            &redis_view(10, &LEASES),
+            &reads,
+        );
+        assert_eq!(
+            failures,
+            [
+                "cluster: every 2xx order readable (from its node)",
+                "cluster: no errors"
+            ]
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The command line: every scenario parses with its defaults, and bad or
 //! conflicting arguments are refused with a message naming them.
 
-use flashgate_loadtest::plan::{Length, Plan, Scenario, TargetPlan};
+use flashgate_loadtest::plan::{ClusterPlan, Length, Plan, Scenario, TargetPlan};
+use flashgate_loadtest::report::RoundKind;
+use flashgate_loadtest::scenario::sequence;
 
 fn plan(args: &[&str]) -> Result<Plan, String> {
     Plan::from_args(std::iter::once("flashgate-loadtest").chain(args.iter().copied()))
@@ -146,6 +148,99 @@ fn gateway_env_reaches_a_spawned_gateway() {
 }
 
 #[test]
+fn cluster_starts_n_nodes_on_the_local_redis_beside_the_single_node() {
+    let plain = plan(&["flash"]).unwrap();
+    assert_eq!(plain.cluster, None);
+    assert_eq!(
+        sequence(&plain),
+        [RoundKind::Ceiling, RoundKind::Flashgate, RoundKind::Ceiling]
+    );
+
+    let cluster = plan(&["flash", "--cluster", "3", "--durability", "none"]).unwrap();
+    assert_eq!(
+        cluster.cluster,
+        Some(ClusterPlan {
+            nodes: 3,
+            redis_url: "redis://127.0.0.1:6379/".into()
+        })
+    );
+    assert_eq!(cluster.durability(), Some("none"));
+    assert!(matches!(cluster.target, Some(TargetPlan::Spawn { .. })));
+    assert_eq!(
+        sequence(&cluster),
+        [
+            RoundKind::Ceiling,
+            RoundKind::Flashgate,
+            RoundKind::Cluster,
+            RoundKind::Ceiling
+        ],
+        "ceiling / single node / cluster / ceiling"
+    );
+
+    let two = plan(&[
+        "spread",
+        "--cluster",
+        "2",
+        "--redis-url",
+        "redis://10.0.0.5:6380/2",
+        "--rounds",
+        "2",
+        "--compare-ceiling",
+        "false",
+        "--gateway-env",
+        "FLASHGATE__CLUSTER__LEASE_BLOCK_UNITS=500",
+    ])
+    .unwrap();
+    assert_eq!(
+        two.cluster,
+        Some(ClusterPlan {
+            nodes: 2,
+            redis_url: "redis://10.0.0.5:6380/2".into()
+        })
+    );
+    assert_eq!(
+        sequence(&two),
+        [
+            RoundKind::Flashgate,
+            RoundKind::Cluster,
+            RoundKind::Flashgate,
+            RoundKind::Cluster
+        ]
+    );
+    let json = serde_json::to_value(&two).unwrap();
+    assert_eq!(json["cluster"]["nodes"], 2);
+}
+
+#[test]
+fn cluster_arguments_that_cannot_work_are_refused() {
+    refused(&["flash", "--cluster", "0"], "--cluster");
+    refused(&["flash", "--cluster", "17"], "--cluster");
+    refused(
+        &["flash", "--cluster", "3", "--url", "http://127.0.0.1:8080"],
+        "cannot be used with",
+    );
+    refused(
+        &["flash", "--redis-url", "redis://127.0.0.1:6379/"],
+        "--cluster",
+    );
+    refused(
+        &["flash", "--cluster", "3", "--redis-url", "127.0.0.1:6379"],
+        "redis://",
+    );
+    for scenario in ["soldout", "pay", "holds"] {
+        refused(&[scenario, "--cluster", "3"], "flash and spread");
+    }
+    refused(&["ceiling", "--cluster", "3"], "--cluster");
+    for key in ["REDIS_URL", "NODE_ID", "KEY_PREFIX"] {
+        let setting = format!("FLASHGATE__CLUSTER__{key}=x");
+        refused(
+            &["flash", "--cluster", "3", "--gateway-env", &setting],
+            "--cluster sets it",
+        );
+    }
+}
+
+#[test]
 fn bad_arguments_are_refused() {
     refused(&[], "Usage");
     refused(&["stampede"], "unrecognized subcommand");
@@ -227,5 +322,31 @@ fn the_binary_exits_2_on_bad_arguments_and_on_a_gateway_that_is_not_there() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("cannot start /nonexistent/flashgate")
+    );
+}
+
+#[test]
+fn the_binary_exits_2_when_the_clusters_redis_is_not_there() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let redis_url = format!("redis://127.0.0.1:{port}/");
+    let absent = binary(&[
+        "flash",
+        "--cluster",
+        "3",
+        "--redis-url",
+        &redis_url,
+        "--spawn",
+        "/nonexistent/flashgate",
+        "--requests",
+        "10",
+    ]);
+    assert_eq!(absent.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&absent.stderr);
+    assert!(
+        message.contains(&format!("--cluster needs Redis at {redis_url}")),
+        "{message}"
     );
 }
