@@ -1,19 +1,19 @@
-//! What the cross-node per-user limit costs an order: the `take_limit`
-//! script (src/cluster/limits.rs) against the machine's Redis, through the
-//! node's one multiplexed connection, at 1, 64 and 512 calls in flight,
-//! next to a `PING` on the same connection at the same concurrency (the
-//! floor of any Redis round trip here), rounds interleaved (ping, limit,
-//! ping, limit).
+//! What the cross-node per-user limit costs an order, against the
+//! machine's Redis through one multiplexed connection, at 1, 64 and 512
+//! checks in flight, rounds interleaved:
+//! - `ping`: a `PING` per check (the floor of any Redis round trip here);
+//! - `call`: one `take_limit` script call per check, what a cluster node
+//!   does per new order (src/cluster/limits.rs).
 //!
-//! Per round: C tasks, each a closed loop of calls for a distinct buyer per
-//! call (as a flash sale's orders are), for `LIMIT_BENCH_SECS` seconds after
-//! a warm-up; every call's latency is kept. Printed per concurrency: calls/s
-//! and latency p50 / p99 of each, the ratio limit/ping of calls/s, and
-//! Redis's own CPU time per script call (`INFO commandstats`, the
-//! `evalsha` delta over the run).
+//! Per round: C tasks, each a closed loop of checks for a distinct buyer
+//! per check (as a flash sale's orders are), for `LIMIT_BENCH_SECS` seconds
+//! after a warm-up; every check's latency is kept. Printed per concurrency
+//! and kind: checks/s and latency p50 / p99, and the ratios to `ping`; at
+//! the end Redis's own CPU time per script call and per check (`INFO
+//! commandstats`, the `evalsha` delta of the whole run).
 //!
-//! Not criterion: each figure is seconds of concurrent load, and the two
-//! kinds of call must alternate within one run on this shared machine.
+//! Not criterion: each figure is seconds of concurrent load, and the kinds
+//! must alternate within one run on this shared machine.
 //!
 //! Knobs (environment): `LIMIT_BENCH_SECS` (default 3), `LIMIT_BENCH_ROUNDS`
 //! (default 2), `LIMIT_BENCH_REDIS` (default redis://127.0.0.1:6379).
@@ -21,21 +21,31 @@
 
 use flashgate::cluster::registry::LimitTaken;
 use flashgate::cluster::{RedisLink, Registry};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 const CONCURRENCY: [usize; 3] = [1, 64, 512];
+const KINDS: [Kind; 2] = [Kind::Ping, Kind::Call];
 const WARMUP: Duration = Duration::from_millis(300);
 
 #[derive(Clone, Copy, PartialEq)]
 enum Kind {
     Ping,
-    Limit,
+    Call,
+}
+
+impl Kind {
+    fn name(self) -> &'static str {
+        match self {
+            Kind::Ping => "ping",
+            Kind::Call => "call",
+        }
+    }
 }
 
 struct Round {
-    calls: usize,
+    checks: usize,
     seconds: f64,
     latencies_us: Vec<u64>,
 }
@@ -66,126 +76,138 @@ async fn run(url: &str, window: Duration, rounds: usize) {
         eprintln!("cluster_limit bench: Redis at {url} does not answer ({error})");
         std::process::exit(1);
     }
+    let script_checks = Arc::new(AtomicU64::new(0));
     let stats_before = evalsha_stats(url);
     println!(
-        "cluster_limit: take_limit vs PING on one multiplexed connection, {} s per round, {rounds} rounds each, interleaved",
+        "cluster_limit: per-user limit checks on one multiplexed connection, {} s per round, {rounds} rounds per kind, interleaved",
         window.as_secs_f64()
     );
-    println!("concurrency | kind  | calls/s (median) | p50 µs | p99 µs");
-    let mut summary = Vec::new();
+    println!("in flight | kind    | checks/s (median) | ÷ ping | p50 µs | p99 µs");
     for concurrency in CONCURRENCY {
-        let mut per_kind: Vec<(Kind, Vec<Round>)> =
-            vec![(Kind::Ping, Vec::new()), (Kind::Limit, Vec::new())];
+        let mut results: Vec<Vec<Round>> = KINDS.iter().map(|_| Vec::new()).collect();
         for round in 0..rounds {
-            for (kind, results) in per_kind.iter_mut() {
-                let tag = format!("c{concurrency}r{round}");
-                results.push(load(&registry, *kind, concurrency, window, &tag).await);
+            for (index, kind) in KINDS.iter().enumerate() {
+                let tag = format!("c{concurrency}r{round}{}", kind.name());
+                let load = Load {
+                    registry: Arc::clone(&registry),
+                    script_checks: Arc::clone(&script_checks),
+                    kind: *kind,
+                    sku: Arc::from(tag.as_str()),
+                };
+                results[index].push(load.run(concurrency, window).await);
             }
         }
-        let mut rates = Vec::new();
-        for (kind, results) in &per_kind {
-            let rate = median(results.iter().map(|r| r.calls as f64 / r.seconds).collect());
-            let mut latencies: Vec<u64> = results
+        let rates: Vec<f64> = results
+            .iter()
+            .map(|rounds| median(rounds.iter().map(|r| r.checks as f64 / r.seconds).collect()))
+            .collect();
+        for (index, kind) in KINDS.iter().enumerate() {
+            let mut latencies: Vec<u64> = results[index]
                 .iter()
                 .flat_map(|r| r.latencies_us.iter().copied())
                 .collect();
             latencies.sort_unstable();
-            let name = match kind {
-                Kind::Ping => "ping ",
-                Kind::Limit => "limit",
-            };
             println!(
-                "{concurrency:>11} | {name} | {rate:>16.0} | {:>6} | {:>6}",
+                "{concurrency:>9} | {:<7} | {:>17.0} | {:>6.3} | {:>6} | {:>6}",
+                kind.name(),
+                rates[index],
+                rates[index] / rates[0],
                 percentile(&latencies, 0.50),
                 percentile(&latencies, 0.99)
             );
-            rates.push(rate);
         }
-        summary.push((concurrency, rates[1] / rates[0]));
     }
-    for (concurrency, ratio) in summary {
-        println!("ratio limit/ping calls/s at {concurrency} in flight: {ratio:.3}");
-    }
-    let stats_after = evalsha_stats(url);
     if let (Some((calls_before, usec_before)), Some((calls_after, usec_after))) =
-        (stats_before, stats_after)
+        (stats_before, evalsha_stats(url))
     {
         let calls = calls_after.saturating_sub(calls_before);
-        if calls > 0 {
-            let per_call = (usec_after - usec_before) as f64 / calls as f64;
+        let checks = script_checks.load(Ordering::Relaxed);
+        if calls > 0 && checks > 0 {
+            let usec = usec_after.saturating_sub(usec_before) as f64;
             println!(
-                "Redis CPU per script call (INFO commandstats, evalsha): {per_call:.2} µs over {calls} calls"
+                "Redis CPU (INFO commandstats, evalsha): {:.2} µs per script call ({calls} calls), {:.2} µs per check ({checks} checks)",
+                usec / calls as f64,
+                usec / checks as f64
             );
         }
     }
     delete_prefix(url, &prefix);
 }
 
-async fn load(
-    registry: &Arc<Registry>,
+struct Load {
+    registry: Arc<Registry>,
+    script_checks: Arc<AtomicU64>,
     kind: Kind,
-    concurrency: usize,
-    window: Duration,
-    tag: &str,
-) -> Round {
-    let measuring = Arc::new(AtomicBool::new(false));
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut tasks = Vec::new();
-    for task in 0..concurrency {
-        let (registry, measuring, stop) = (
-            Arc::clone(registry),
-            Arc::clone(&measuring),
-            Arc::clone(&stop),
-        );
-        let sku = format!("k-{tag}");
-        tasks.push(tokio::spawn(async move {
-            let mut latencies = Vec::new();
-            let mut n = 0u64;
-            while !stop.load(Ordering::Relaxed) {
-                n += 1;
-                let buyer = format!("b{task}-{n}");
-                let started = Instant::now();
-                match kind {
-                    Kind::Ping => {
-                        let pong: String = registry
-                            .link()
-                            .call("ping", async |connection| {
-                                redis::cmd("PING").query_async(connection).await
-                            })
-                            .await
-                            .expect("PING");
-                        assert_eq!(pong, "PONG");
-                    }
-                    Kind::Limit => {
-                        let taken = registry
-                            .take_limit("bench", &sku, &buyer, 1, 1)
-                            .await
-                            .expect("take_limit");
-                        assert_eq!(taken, LimitTaken::Counted);
+    sku: Arc<str>,
+}
+
+impl Load {
+    async fn run(&self, concurrency: usize, window: Duration) -> Round {
+        let measuring = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mut tasks = Vec::new();
+        for task in 0..concurrency {
+            let load = Load {
+                registry: Arc::clone(&self.registry),
+                script_checks: Arc::clone(&self.script_checks),
+                kind: self.kind,
+                sku: Arc::clone(&self.sku),
+            };
+            let (measuring, stop) = (Arc::clone(&measuring), Arc::clone(&stop));
+            tasks.push(tokio::spawn(async move {
+                let mut latencies = Vec::new();
+                let mut n = 0u64;
+                while !stop.load(Ordering::Relaxed) {
+                    n += 1;
+                    let started = Instant::now();
+                    load.one(format!("b{task}-{n}")).await;
+                    if measuring.load(Ordering::Relaxed) {
+                        latencies.push(started.elapsed().as_micros() as u64);
                     }
                 }
-                if measuring.load(Ordering::Relaxed) {
-                    latencies.push(started.elapsed().as_micros() as u64);
-                }
+                latencies
+            }));
+        }
+        tokio::time::sleep(WARMUP).await;
+        measuring.store(true, Ordering::Relaxed);
+        let started = Instant::now();
+        tokio::time::sleep(window).await;
+        measuring.store(false, Ordering::Relaxed);
+        let seconds = started.elapsed().as_secs_f64();
+        stop.store(true, Ordering::Relaxed);
+        let mut latencies_us = Vec::new();
+        for task in tasks {
+            latencies_us.extend(task.await.expect("a load task"));
+        }
+        Round {
+            checks: latencies_us.len(),
+            seconds,
+            latencies_us,
+        }
+    }
+
+    async fn one(&self, buyer: String) {
+        let taken = match self.kind {
+            Kind::Ping => {
+                let pong: String = self
+                    .registry
+                    .link()
+                    .call("ping", async |connection| {
+                        redis::cmd("PING").query_async(connection).await
+                    })
+                    .await
+                    .expect("PING");
+                assert_eq!(pong, "PONG");
+                return;
             }
-            latencies
-        }));
-    }
-    tokio::time::sleep(WARMUP).await;
-    measuring.store(true, Ordering::Relaxed);
-    let started = Instant::now();
-    tokio::time::sleep(window).await;
-    measuring.store(false, Ordering::Relaxed);
-    let seconds = started.elapsed().as_secs_f64();
-    stop.store(true, Ordering::Relaxed);
-    let mut latencies_us = Vec::new();
-    for task in tasks {
-        latencies_us.extend(task.await.expect("a load task"));
-    }
-    Round {
-        calls: latencies_us.len(),
-        seconds,
-        latencies_us,
+            Kind::Call => {
+                self.registry
+                    .take_limit("bench", &self.sku, &buyer, 1, 1)
+                    .await
+            }
+        };
+        assert_eq!(taken.expect("a limit check"), LimitTaken::Counted);
+        self.script_checks.fetch_add(1, Ordering::Relaxed);
     }
 }
 

@@ -126,16 +126,32 @@ redis.call('PUBLISH', ARGV[4], ARGV[5])
 return {1, total + add}
 ";
 
-/// Counts `quantity` for the buyer if their count stays within the limit;
-/// returns `{1, count after}` or `{0, count now}`.
-const TAKE_LIMIT: &str = r"
-local held = tonumber(redis.call('HGET', KEYS[1], ARGV[1]) or '0')
-local quantity = tonumber(ARGV[2])
-if held + quantity > tonumber(ARGV[3]) then
-  return {0, held}
+/// Per-user limit checks of several orders in one call, in order: for the
+/// i-th, KEYS[i] is the item's count hash and ARGV[3i-2..3i] the buyer,
+/// the quantity and the limit. The quantity is counted if the buyer's count
+/// stays within the limit. Returns, per check, `1` and the count after, or
+/// `0` and the count now. Checks of one buyer in one call see each other.
+const TAKE_LIMITS: &str = r"
+local answers = {}
+for i, key in ipairs(KEYS) do
+  local buyer = ARGV[3 * i - 2]
+  local quantity = tonumber(ARGV[3 * i - 1])
+  -- The common case, within the limit, is one command; over it, the
+  -- increment is taken back.
+  local held = redis.call('HINCRBY', key, buyer, quantity)
+  if held > tonumber(ARGV[3 * i]) then
+    held = redis.call('HINCRBY', key, buyer, -quantity)
+    if held <= 0 then
+      redis.call('HDEL', key, buyer)
+    end
+    answers[2 * i - 1] = 0
+    answers[2 * i] = held
+  else
+    answers[2 * i - 1] = 1
+    answers[2 * i] = held
+  end
 end
-redis.call('HINCRBY', KEYS[1], ARGV[1], quantity)
-return {1, held + quantity}
+return answers
 ";
 
 /// Adds a signed delta to each named buyer's count (KEYS[i], with
@@ -175,7 +191,7 @@ pub struct Registry {
     transition: Script,
     restock: Script,
     node_tag: Script,
-    take_limit: Script,
+    take_limits: Script,
     adjust_counts: Script,
 }
 
@@ -207,6 +223,16 @@ pub enum LimitTaken {
     Exceeded { held: u32 },
 }
 
+/// One order's per-user limit check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitCheck {
+    pub sale_id: String,
+    pub sku_id: String,
+    pub buyer: String,
+    pub quantity: u32,
+    pub limit: u32,
+}
+
 /// A change to one buyer's count of one item.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BuyerDelta {
@@ -235,7 +261,7 @@ impl Registry {
             transition: Script::new(TRANSITION),
             restock: Script::new(RESTOCK),
             node_tag: Script::new(NODE_TAG),
-            take_limit: Script::new(TAKE_LIMIT),
+            take_limits: Script::new(TAKE_LIMITS),
             adjust_counts: Script::new(ADJUST_COUNTS),
         }
     }
@@ -467,8 +493,7 @@ impl Registry {
 
     /// Counts `quantity` units of the item for `buyer` if they stay within
     /// `limit` across the nodes: `Ok(Counted)` or `Ok(Exceeded)` with what
-    /// the buyer holds. One round trip; concurrent orders' calls share the
-    /// multiplexed connection's writes (pipelined).
+    /// the buyer holds. One round trip.
     pub async fn take_limit(
         &self,
         sale_id: &str,
@@ -477,23 +502,55 @@ impl Registry {
         quantity: u32,
         limit: u32,
     ) -> Result<LimitTaken, RedisFailure> {
-        let mut invocation = self.take_limit.prepare_invoke();
-        invocation
-            .key(self.sale_key(sale_id, &format!("bought:{sku_id}")))
-            .arg(buyer)
-            .arg(quantity)
-            .arg(limit);
-        let (counted, held): (i64, i64) = self
+        let check = LimitCheck {
+            sale_id: sale_id.to_owned(),
+            sku_id: sku_id.to_owned(),
+            buyer: buyer.to_owned(),
+            quantity,
+            limit,
+        };
+        let mut answers = self.take_limits(std::slice::from_ref(&check)).await?;
+        Ok(answers.remove(0))
+    }
+
+    /// Several orders' limit checks in one script call, applied in order;
+    /// one answer per check.
+    pub async fn take_limits(
+        &self,
+        checks: &[LimitCheck],
+    ) -> Result<Vec<LimitTaken>, RedisFailure> {
+        if checks.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut invocation = self.take_limits.prepare_invoke();
+        for check in checks {
+            invocation
+                .key(self.sale_key(&check.sale_id, &format!("bought:{}", check.sku_id)))
+                .arg(&check.buyer)
+                .arg(check.quantity)
+                .arg(check.limit);
+        }
+        let answers: Vec<i64> = self
             .link
             .call("limit", async |connection| {
                 invocation.invoke_async(connection).await
             })
             .await?;
-        let held = u32::try_from(held).unwrap_or(u32::MAX);
-        Ok(match counted {
-            1 => LimitTaken::Counted,
-            _ => LimitTaken::Exceeded { held },
-        })
+        if answers.len() != 2 * checks.len() {
+            return Err(RedisFailure::Refused {
+                op: "limit",
+                message: format!("{} answers for {} checks", answers.len() / 2, checks.len()),
+            });
+        }
+        Ok(answers
+            .chunks_exact(2)
+            .map(|answer| match answer[0] {
+                1 => LimitTaken::Counted,
+                _ => LimitTaken::Exceeded {
+                    held: u32::try_from(answer[1]).unwrap_or(u32::MAX),
+                },
+            })
+            .collect())
     }
 
     /// Adds each `(sale, sku, buyer, delta)` to the buyer's count, in one
