@@ -1294,6 +1294,17 @@ async fn with_limits_without_redis_refuse_a_node_sells_nothing_while_redis_is_aw
     let message = assert_error(&reply, 503, "OVERLOADED");
     assert!(message.contains("buyer limits"), "{message}");
     assert!(reply.header("retry-after").is_some());
+    // It sells nothing now, lease or not: out of rotation, saying why.
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let ready = client.get_anonymous("/readyz").await;
+        if ready.status == 503 {
+            assert_eq!(ready.json()["status"], "redis_unreachable");
+            break;
+        }
+        assert!(Instant::now() < deadline, "/readyz stayed {}", ready.text());
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     proxy.restore();
     let deadline = Instant::now() + WAIT;

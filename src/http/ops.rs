@@ -46,7 +46,9 @@ pub fn healthz() -> Response<ResponseBody> {
 /// sell without it.
 ///
 /// A cluster node whose Redis is unreachable but that still holds unsold
-/// leased units of a sale taking orders stays ready (200) and says so:
+/// leased units of a sale taking orders (and checks buyers' limits on its
+/// own meanwhile, `cluster.limits_without_redis = "local"`) stays ready
+/// (200) and says so:
 /// `{"status":"ready","degraded":"redis_unreachable"}`. It sells those
 /// units without Redis; taking it out of rotation would strand them until
 /// Redis returns. Once they are spent it can only answer 503 `OVERLOADED`,
@@ -114,8 +116,15 @@ fn redis_unreachable(state: &AppState) -> bool {
 }
 
 /// Whether some sale taking orders still has unreserved units here: what a
-/// cluster node sells from its leases while Redis is away.
+/// cluster node sells from its leases while Redis is away (unless its
+/// buyers' limits must be checked in Redis: `limits_without_redis = "refuse"`).
 fn sells_without_redis(state: &AppState) -> bool {
+    let refuses = state.cluster.as_ref().is_some_and(|cluster| {
+        cluster.limits_without_redis() == crate::config::LimitsWithoutRedis::Refuse
+    });
+    if refuses {
+        return false;
+    }
     let now = crate::clock::now_ms();
     state.engine.sales().iter().any(|sale| {
         sale.takes_orders(now) && sale.items.iter().any(|item| item.stock.remaining() > 0)
