@@ -5,7 +5,7 @@
 
 use crate::clock::now_ms;
 use crate::cluster::lock::DataDirLock;
-use crate::cluster::{ClusterNode, RedisLink, Registry};
+use crate::cluster::{ClusterNode, RedisFailure, RedisLink, Registry};
 use crate::config::Config;
 use crate::http::{server, AppState};
 use crate::journal::{self, Journal, JournalError, JournalOptions};
@@ -74,8 +74,9 @@ impl Gateway {
             })?;
         }
         crate::metrics::handle();
-        // A cluster node needs Redis to start: its order-id tag, and what
-        // Redis says it holds (reconciled below).
+        // A cluster node learns its order-id tag from Redis (kept in the
+        // data dir for a start while Redis is away) and reconciles what
+        // Redis says it holds with its journal (below, or once Redis is back).
         let cluster_lock = match config.cluster.enabled() {
             true => {
                 Some(DataDirLock::acquire(&config.storage.data_dir).map_err(StartError::Cluster)?)
@@ -83,15 +84,17 @@ impl Gateway {
             false => None,
         };
         let cluster_start = match config.cluster.enabled() {
-            true => Some(connect_cluster(&config).await?),
+            true => Some(join_cluster(&config).await?),
             false => None,
         };
-        let node_tag = cluster_start.as_ref().map(|(_, tag)| *tag);
+        let node_tag = cluster_start.as_ref().map(|(_, tag, _)| *tag);
         let (engine, journal) = recover(&config, &journal_dir, node_tag)?;
         let cluster = match cluster_start {
-            Some((registry, _)) => {
+            Some((registry, _, reached)) => {
                 let node = ClusterNode::new(registry, Arc::clone(&engine), &config.cluster);
-                node.reconcile().await.map_err(StartError::Cluster)?;
+                if reached {
+                    node.reconcile().await.map_err(StartError::Cluster)?;
+                }
                 // After replay: only live releases change Redis's counts.
                 engine.watch_buyer_counts(Arc::clone(node.pending_counts()) as _);
                 Some(Arc::new(node))
@@ -264,15 +267,86 @@ pub async fn reclaim(config: &Config) -> Result<Vec<(String, String, i64)>, Star
     returned
 }
 
-/// Reaches the cluster's Redis and learns this node's order-id tag.
-async fn connect_cluster(config: &Config) -> Result<(Registry, u64), StartError> {
+/// Where a cluster node keeps the order-id tag Redis gave it, for a start
+/// while Redis is away.
+const NODE_TAG_FILE: &str = "cluster-node.json";
+
+#[derive(serde::Serialize, serde::Deserialize, PartialEq, Eq, Debug)]
+struct KeptTag {
+    node_id: String,
+    key_prefix: String,
+    tag: u64,
+}
+
+/// `serve`'s way in: the tag from Redis (kept in the data dir), or, when
+/// Redis cannot be reached, the tag kept by an earlier start of this node
+/// under the same id and key prefix. `false`: Redis was not reached, the
+/// reconcile waits for it (`ClusterNode::reconciled`).
+async fn join_cluster(config: &Config) -> Result<(Registry, u64, bool), StartError> {
+    let cluster = &config.cluster;
+    let path = config.storage.data_dir.join(NODE_TAG_FILE);
+    let registry = cluster_registry(config)?;
+    let kept = std::fs::read(&path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<KeptTag>(&bytes).ok())
+        .filter(|kept| kept.node_id == cluster.node_id && kept.key_prefix == cluster.key_prefix);
+    match registry.node_tag(&cluster.node_id).await {
+        Ok(tag) => {
+            let fresh = KeptTag {
+                node_id: cluster.node_id.clone(),
+                key_prefix: cluster.key_prefix.clone(),
+                tag,
+            };
+            if kept.as_ref() != Some(&fresh) {
+                keep_tag(&path, &fresh)
+                    .map_err(|error| StartError::Cluster(format!("{}: {error}", path.display())))?;
+            }
+            Ok((registry, tag, true))
+        }
+        // The link remembers the failure: `/readyz` says so from the start.
+        Err(failure @ RedisFailure::Unreachable { .. }) => match kept {
+            Some(kept) => {
+                tracing::warn!(
+                    %failure,
+                    tag = kept.tag,
+                    "Redis is unreachable: starting on the order-id tag kept in the data dir; \
+                     the node sells what its journal holds and reconciles once Redis answers"
+                );
+                Ok((registry, kept.tag, false))
+            }
+            None => Err(StartError::Cluster(format!(
+                "{failure} (a node's first start needs Redis: it keeps its order-id tag in {} \
+                 for later starts)",
+                path.display()
+            ))),
+        },
+        Err(failure) => Err(StartError::Cluster(failure.to_string())),
+    }
+}
+
+/// Writes the kept tag whole (a temp file renamed over it).
+fn keep_tag(path: &Path, kept: &KeptTag) -> std::io::Result<()> {
+    let temp = path.with_extension("json.tmp");
+    let json = serde_json::to_vec(kept).map_err(std::io::Error::other)?;
+    std::fs::write(&temp, json)?;
+    std::fs::File::open(&temp)?.sync_all()?;
+    std::fs::rename(&temp, path)
+}
+
+/// The cluster's Redis, not called yet.
+fn cluster_registry(config: &Config) -> Result<Registry, StartError> {
     let cluster = &config.cluster;
     let timeout = Duration::from_millis(cluster.redis_timeout_ms);
     let link = RedisLink::new(&cluster.redis_url, timeout)
         .map_err(|error| StartError::Cluster(error.to_string()))?;
-    let registry = Registry::new(link, &cluster.key_prefix);
+    Ok(Registry::new(link, &cluster.key_prefix))
+}
+
+/// Reaches the cluster's Redis and learns this node's order-id tag.
+async fn connect_cluster(config: &Config) -> Result<(Registry, u64), StartError> {
+    let registry = cluster_registry(config)?;
     let tag = registry
-        .node_tag(&cluster.node_id)
+        .node_tag(&config.cluster.node_id)
         .await
         .map_err(|error| StartError::Cluster(error.to_string()))?;
     Ok((registry, tag))

@@ -39,7 +39,7 @@ pub const READY: &str = "flashgate_ready";
 pub const UNREADY: &str = "flashgate_unready";
 /// Redis calls of a cluster node, by `op` (lease, return, poll, ...).
 pub const CLUSTER_REDIS_CALLS_TOTAL: &str = "flashgate_cluster_redis_calls_total";
-/// 1 while the cluster's Redis answered the node's last poll or refill, else 0.
+/// 1 while the node's last Redis call reached Redis, else 0 (as `/readyz`).
 pub const CLUSTER_REDIS_UP: &str = "flashgate_cluster_redis_up";
 /// Units of an item leased to this node and not returned, by sale and sku.
 pub const CLUSTER_LEASED_UNITS: &str = "flashgate_cluster_leased_units";

@@ -1323,3 +1323,99 @@ async fn with_limits_without_redis_refuse_a_node_sells_nothing_while_redis_is_aw
     }
     drop(redis);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_restarts_while_redis_is_away_sells_what_its_journal_holds_then_reconciles() {
+    const STOCK: i64 = 100;
+    let mut redis = RedisPrefix::new("cluster-cold");
+    let scratch = Scratch::new("cluster-cold");
+    let proxy = RedisProxy::start().await;
+    let settings = [
+        ("REDIS_URL", proxy.url()),
+        ("LEASE_BLOCK_UNITS", "20".to_owned()),
+        ("LEASE_LOW_WATERMARK_UNITS", "5".to_owned()),
+        ("REDIS_TIMEOUT_MS", "300".to_owned()),
+    ];
+    let sale_id = "cluster-cold";
+    let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("c_b{i}"));
+
+    // A node's very first start needs Redis: without it, a clear refusal.
+    proxy.cut();
+    let mut refused = Node::spawn(&scratch, "n1", &redis.prefix, &settings, &[]);
+    let status = refused.wait_exit(WAIT).await;
+    assert!(
+        status.is_some_and(|status| !status.success()),
+        "started without Redis and without a kept tag: {status:?}"
+    );
+    let stderr = refused.stderr();
+    assert!(
+        stderr.contains("a node's first start needs Redis"),
+        "{stderr}"
+    );
+    drop(refused);
+    proxy.restore();
+
+    let mut node = Node::start_with(&scratch, "n1", &redis.prefix, &settings).await;
+    Client::connect(node.addr)
+        .await
+        .live_sale(sale_id, STOCK, 1)
+        .await;
+    assert_eq!(buy_all(&node, sale_id, buyers(0, 1)).await, 1);
+    let deadline = Instant::now() + WAIT;
+    while held_and_sold(&node, sale_id).await.0 != 20 {
+        assert!(Instant::now() < deadline, "the first block never arrived");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // Killed holding a lease of 20 (1 sold); restarted while Redis is away.
+    node.kill_9();
+    proxy.cut();
+    let node = Node::start_with(&scratch, "n1", &redis.prefix, &settings).await;
+    let mut client = Client::connect(node.addr).await;
+    let ready = client.get_anonymous("/readyz").await;
+    assert_eq!(ready.status, 200, "{}", ready.text());
+    assert_eq!(ready.json()["degraded"], "redis_unreachable");
+    assert_eq!(held_and_sold(&node, sale_id).await, (20, 1));
+    // Meanwhile Redis records 7 more for n1 than its journal (a grant
+    // whose record a crash lost), made by hand: the reconcile owes them back.
+    let _: () = redis::pipe()
+        .cmd("HINCRBY")
+        .arg(format!("{}:sale:{sale_id}:stock", redis.prefix))
+        .arg(SKU)
+        .arg(-7)
+        .cmd("HINCRBY")
+        .arg(format!("{}:sale:{sale_id}:leased:{SKU}", redis.prefix))
+        .arg("n1")
+        .arg(7)
+        .query(&mut redis.connection)
+        .expect("a lease without a journal record");
+    // Its journal's lease sells without Redis; then 503.
+    assert_eq!(buy_all(&node, sale_id, buyers(1, 19)).await, 19);
+    let reply = client.order(&buyer_token("c_late"), "k", sale_id, 1).await;
+    assert_error(&reply, 503, "OVERLOADED");
+
+    // Redis back: reconciled (Redis and the journal agree), then it leases.
+    proxy.restore();
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = client.order(&buyer_token("c_late"), "k", sale_id, 1).await;
+        if reply.status == 201 {
+            break;
+        }
+        assert_error(&reply, 503, "OVERLOADED");
+        assert!(
+            Instant::now() < deadline,
+            "never leased again: {}",
+            reply.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let (held, sold) = held_and_sold(&node, sale_id).await;
+    assert_eq!(sold, 21);
+    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    assert_eq!(
+        leased["n1"], held,
+        "reconciled: the 7 Redis recorded beyond the journal went back"
+    );
+    assert_eq!(global[SKU] + held, STOCK);
+}

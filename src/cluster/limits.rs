@@ -178,7 +178,7 @@ impl ClusterNode {
                 limit,
             )
             .await;
-        self.note_redis_answer(&taken);
+        self.note_redis();
         match taken {
             Ok(LimitTaken::Counted) => Ok(LimitTicket::Counted),
             Ok(LimitTaken::Exceeded { held }) => Err(LimitRefusal::Exceeded { limit, held }),
@@ -237,7 +237,7 @@ impl ClusterNode {
         while !deltas.is_empty() {
             let rest = deltas.split_off(deltas.len().min(ADJUST_BATCH));
             let sent = self.registry().adjust_counts(&deltas).await;
-            self.note_redis_answer(&sent);
+            self.note_redis();
             if let Err(error) = sent {
                 tracing::warn!(%error, pending = deltas.len() + rest.len(),
                     "buyer counts not sent to Redis; retrying");

@@ -38,6 +38,10 @@ pub enum ClusterError {
     Redis(#[from] RedisFailure),
     #[error("the change could not be made durable: {0}")]
     Journal(#[from] crate::journal::JournalError),
+    /// Redis and the journal disagree on what the node holds, or Redis
+    /// could not be asked: no lease or return until they agree.
+    #[error("leases not reconciled with Redis: {0}")]
+    Reconcile(String),
 }
 
 /// What the node knows of one item beyond its shards.
@@ -76,6 +80,11 @@ pub struct ClusterNode {
     /// Buyers' count changes on their way to Redis (`cluster::limits`).
     pending_counts: Arc<PendingCounts>,
     limits_without_redis: LimitsWithoutRedis,
+    /// Whether Redis's record of this node's leases has been reconciled
+    /// with its journal: at start-up, or, for a node that started while
+    /// Redis was away, by the refill task's first pass that reaches it
+    /// (no lease or return before).
+    reconciled: std::sync::atomic::AtomicBool,
 }
 
 impl ClusterNode {
@@ -97,6 +106,7 @@ impl ClusterNode {
             following: Mutex::new(()),
             pending_counts: Arc::new(PendingCounts::default()),
             limits_without_redis: config.limits_without_redis,
+            reconciled: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -361,6 +371,7 @@ impl ClusterNode {
                 self.publish_leased(&sale, index);
             }
         }
+        self.reconciled.store(true, Ordering::Release);
         Ok(())
     }
 
@@ -379,7 +390,7 @@ impl ClusterNode {
                 _ = shutdown.triggered() => return,
             }
             let polled = self.poll().await;
-            self.note_redis(&polled);
+            self.note_redis();
             if let Err(error) = polled {
                 tracing::warn!(%error, "cluster poll failed");
             }
@@ -429,7 +440,7 @@ impl ClusterNode {
                 _ = shutdown.triggered() => break,
             }
             let refilled = self.refill_pass().await;
-            self.note_redis(&refilled);
+            self.note_redis();
             if let Err(error) = refilled {
                 tracing::warn!(%error, "cluster refill failed");
             }
@@ -443,17 +454,10 @@ impl ClusterNode {
         }
     }
 
-    fn note_redis<T>(&self, result: &Result<T, ClusterError>) {
-        let reachable = !matches!(
-            result,
-            Err(ClusterError::Redis(RedisFailure::Unreachable { .. }))
-        );
-        metrics::gauge!(names::CLUSTER_REDIS_UP).set(if reachable { 1.0 } else { 0.0 });
-    }
-
-    /// As [`Self::note_redis`], for one call's answer.
-    pub(super) fn note_redis_answer<T>(&self, result: &Result<T, RedisFailure>) {
-        let reachable = !matches!(result, Err(RedisFailure::Unreachable { .. }));
+    /// `flashgate_cluster_redis_up` after a call: what the link saw last
+    /// (`RedisLink::reachable`, the same as `/readyz` reads).
+    pub(super) fn note_redis(&self) {
+        let reachable = self.registry.link().reachable();
         metrics::gauge!(names::CLUSTER_REDIS_UP).set(if reachable { 1.0 } else { 0.0 });
     }
 
@@ -496,6 +500,10 @@ impl ClusterNode {
     }
 
     async fn refill_pass(&self) -> Result<(), ClusterError> {
+        if !self.reconciled.load(Ordering::Acquire) {
+            self.reconcile().await.map_err(ClusterError::Reconcile)?;
+            tracing::info!("leases reconciled with Redis after a start without it");
+        }
         let now = now_ms();
         for sale in self.engine.sales() {
             if !sale.takes_orders(now) {

@@ -122,6 +122,10 @@ impl From<crate::cluster::ClusterError> for ApiError {
                     1,
                 )
             }
+            ClusterError::Reconcile(message) => {
+                tracing::error!(%message, "cluster leases not reconciled");
+                ApiError::overloaded(format!("leases not reconciled with Redis: {message}"), 1)
+            }
         }
     }
 }
