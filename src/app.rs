@@ -267,9 +267,8 @@ pub async fn reclaim(config: &Config) -> Result<Vec<(String, String, i64)>, Star
 /// Reaches the cluster's Redis and learns this node's order-id tag.
 async fn connect_cluster(config: &Config) -> Result<(Registry, u64), StartError> {
     let cluster = &config.cluster;
-    let timeout = Duration::from_millis(cluster.redis_timeout_ms);
-    let link = RedisLink::new(&cluster.redis_url, timeout)
-        .map_err(|error| StartError::Cluster(error.to_string()))?;
+    let link =
+        RedisLink::for_config(cluster).map_err(|error| StartError::Cluster(error.to_string()))?;
     let registry = Registry::new(link, &cluster.key_prefix);
     let tag = registry
         .node_tag(&cluster.node_id)

@@ -272,8 +272,8 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     }
 
     // No node sold more than it leased; Redis accounts for every unit.
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     let leased_total: i64 = leased.values().sum();
     assert_eq!(global[SKU] + leased_total, STOCK, "{global:?} {leased:?}");
     for (node_index, node) in nodes.iter().enumerate() {
@@ -537,7 +537,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     let deadline = Instant::now() + WAIT;
     let held_at_kill = loop {
         let (held, _) = held_and_sold(&nodes[1], sale_id).await;
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
         if leased.get("n2") == Some(&held) {
             break held;
         }
@@ -545,7 +545,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     nodes[1].kill_9();
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
     assert_eq!(
         leased["n2"], held_at_kill,
         "the dead node's lease stays its own"
@@ -554,11 +554,11 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     // crash between the two), made by hand.
     let _: () = redis::pipe()
         .cmd("HINCRBY")
-        .arg(format!("{}:sale:{sale_id}:stock", redis.prefix))
+        .arg(format!("{}:sale:{{{sale_id}}}:stock", redis.prefix))
         .arg(SKU)
         .arg(-5)
         .cmd("HINCRBY")
-        .arg(format!("{}:sale:{sale_id}:leased:{SKU}", redis.prefix))
+        .arg(format!("{}:sale:{{{sale_id}}}:leased:{SKU}", redis.prefix))
         .arg("n2")
         .arg(5)
         .query(&mut redis.connection)
@@ -581,7 +581,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         (held_at_kill, 15),
         "replay rebuilt what n2 holds"
     );
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
     assert_eq!(
         leased["n2"], held_at_kill,
         "the unjournaled lease was given back"
@@ -605,8 +605,8 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     host.sale_action(sale_id, "end").await.expect_json(200);
     let deadline = Instant::now() + WAIT;
     loop {
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-        let global = redis.hash(&format!("sale:{sale_id}:stock"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+        let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
         let mut matches = global[SKU] + leased.values().sum::<i64>() == STOCK;
         for (index, node) in nodes.iter().enumerate() {
             let (held, sold) = held_and_sold(node, sale_id).await;
@@ -899,8 +899,8 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
     assert_eq!(metric(&node, unready).await, 0.0);
     let (held, sold) = held_and_sold(&node, sale_id).await;
     assert_eq!(sold, 21);
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(
         leased["n1"], held,
         "Redis and the journal agree on the lease"
@@ -977,8 +977,8 @@ async fn a_graceful_shutdown_gives_back_what_the_node_did_not_sell() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     node.stop().await;
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(leased["n1"], 3, "only the sold units stay leased");
     assert_eq!(global[SKU], STOCK - 3);
     // Restarted, it replays the return: a journal holding more than Redis
@@ -988,8 +988,8 @@ async fn a_graceful_shutdown_gives_back_what_the_node_did_not_sell() {
     loop {
         let (held, sold) = held_and_sold(&node, sale_id).await;
         assert_eq!(sold, 3);
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-        let global = redis.hash(&format!("sale:{sale_id}:stock"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+        let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
         if leased["n1"] == held && global[SKU] + held == STOCK {
             break;
         }
@@ -1036,8 +1036,8 @@ async fn a_restock_on_one_node_is_sold_by_every_node() {
         + buy_all(&n2, sale_id, buyers(300, 10)).await
         + buy_all(&n1, sale_id, buyers(400, 10)).await;
     assert_eq!(sold_after, 8, "every restocked unit sold, none more");
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(global[SKU] + leased.values().sum::<i64>(), STOCK + 8);
     // Beyond the limit, or once ended: refused, nothing changed.
     let mut client = Client::connect(n1.addr).await;
@@ -1051,8 +1051,8 @@ async fn a_restock_on_one_node_is_sold_by_every_node() {
         .post_json(&path, HOST_TOKEN, &serde_json::json!({"add": 1}))
         .await;
     assert_error(&ended, 409, "INVALID_STATE");
-    let after = redis.hash(&format!("sale:{sale_id}:stock"));
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let after = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
     assert_eq!(after[SKU] + leased.values().sum::<i64>(), STOCK + 8);
 }
 
@@ -1097,7 +1097,7 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
     let deadline = Instant::now() + WAIT;
     let held = loop {
         let (held, _) = held_and_sold(&n2, sale_id).await;
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
         if held > 4 && leased.get("n2") == Some(&held) {
             break held;
         }
@@ -1113,7 +1113,7 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
         "{running:?}"
     );
     assert_eq!(
-        redis.hash(&format!("sale:{sale_id}:leased:{SKU}"))["n2"],
+        redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"))["n2"],
         held
     );
 
@@ -1125,8 +1125,8 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
         text.contains(&format!("node n2: {} units given back", held - 4)),
         "{text}"
     );
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(leased["n2"], 4, "n2 keeps only what it sold");
     assert_eq!(global[SKU] + leased.values().sum::<i64>(), STOCK);
     // The others can sell the rest now: everything but n2's 4.
@@ -1157,7 +1157,7 @@ async fn try_order(client: &mut Client, buyer: &str, key: &str, sale_id: &str) -
 fn wait_count(redis: &mut RedisPrefix, sale_id: &str, buyer: &str, expected: i64) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let counts = redis.hash(&format!("sale:{sale_id}:bought:{SKU}"));
+        let counts = redis.hash(&format!("sale:{{{sale_id}}}:bought:{SKU}"));
         let held = counts.get(buyer).copied().unwrap_or(0);
         if held == expected {
             return;

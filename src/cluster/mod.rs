@@ -57,4 +57,6 @@ pub use registry::{Granted, Registry, Restocked, Transitioned};
 #[cfg(test)]
 pub(crate) mod test_redis;
 #[cfg(test)]
+pub(crate) mod test_redis_cluster;
+#[cfg(test)]
 mod tests;
