@@ -7,8 +7,15 @@
 //! test's own on 127.0.0.1:5432, dropped at the end) and check it converges:
 //! every acknowledged order in it exactly once, under its node, and each
 //! node's recorded position at its journal's end.
+//!
+//! `three_nodes_on_a_redis_cluster_sell_one_sale_exactly` runs three nodes
+//! on a real Redis Cluster of three masters the test starts itself
+//! (`src/cluster/test_redis_cluster.rs`, needs `redis-server` and
+//! `redis-cli` on the PATH).
 
 mod common;
+#[path = "../src/cluster/test_redis_cluster.rs"]
+mod redis_cluster;
 
 use common::pg::PgDatabase;
 use common::served::{Served, BINARY};
@@ -1311,4 +1318,207 @@ async fn with_limits_without_redis_refuse_a_node_sells_nothing_while_redis_is_aw
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     drop(redis);
+}
+
+/// A hash of a Redis Cluster, read through a cluster connection.
+fn cluster_hash(
+    connection: &mut redis::cluster::ClusterConnection,
+    key: &str,
+) -> HashMap<String, i64> {
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query(connection)
+        .expect("HGETALL on the Redis Cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_a_redis_cluster_sell_one_sale_exactly() {
+    const STOCK: i64 = 60;
+    const LIMIT: u32 = 2;
+    const BUYERS: usize = 120;
+    const CONNECTIONS_PER_NODE: usize = 3;
+    const WHALE_ATTEMPTS_PER_NODE: usize = 3;
+    let cluster = redis_cluster::RedisCluster::start(3);
+    let prefix = "fg-rc";
+    let scratch = Scratch::new("cluster-redis-cluster");
+    let mode = ("REDIS_MODE", "cluster".to_owned());
+    // n1 and n3 name every seed; n2 one (the client learns the rest).
+    let all_seeds = [("REDIS_URL", cluster.seeds()), mode.clone()];
+    let one_seed = [("REDIS_URL", cluster.urls()[1].clone()), mode.clone()];
+    let nodes = [
+        Node::start_with(&scratch, "n1", prefix, &all_seeds).await,
+        Node::start_with(&scratch, "n2", prefix, &one_seed).await,
+        Node::start_with(&scratch, "n3", prefix, &all_seeds).await,
+    ];
+    let sale_id = "rc-sale";
+    let mut host = Client::connect(nodes[0].addr).await;
+    host.create_sale(&sale_body(sale_id, STOCK, LIMIT))
+        .await
+        .expect_json(201);
+    let duplicate = Client::connect(nodes[1].addr)
+        .await
+        .create_sale(&sale_body(sale_id, 7, 1))
+        .await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text());
+
+    // Host actions on any node reach every node.
+    Client::connect(nodes[1].addr)
+        .await
+        .start_sale(sale_id)
+        .await
+        .expect_json(200);
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+    Client::connect(nodes[2].addr)
+        .await
+        .sale_action(sale_id, "pause")
+        .await
+        .expect_json(200);
+    for node in &nodes {
+        time_until(node, sale_id, "paused").await;
+    }
+    host.start_sale(sale_id).await.expect_json(200);
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+
+    // One buyer on all three nodes at once gets exactly the limit.
+    let mut attempts = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for attempt in 0..WHALE_ATTEMPTS_PER_NODE {
+            let addr = node.addr;
+            attempts.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let key = format!("whale-{index}-{attempt}");
+                (index, try_order(&mut client, "whale", &key, sale_id).await)
+            }));
+        }
+    }
+    let mut whale = Vec::new();
+    for attempt in attempts {
+        let (index, reply) = attempt.await.expect("an order task");
+        match reply.status.as_u16() {
+            201 => whale.push(index),
+            409 => {
+                assert_error(&reply, 409, "LIMIT_EXCEEDED");
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    assert_eq!(whale.len(), LIMIT as usize, "the limit across nodes");
+
+    // A burst of distinct buyers over the three nodes sells the rest.
+    let mut tasks = Vec::new();
+    for (node_index, node) in nodes.iter().enumerate() {
+        for connection in 0..CONNECTIONS_PER_NODE {
+            let addr = node.addr;
+            let buyers: Vec<usize> = (0..BUYERS)
+                .filter(|buyer| buyer % 3 == node_index)
+                .filter(|buyer| (buyer / 3) % CONNECTIONS_PER_NODE == connection)
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut sold = Vec::new();
+                for buyer in buyers {
+                    let buyer = format!("rc_buyer_{buyer}");
+                    if buy(&mut client, sale_id, &buyer).await.is_some() {
+                        sold.push(node_index);
+                    }
+                }
+                sold
+            }));
+        }
+    }
+    let mut sold_per_node = [0i64; 3];
+    for index in whale {
+        sold_per_node[index] += 1;
+    }
+    for task in tasks {
+        for node_index in task.await.expect("a buyer task") {
+            sold_per_node[node_index] += 1;
+        }
+    }
+    assert_eq!(
+        sold_per_node.iter().sum::<i64>(),
+        STOCK,
+        "201s over the three nodes: {sold_per_node:?}"
+    );
+
+    // Redis accounts for every unit: nothing left, every lease is what
+    // the node's journal holds, and no node sold more than it leased.
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).expect("a cluster client");
+    let mut connection = client.get_connection().expect("a cluster connection");
+    let key = |rest: &str| format!("{prefix}:sale:{{{sale_id}}}:{rest}");
+    let global = cluster_hash(&mut connection, &key("stock"));
+    let leased = cluster_hash(&mut connection, &key(&format!("leased:{SKU}")));
+    assert_eq!(global[SKU], 0, "{global:?}");
+    assert_eq!(leased.values().sum::<i64>(), STOCK, "{leased:?}");
+    for (node_index, node) in nodes.iter().enumerate() {
+        let node_id = format!("n{}", node_index + 1);
+        let stats: Value = Client::connect(node.addr).await.stats(sale_id).await;
+        let item = &stats["items"][0];
+        let (held, reserved) = (
+            item["stock"].as_i64().unwrap(),
+            item["reserved"].as_i64().unwrap(),
+        );
+        assert_eq!(reserved, sold_per_node[node_index], "{node_id}: {stats}");
+        assert_eq!(
+            leased.get(&node_id).copied().unwrap_or(0),
+            held,
+            "{node_id}"
+        );
+    }
+    let bought = cluster_hash(&mut connection, &key(&format!("bought:{SKU}")));
+    assert_eq!(bought["whale"], i64::from(LIMIT), "{bought:?}");
+
+    // The layout: every key of the sale in one slot, on one master; the
+    // node-wide keys in one slot; the prefix finds all of them.
+    let sale_keys = cluster.keys(&format!("{prefix}:sale:{{{sale_id}}}:*"));
+    assert!(
+        sale_keys.len() >= 6,
+        "spec, state, stock, leased, bought, grants: {sale_keys:?}"
+    );
+    let slot = cluster.key_slot(sale_id);
+    for sale_key in &sale_keys {
+        assert_eq!(cluster.key_slot(sale_key), slot, "{sale_key}");
+    }
+    let holders: Vec<usize> = (0..3)
+        .filter(|&index| {
+            !cluster
+                .keys_on(index, &format!("{prefix}:sale:{{{sale_id}}}:*"))
+                .is_empty()
+        })
+        .collect();
+    assert_eq!(
+        holders.len(),
+        1,
+        "the sale's keys on one master: {holders:?}"
+    );
+    let nodes_key = format!("{prefix}:{{nodes}}");
+    assert_eq!(
+        cluster.key_slot(&nodes_key),
+        cluster.key_slot(&format!("{prefix}:{{nodes}}:tag_seq"))
+    );
+    assert_eq!(cluster_hash(&mut connection, &nodes_key).len(), 3);
+    let every_key = cluster.keys(&format!("{prefix}:*"));
+    assert!(
+        every_key.contains(&format!("{prefix}:sales")),
+        "{every_key:?}"
+    );
+    assert!(every_key.contains(&nodes_key), "{every_key:?}");
+
+    // `flashgate cluster leases` reads the Redis Cluster too.
+    let report = cluster_command(&[
+        ("REDIS_URL", cluster.seeds()),
+        mode,
+        ("KEY_PREFIX", prefix.to_owned()),
+    ]);
+    assert!(report.status.success(), "{report:?}");
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(text.contains(&format!("sale {sale_id} (live)")), "{text}");
+    assert!(
+        text.contains(&format!("{SKU}: global remaining 0, leased {STOCK}")),
+        "{text}"
+    );
 }
