@@ -506,3 +506,33 @@ async fn the_registry_works_on_a_redis_cluster_one_slot_per_sale() {
     assert!(all.contains(&"fg:sales".to_owned()), "{all:?}");
     assert!(all.contains(&"fg:{nodes}".to_owned()), "{all:?}");
 }
+
+/// A create that died between the sale's keys and its `sales` entry (two
+/// steps: one slot each) leaves a sale no node lists; the next create of
+/// that id is refused as before and lists it.
+#[tokio::test]
+async fn a_create_cut_before_the_sales_entry_is_listed_by_the_next_create() {
+    let redis = TestPrefix::new("register-cut");
+    let registry = redis.registry();
+    assert!(registry.register_sale(&spec("s1", 10)).await.unwrap());
+    let client = redis::Client::open(crate::cluster::test_redis::REDIS_URL).unwrap();
+    let mut connection = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(1))
+        .unwrap();
+    let _: i64 = redis::cmd("SREM")
+        .arg(format!("{}:sales", redis.prefix))
+        .arg("s1")
+        .query(&mut connection)
+        .unwrap();
+    assert!(registry.sale_ids().await.unwrap().is_empty());
+    assert!(
+        !registry.register_sale(&spec("s1", 99)).await.unwrap(),
+        "the sale exists: refused"
+    );
+    assert_eq!(registry.sale_ids().await.unwrap(), vec!["s1".to_owned()]);
+    assert_eq!(
+        registry.sale_spec("s1").await.unwrap(),
+        Some(spec("s1", 10)),
+        "the first spec stands"
+    );
+}
