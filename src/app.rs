@@ -336,9 +336,8 @@ fn keep_tag(path: &Path, kept: &KeptTag) -> std::io::Result<()> {
 /// The cluster's Redis, not called yet.
 fn cluster_registry(config: &Config) -> Result<Registry, StartError> {
     let cluster = &config.cluster;
-    let timeout = Duration::from_millis(cluster.redis_timeout_ms);
-    let link = RedisLink::new(&cluster.redis_url, timeout)
-        .map_err(|error| StartError::Cluster(error.to_string()))?;
+    let link =
+        RedisLink::for_config(cluster).map_err(|error| StartError::Cluster(error.to_string()))?;
     Ok(Registry::new(link, &cluster.key_prefix))
 }
 

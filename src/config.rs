@@ -106,7 +106,11 @@ pub struct PayConfig {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct ClusterConfig {
+    /// One `redis://` URL; with `redis_mode = "cluster"`, one or more seed
+    /// nodes of a Redis Cluster, comma-separated.
     pub redis_url: String,
+    /// Whether `redis_url` names one Redis or a Redis Cluster.
+    pub redis_mode: RedisMode,
     pub node_id: String,
     pub key_prefix: String,
     /// The most units one lease takes from the global stock.
@@ -122,6 +126,18 @@ pub struct ClusterConfig {
     pub redis_timeout_ms: u64,
     /// What an order does when Redis cannot check the buyer's limit.
     pub limits_without_redis: LimitsWithoutRedis,
+}
+
+/// What `cluster.redis_url` names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RedisMode {
+    /// One Redis (or a proxy in front of one): one `redis://` URL.
+    #[default]
+    Single,
+    /// A Redis Cluster: one or more seed nodes, comma-separated `redis://`
+    /// URLs; the client learns the other nodes and the slots from them.
+    Cluster,
 }
 
 /// How a cluster node checks a buyer's per-user limit while Redis, which
@@ -318,6 +334,7 @@ impl Default for ClusterConfig {
     fn default() -> Self {
         ClusterConfig {
             redis_url: String::new(),
+            redis_mode: RedisMode::Single,
             node_id: String::new(),
             key_prefix: "flashgate".into(),
             lease_block_units: 100,
@@ -334,6 +351,39 @@ impl ClusterConfig {
     /// True when `[cluster]` names a Redis: the node sells leased stock.
     pub fn enabled(&self) -> bool {
         !self.redis_url.is_empty()
+    }
+
+    /// The URLs of `redis_url`: the one Redis, or a Redis Cluster's seeds.
+    pub fn redis_urls(&self) -> Vec<&str> {
+        self.redis_url
+            .split(',')
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+            .collect()
+    }
+
+    fn validate_redis_url(&self) -> Result<(), ConfigError> {
+        let urls = self.redis_urls();
+        let is_url = |url: &&str| url.starts_with("redis://") || url.starts_with("rediss://");
+        match self.redis_mode {
+            RedisMode::Single if urls.len() != 1 || self.redis_url.contains(',') => Err(key_error(
+                "cluster.redis_url",
+                "must be empty or one redis:// URL (several seed nodes, comma-separated, \
+                 need cluster.redis_mode = \"cluster\")",
+            )),
+            RedisMode::Cluster if urls.is_empty() => Err(key_error(
+                "cluster.redis_url",
+                "must name one or more seed nodes of the Redis Cluster: redis:// URLs, \
+                 comma-separated",
+            )),
+            _ => match urls.iter().find(|url| !is_url(url)) {
+                Some(bad) => Err(key_error(
+                    "cluster.redis_url",
+                    format!("`{bad}` is not a redis:// URL"),
+                )),
+                None => Ok(()),
+            },
+        }
     }
 
     fn validate(&self) -> Result<(), ConfigError> {
@@ -373,14 +423,13 @@ impl ClusterConfig {
                 let message = "is set but cluster.redis_url is empty (a node alone has no id)";
                 return Err(key_error("cluster.node_id", message));
             }
+            if self.redis_mode == RedisMode::Cluster {
+                let message = "is \"cluster\" but cluster.redis_url is empty (name the seed nodes)";
+                return Err(key_error("cluster.redis_mode", message));
+            }
             return Ok(());
         }
-        if !(self.redis_url.starts_with("redis://") || self.redis_url.starts_with("rediss://")) {
-            return Err(key_error(
-                "cluster.redis_url",
-                "must be empty or a redis:// URL",
-            ));
-        }
+        self.validate_redis_url()?;
         if !crate::ids::is_valid_host_id(&self.node_id) {
             let message = "is required with cluster.redis_url: 1-32 characters of [A-Za-z0-9_-]";
             return Err(key_error("cluster.node_id", message));
@@ -820,6 +869,57 @@ mod tests {
         let config = Config::load_from(None, env(&[url, node])).unwrap();
         assert!(config.cluster.enabled());
         assert_eq!(config.cluster.node_id, "node-1");
+        assert_eq!(config.cluster.redis_mode, RedisMode::Single);
+    }
+
+    #[test]
+    fn a_redis_cluster_is_named_by_its_seed_nodes_and_one_redis_by_one_url() {
+        let node = ("FLASHGATE__CLUSTER__NODE_ID", "node-1");
+        let seeds = (
+            "FLASHGATE__CLUSTER__REDIS_URL",
+            "redis://10.0.0.1:7000, redis://10.0.0.2:7000,redis://10.0.0.3:7000",
+        );
+        let cluster = ("FLASHGATE__CLUSTER__REDIS_MODE", "cluster");
+        let error = Config::load_from(None, env(&[seeds, node]))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("cluster.redis_url") && error.contains("redis_mode"),
+            "several URLs without the cluster mode: {error}"
+        );
+        let config = Config::load_from(None, env(&[seeds, node, cluster])).unwrap();
+        assert_eq!(config.cluster.redis_mode, RedisMode::Cluster);
+        assert_eq!(
+            config.cluster.redis_urls(),
+            [
+                "redis://10.0.0.1:7000",
+                "redis://10.0.0.2:7000",
+                "redis://10.0.0.3:7000"
+            ]
+        );
+        let one_seed = ("FLASHGATE__CLUSTER__REDIS_URL", "redis://10.0.0.1:7000");
+        assert!(Config::load_from(None, env(&[one_seed, node, cluster])).is_ok());
+        let bad_seed = (
+            "FLASHGATE__CLUSTER__REDIS_URL",
+            "redis://10.0.0.1:7000,10.0.0.2:7000",
+        );
+        let error = Config::load_from(None, env(&[bad_seed, node, cluster]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("`10.0.0.2:7000`"), "{error}");
+        let commas = ("FLASHGATE__CLUSTER__REDIS_URL", " , ");
+        let error = Config::load_from(None, env(&[commas, node, cluster]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("seed nodes"), "{error}");
+        let error = Config::load_from(None, env(&[cluster]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("cluster.redis_mode"), "{error}");
+        let error = Config::load_from(None, env(&[("FLASHGATE__CLUSTER__REDIS_MODE", "sentinel")]))
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("redis_mode"), "{error}");
     }
 
     #[test]

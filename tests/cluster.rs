@@ -7,8 +7,15 @@
 //! test's own on 127.0.0.1:5432, dropped at the end) and check it converges:
 //! every acknowledged order in it exactly once, under its node, and each
 //! node's recorded position at its journal's end.
+//!
+//! `three_nodes_on_a_redis_cluster_sell_one_sale_exactly` runs three nodes
+//! on a real Redis Cluster of three masters the test starts itself
+//! (`src/cluster/test_redis_cluster.rs`, needs `redis-server` and
+//! `redis-cli` on the PATH).
 
 mod common;
+#[path = "../src/cluster/test_redis_cluster.rs"]
+mod redis_cluster;
 
 use common::pg::PgDatabase;
 use common::served::{Served, BINARY};
@@ -272,8 +279,8 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     }
 
     // No node sold more than it leased; Redis accounts for every unit.
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     let leased_total: i64 = leased.values().sum();
     assert_eq!(global[SKU] + leased_total, STOCK, "{global:?} {leased:?}");
     for (node_index, node) in nodes.iter().enumerate() {
@@ -537,7 +544,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     let deadline = Instant::now() + WAIT;
     let held_at_kill = loop {
         let (held, _) = held_and_sold(&nodes[1], sale_id).await;
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
         if leased.get("n2") == Some(&held) {
             break held;
         }
@@ -545,7 +552,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     };
     nodes[1].kill_9();
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
     assert_eq!(
         leased["n2"], held_at_kill,
         "the dead node's lease stays its own"
@@ -554,11 +561,11 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     // crash between the two), made by hand.
     let _: () = redis::pipe()
         .cmd("HINCRBY")
-        .arg(format!("{}:sale:{sale_id}:stock", redis.prefix))
+        .arg(format!("{}:sale:{{{sale_id}}}:stock", redis.prefix))
         .arg(SKU)
         .arg(-5)
         .cmd("HINCRBY")
-        .arg(format!("{}:sale:{sale_id}:leased:{SKU}", redis.prefix))
+        .arg(format!("{}:sale:{{{sale_id}}}:leased:{SKU}", redis.prefix))
         .arg("n2")
         .arg(5)
         .query(&mut redis.connection)
@@ -581,7 +588,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
         (held_at_kill, 15),
         "replay rebuilt what n2 holds"
     );
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
     assert_eq!(
         leased["n2"], held_at_kill,
         "the unjournaled lease was given back"
@@ -605,8 +612,8 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     host.sale_action(sale_id, "end").await.expect_json(200);
     let deadline = Instant::now() + WAIT;
     loop {
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-        let global = redis.hash(&format!("sale:{sale_id}:stock"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+        let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
         let mut matches = global[SKU] + leased.values().sum::<i64>() == STOCK;
         for (index, node) in nodes.iter().enumerate() {
             let (held, sold) = held_and_sold(node, sale_id).await;
@@ -899,8 +906,8 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
     assert_eq!(metric(&node, unready).await, 0.0);
     let (held, sold) = held_and_sold(&node, sale_id).await;
     assert_eq!(sold, 21);
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(
         leased["n1"], held,
         "Redis and the journal agree on the lease"
@@ -977,8 +984,8 @@ async fn a_graceful_shutdown_gives_back_what_the_node_did_not_sell() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     node.stop().await;
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(leased["n1"], 3, "only the sold units stay leased");
     assert_eq!(global[SKU], STOCK - 3);
     // Restarted, it replays the return: a journal holding more than Redis
@@ -988,8 +995,8 @@ async fn a_graceful_shutdown_gives_back_what_the_node_did_not_sell() {
     loop {
         let (held, sold) = held_and_sold(&node, sale_id).await;
         assert_eq!(sold, 3);
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-        let global = redis.hash(&format!("sale:{sale_id}:stock"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+        let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
         if leased["n1"] == held && global[SKU] + held == STOCK {
             break;
         }
@@ -1036,8 +1043,8 @@ async fn a_restock_on_one_node_is_sold_by_every_node() {
         + buy_all(&n2, sale_id, buyers(300, 10)).await
         + buy_all(&n1, sale_id, buyers(400, 10)).await;
     assert_eq!(sold_after, 8, "every restocked unit sold, none more");
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(global[SKU] + leased.values().sum::<i64>(), STOCK + 8);
     // Beyond the limit, or once ended: refused, nothing changed.
     let mut client = Client::connect(n1.addr).await;
@@ -1051,8 +1058,8 @@ async fn a_restock_on_one_node_is_sold_by_every_node() {
         .post_json(&path, HOST_TOKEN, &serde_json::json!({"add": 1}))
         .await;
     assert_error(&ended, 409, "INVALID_STATE");
-    let after = redis.hash(&format!("sale:{sale_id}:stock"));
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+    let after = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
     assert_eq!(after[SKU] + leased.values().sum::<i64>(), STOCK + 8);
 }
 
@@ -1097,7 +1104,7 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
     let deadline = Instant::now() + WAIT;
     let held = loop {
         let (held, _) = held_and_sold(&n2, sale_id).await;
-        let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
+        let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
         if held > 4 && leased.get("n2") == Some(&held) {
             break held;
         }
@@ -1113,7 +1120,7 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
         "{running:?}"
     );
     assert_eq!(
-        redis.hash(&format!("sale:{sale_id}:leased:{SKU}"))["n2"],
+        redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"))["n2"],
         held
     );
 
@@ -1125,8 +1132,8 @@ async fn reclaim_gives_back_a_dead_nodes_unsold_lease_and_refuses_a_running_node
         text.contains(&format!("node n2: {} units given back", held - 4)),
         "{text}"
     );
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(leased["n2"], 4, "n2 keeps only what it sold");
     assert_eq!(global[SKU] + leased.values().sum::<i64>(), STOCK);
     // The others can sell the rest now: everything but n2's 4.
@@ -1157,7 +1164,7 @@ async fn try_order(client: &mut Client, buyer: &str, key: &str, sale_id: &str) -
 fn wait_count(redis: &mut RedisPrefix, sale_id: &str, buyer: &str, expected: i64) {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let counts = redis.hash(&format!("sale:{sale_id}:bought:{SKU}"));
+        let counts = redis.hash(&format!("sale:{{{sale_id}}}:bought:{SKU}"));
         let held = counts.get(buyer).copied().unwrap_or(0);
         if held == expected {
             return;
@@ -1379,11 +1386,11 @@ async fn a_node_restarts_while_redis_is_away_sells_what_its_journal_holds_then_r
     // whose record a crash lost), made by hand: the reconcile owes them back.
     let _: () = redis::pipe()
         .cmd("HINCRBY")
-        .arg(format!("{}:sale:{sale_id}:stock", redis.prefix))
+        .arg(format!("{}:sale:{{{sale_id}}}:stock", redis.prefix))
         .arg(SKU)
         .arg(-7)
         .cmd("HINCRBY")
-        .arg(format!("{}:sale:{sale_id}:leased:{SKU}", redis.prefix))
+        .arg(format!("{}:sale:{{{sale_id}}}:leased:{SKU}", redis.prefix))
         .arg("n1")
         .arg(7)
         .query(&mut redis.connection)
@@ -1411,11 +1418,214 @@ async fn a_node_restarts_while_redis_is_away_sells_what_its_journal_holds_then_r
     }
     let (held, sold) = held_and_sold(&node, sale_id).await;
     assert_eq!(sold, 21);
-    let leased = redis.hash(&format!("sale:{sale_id}:leased:{SKU}"));
-    let global = redis.hash(&format!("sale:{sale_id}:stock"));
+    let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
+    let global = redis.hash(&format!("sale:{{{sale_id}}}:stock"));
     assert_eq!(
         leased["n1"], held,
         "reconciled: the 7 Redis recorded beyond the journal went back"
     );
     assert_eq!(global[SKU] + held, STOCK);
+}
+
+/// A hash of a Redis Cluster, read through a cluster connection.
+fn cluster_hash(
+    connection: &mut redis::cluster::ClusterConnection,
+    key: &str,
+) -> HashMap<String, i64> {
+    redis::cmd("HGETALL")
+        .arg(key)
+        .query(connection)
+        .expect("HGETALL on the Redis Cluster")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_nodes_on_a_redis_cluster_sell_one_sale_exactly() {
+    const STOCK: i64 = 60;
+    const LIMIT: u32 = 2;
+    const BUYERS: usize = 120;
+    const CONNECTIONS_PER_NODE: usize = 3;
+    const WHALE_ATTEMPTS_PER_NODE: usize = 3;
+    let cluster = redis_cluster::RedisCluster::start(3);
+    let prefix = "fg-rc";
+    let scratch = Scratch::new("cluster-redis-cluster");
+    let mode = ("REDIS_MODE", "cluster".to_owned());
+    // n1 and n3 name every seed; n2 one (the client learns the rest).
+    let all_seeds = [("REDIS_URL", cluster.seeds()), mode.clone()];
+    let one_seed = [("REDIS_URL", cluster.urls()[1].clone()), mode.clone()];
+    let nodes = [
+        Node::start_with(&scratch, "n1", prefix, &all_seeds).await,
+        Node::start_with(&scratch, "n2", prefix, &one_seed).await,
+        Node::start_with(&scratch, "n3", prefix, &all_seeds).await,
+    ];
+    let sale_id = "rc-sale";
+    let mut host = Client::connect(nodes[0].addr).await;
+    host.create_sale(&sale_body(sale_id, STOCK, LIMIT))
+        .await
+        .expect_json(201);
+    let duplicate = Client::connect(nodes[1].addr)
+        .await
+        .create_sale(&sale_body(sale_id, 7, 1))
+        .await;
+    assert_eq!(duplicate.status, 409, "{}", duplicate.text());
+
+    // Host actions on any node reach every node.
+    Client::connect(nodes[1].addr)
+        .await
+        .start_sale(sale_id)
+        .await
+        .expect_json(200);
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+    Client::connect(nodes[2].addr)
+        .await
+        .sale_action(sale_id, "pause")
+        .await
+        .expect_json(200);
+    for node in &nodes {
+        time_until(node, sale_id, "paused").await;
+    }
+    host.start_sale(sale_id).await.expect_json(200);
+    for node in &nodes {
+        wait_live(node, sale_id).await;
+    }
+
+    // One buyer on all three nodes at once gets exactly the limit.
+    let mut attempts = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for attempt in 0..WHALE_ATTEMPTS_PER_NODE {
+            let addr = node.addr;
+            attempts.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let key = format!("whale-{index}-{attempt}");
+                (index, try_order(&mut client, "whale", &key, sale_id).await)
+            }));
+        }
+    }
+    let mut whale = Vec::new();
+    for attempt in attempts {
+        let (index, reply) = attempt.await.expect("an order task");
+        match reply.status.as_u16() {
+            201 => whale.push(index),
+            409 => {
+                assert_error(&reply, 409, "LIMIT_EXCEEDED");
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    assert_eq!(whale.len(), LIMIT as usize, "the limit across nodes");
+
+    // A burst of distinct buyers over the three nodes sells the rest.
+    let mut tasks = Vec::new();
+    for (node_index, node) in nodes.iter().enumerate() {
+        for connection in 0..CONNECTIONS_PER_NODE {
+            let addr = node.addr;
+            let buyers: Vec<usize> = (0..BUYERS)
+                .filter(|buyer| buyer % 3 == node_index)
+                .filter(|buyer| (buyer / 3) % CONNECTIONS_PER_NODE == connection)
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut sold = Vec::new();
+                for buyer in buyers {
+                    let buyer = format!("rc_buyer_{buyer}");
+                    if buy(&mut client, sale_id, &buyer).await.is_some() {
+                        sold.push(node_index);
+                    }
+                }
+                sold
+            }));
+        }
+    }
+    let mut sold_per_node = [0i64; 3];
+    for index in whale {
+        sold_per_node[index] += 1;
+    }
+    for task in tasks {
+        for node_index in task.await.expect("a buyer task") {
+            sold_per_node[node_index] += 1;
+        }
+    }
+    assert_eq!(
+        sold_per_node.iter().sum::<i64>(),
+        STOCK,
+        "201s over the three nodes: {sold_per_node:?}"
+    );
+
+    // Redis accounts for every unit: nothing left, every lease is what
+    // the node's journal holds, and no node sold more than it leased.
+    let client = redis::cluster::ClusterClient::new(cluster.urls()).expect("a cluster client");
+    let mut connection = client.get_connection().expect("a cluster connection");
+    let key = |rest: &str| format!("{prefix}:sale:{{{sale_id}}}:{rest}");
+    let global = cluster_hash(&mut connection, &key("stock"));
+    let leased = cluster_hash(&mut connection, &key(&format!("leased:{SKU}")));
+    assert_eq!(global[SKU], 0, "{global:?}");
+    assert_eq!(leased.values().sum::<i64>(), STOCK, "{leased:?}");
+    for (node_index, node) in nodes.iter().enumerate() {
+        let node_id = format!("n{}", node_index + 1);
+        let stats: Value = Client::connect(node.addr).await.stats(sale_id).await;
+        let item = &stats["items"][0];
+        let (held, reserved) = (
+            item["stock"].as_i64().unwrap(),
+            item["reserved"].as_i64().unwrap(),
+        );
+        assert_eq!(reserved, sold_per_node[node_index], "{node_id}: {stats}");
+        assert_eq!(
+            leased.get(&node_id).copied().unwrap_or(0),
+            held,
+            "{node_id}"
+        );
+    }
+    let bought = cluster_hash(&mut connection, &key(&format!("bought:{SKU}")));
+    assert_eq!(bought["whale"], i64::from(LIMIT), "{bought:?}");
+
+    // The layout: every key of the sale in one slot, on one master; the
+    // node-wide keys in one slot; the prefix finds all of them.
+    let sale_keys = cluster.keys(&format!("{prefix}:sale:{{{sale_id}}}:*"));
+    assert!(
+        sale_keys.len() >= 6,
+        "spec, state, stock, leased, bought, grants: {sale_keys:?}"
+    );
+    let slot = cluster.key_slot(sale_id);
+    for sale_key in &sale_keys {
+        assert_eq!(cluster.key_slot(sale_key), slot, "{sale_key}");
+    }
+    let holders: Vec<usize> = (0..3)
+        .filter(|&index| {
+            !cluster
+                .keys_on(index, &format!("{prefix}:sale:{{{sale_id}}}:*"))
+                .is_empty()
+        })
+        .collect();
+    assert_eq!(
+        holders.len(),
+        1,
+        "the sale's keys on one master: {holders:?}"
+    );
+    let nodes_key = format!("{prefix}:{{nodes}}");
+    assert_eq!(
+        cluster.key_slot(&nodes_key),
+        cluster.key_slot(&format!("{prefix}:{{nodes}}:tag_seq"))
+    );
+    assert_eq!(cluster_hash(&mut connection, &nodes_key).len(), 3);
+    let every_key = cluster.keys(&format!("{prefix}:*"));
+    assert!(
+        every_key.contains(&format!("{prefix}:sales")),
+        "{every_key:?}"
+    );
+    assert!(every_key.contains(&nodes_key), "{every_key:?}");
+
+    // `flashgate cluster leases` reads the Redis Cluster too.
+    let report = cluster_command(&[
+        ("REDIS_URL", cluster.seeds()),
+        mode,
+        ("KEY_PREFIX", prefix.to_owned()),
+    ]);
+    assert!(report.status.success(), "{report:?}");
+    let text = String::from_utf8_lossy(&report.stdout).into_owned();
+    assert!(text.contains(&format!("sale {sale_id} (live)")), "{text}");
+    assert!(
+        text.contains(&format!("{SKU}: global remaining 0, leased {STOCK}")),
+        "{text}"
+    );
 }

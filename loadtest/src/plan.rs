@@ -73,9 +73,11 @@ pub struct ClusterPlan {
     pub redis_url: String,
 }
 
-/// `[cluster]` keys the tool sets on every cluster node itself.
-pub const CLUSTER_KEYS_SET_BY_THE_TOOL: [&str; 3] = [
+/// `[cluster]` keys the tool sets on every cluster node itself (the nodes
+/// share one Redis: `redis_mode = "single"`; the tool's clean-up reads one).
+pub const CLUSTER_KEYS_SET_BY_THE_TOOL: [&str; 4] = [
     "FLASHGATE__CLUSTER__REDIS_URL",
+    "FLASHGATE__CLUSTER__REDIS_MODE",
     "FLASHGATE__CLUSTER__NODE_ID",
     "FLASHGATE__CLUSTER__KEY_PREFIX",
 ];
@@ -279,6 +281,11 @@ fn resolve_cluster(scenario: Scenario, target: &TargetArgs) -> Result<Option<Clu
     if !(redis_url.starts_with("redis://") || redis_url.starts_with("rediss://")) {
         return Err(format!(
             "--redis-url {redis_url}: expected redis://HOST:PORT[/DB]"
+        ));
+    }
+    if redis_url.contains(',') {
+        return Err(format!(
+            "--redis-url {redis_url}: one Redis (--cluster does not run on a Redis Cluster)"
         ));
     }
     if let Some((key, _)) = target

@@ -172,6 +172,10 @@ impl Cluster {
                     "FLASHGATE__CLUSTER__REDIS_URL".to_owned(),
                     cluster.redis_url.clone(),
                 ),
+                (
+                    "FLASHGATE__CLUSTER__REDIS_MODE".to_owned(),
+                    "single".to_owned(),
+                ),
                 ("FLASHGATE__CLUSTER__NODE_ID".to_owned(), node_id.clone()),
                 (
                     "FLASHGATE__CLUSTER__KEY_PREFIX".to_owned(),

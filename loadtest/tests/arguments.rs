@@ -231,7 +231,17 @@ fn cluster_arguments_that_cannot_work_are_refused() {
         refused(&[scenario, "--cluster", "3"], "flash and spread");
     }
     refused(&["ceiling", "--cluster", "3"], "--cluster");
-    for key in ["REDIS_URL", "NODE_ID", "KEY_PREFIX"] {
+    refused(
+        &[
+            "flash",
+            "--cluster",
+            "3",
+            "--redis-url",
+            "redis://127.0.0.1:7000,redis://127.0.0.1:7001",
+        ],
+        "one Redis",
+    );
+    for key in ["REDIS_URL", "REDIS_MODE", "NODE_ID", "KEY_PREFIX"] {
         let setting = format!("FLASHGATE__CLUSTER__{key}=x");
         refused(
             &["flash", "--cluster", "3", "--gateway-env", &setting],

@@ -16,7 +16,6 @@ use clap::{Args, Subcommand};
 use std::fmt::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[derive(Args, Debug)]
 pub struct ClusterArgs {
@@ -68,8 +67,7 @@ async fn cluster(args: ClusterArgs) -> Outcome {
     if !config.cluster.enabled() {
         return Outcome::Usage("no cluster configured: set [cluster] redis_url".into());
     }
-    let timeout = Duration::from_millis(config.cluster.redis_timeout_ms);
-    let link = match RedisLink::new(&config.cluster.redis_url, timeout) {
+    let link = match RedisLink::for_config(&config.cluster) {
         Ok(link) => link,
         Err(error) => return Outcome::Usage(error.to_string()),
     };

@@ -3,7 +3,7 @@
 //! Each node's engine counts what a buyer holds on that node; a buyer who
 //! reaches several nodes (any load balancer spreads them) must still get no
 //! more than `per_user_limit` of an item in all. Redis keeps every buyer's
-//! count of every item (`sale:<sale>:bought:<sku>`, a hash buyer → units):
+//! count of every item (`sale:{<sale>}:bought:<sku>`, a hash buyer → units):
 //!
 //! - **Before** a new order reserves, the node runs the `take_limit` script:
 //!   the units are counted for the buyer if the count stays within the
@@ -22,7 +22,8 @@
 //!   race with its own key) gives its units back; so do cancels, expiries
 //!   and refunds, which the engine reports as they happen
 //!   ([`BuyerCountWatch`]). Those changes are gathered here and sent in one
-//!   `adjust_counts` call per wake-up, retried until Redis takes them.
+//!   `adjust_counts` call per sale per wake-up (a sale's counts share one
+//!   Redis Cluster slot), retried until Redis takes them.
 //!
 //! A count in Redis is never lower than what the buyer's live orders hold
 //! while Redis answers: the units are counted before they are reserved and
@@ -49,7 +50,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use tokio::sync::Notify;
 
-/// Changes sent in one `adjust_counts` call at most.
+/// Changes sent in one `adjust_counts` call at most (calls are per sale).
 const ADJUST_BATCH: usize = 512;
 
 /// What the limit check decided for one order request.
@@ -230,29 +231,71 @@ impl ClusterNode {
         }
     }
 
-    /// One pass: everything gathered, in batches; what Redis does not take
-    /// is kept for the next pass.
+    /// One pass: everything gathered, one sale at a time (a sale's counts
+    /// share its Redis Cluster slot; one call never spans two sales), in
+    /// batches; what Redis does not take is kept for the next pass.
     pub async fn flush_counts(&self) {
-        let mut deltas = self.pending_counts().take();
-        while !deltas.is_empty() {
-            let rest = deltas.split_off(deltas.len().min(ADJUST_BATCH));
-            let sent = self.registry().adjust_counts(&deltas).await;
+        let mut batches = per_sale_batches(self.pending_counts().take()).into_iter();
+        while let Some(batch) = batches.next() {
+            let sent = self.registry().adjust_counts(&batch).await;
             self.note_redis();
             if let Err(error) = sent {
-                tracing::warn!(%error, pending = deltas.len() + rest.len(),
+                let mut unsent = batch;
+                unsent.extend(batches.flatten());
+                tracing::warn!(%error, pending = unsent.len(),
                     "buyer counts not sent to Redis; retrying");
-                deltas.extend(rest);
-                self.pending_counts().put_back(deltas);
+                self.pending_counts().put_back(unsent);
                 return;
             }
-            deltas = rest;
         }
     }
+}
+
+/// The deltas split into `adjust_counts` calls: one sale each, at most
+/// [`ADJUST_BATCH`] deltas.
+fn per_sale_batches(mut deltas: Vec<BuyerDelta>) -> Vec<Vec<BuyerDelta>> {
+    deltas.sort_by(|a, b| a.sale_id.cmp(&b.sale_id));
+    let mut batches: Vec<Vec<BuyerDelta>> = Vec::new();
+    for delta in deltas {
+        match batches.last_mut() {
+            Some(batch) if batch[0].sale_id == delta.sale_id && batch.len() < ADJUST_BATCH => {
+                batch.push(delta);
+            }
+            _ => batches.push(vec![delta]),
+        }
+    }
+    batches
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn count_changes_go_out_one_sale_per_call_in_bounded_batches() {
+        let delta = |sale: &str, buyer: usize| BuyerDelta {
+            sale_id: sale.to_owned(),
+            sku_id: "k".to_owned(),
+            buyer: format!("b{buyer}"),
+            delta: -1,
+        };
+        let mut deltas: Vec<BuyerDelta> = (0..ADJUST_BATCH + 3).map(|i| delta("s2", i)).collect();
+        deltas.extend((0..5).map(|i| delta("s1", i)));
+        deltas.push(delta("s3", 0));
+        let batches = per_sale_batches(deltas);
+        let shape: Vec<(&str, usize)> = batches
+            .iter()
+            .map(|batch| (batch[0].sale_id.as_str(), batch.len()))
+            .collect();
+        assert_eq!(
+            shape,
+            [("s1", 5), ("s2", ADJUST_BATCH), ("s2", 3), ("s3", 1)]
+        );
+        for batch in &batches {
+            assert!(batch.iter().all(|delta| delta.sale_id == batch[0].sale_id));
+        }
+        assert!(per_sale_batches(Vec::new()).is_empty());
+    }
 
     #[test]
     fn pending_changes_are_netted_per_buyer_and_unsent_ones_merge_back() {

@@ -40,7 +40,9 @@
 //!
 //! A unit of a dead node's lease never comes back on a TTL: it may be sold
 //! and acknowledged. It comes back when that node restarts and replays.
-//! Key layout and scripts: [`registry`]. What is not clustered yet is listed
+//! Key layout and scripts: [`registry`]. Redis is one server or a Redis
+//! Cluster (`cluster.redis_mode`): every key of a sale is in one hash slot,
+//! so no script or command spans two (see [`registry`], "Slots"). What is not clustered yet is listed
 //! in docs/ARCHITECTURE.md, "Cluster".
 
 pub mod limits;
@@ -56,5 +58,7 @@ pub use registry::{Granted, Registry, Restocked, Transitioned};
 
 #[cfg(test)]
 pub(crate) mod test_redis;
+#[cfg(test)]
+pub(crate) mod test_redis_cluster;
 #[cfg(test)]
 mod tests;

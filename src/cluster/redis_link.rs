@@ -8,12 +8,25 @@
 //! `RECONNECT_BACKOFF`, so a Redis that is down costs one refused connect
 //! per back-off, not one per caller.
 //!
+//! On a Redis Cluster (`cluster.redis_mode = "cluster"`) the connection is
+//! the `redis` crate's cluster connection instead: it learns the slots from
+//! the seed nodes, keeps one multiplexed connection per master, sends each
+//! command (a script call by its first key) to the master of its slot and
+//! follows `MOVED`/`ASK` redirections. Every command the registry sends
+//! stays within one slot ([`super::registry`]'s hash tags). The time
+//! limit, the reconnect back-off and the call count are the same.
+//!
 //! The link also remembers whether its last call reached Redis
 //! ([`RedisLink::reachable`]), for `/readyz`.
 
+use crate::config::{ClusterConfig, RedisMode};
 use crate::metrics as names;
-use redis::aio::MultiplexedConnection;
-use redis::{AsyncConnectionConfig, Client, FromRedisValue, RedisError};
+use redis::aio::{ConnectionLike, MultiplexedConnection};
+use redis::cluster::{ClusterClient, ClusterClientBuilder};
+use redis::cluster_async::ClusterConnection;
+use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, Pipeline, RedisError};
+use redis::{RedisFuture, Value};
+use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tokio::sync::Mutex;
@@ -29,11 +42,64 @@ pub enum RedisFailure {
     Refused { op: &'static str, message: String },
 }
 
+/// What a link connects to.
+enum Target {
+    Single(Client),
+    /// A Redis Cluster: the client for commands, and a plain client per
+    /// seed node for the subscription (see [`RedisLink::subscribe`]).
+    Cluster {
+        client: Box<ClusterClient>,
+        seeds: Vec<Client>,
+        next_seed: AtomicUsize,
+    },
+}
+
+/// The connection a call runs on: one Redis's multiplexed connection or a
+/// Redis Cluster's connection, both cheap to clone (every clone shares the
+/// sockets).
+#[derive(Clone)]
+pub enum RedisConnection {
+    Single(MultiplexedConnection),
+    Cluster(ClusterConnection),
+}
+
+impl ConnectionLike for RedisConnection {
+    fn req_packed_command<'a>(&'a mut self, cmd: &'a Cmd) -> RedisFuture<'a, Value> {
+        match self {
+            RedisConnection::Single(connection) => connection.req_packed_command(cmd),
+            RedisConnection::Cluster(connection) => connection.req_packed_command(cmd),
+        }
+    }
+
+    fn req_packed_commands<'a>(
+        &'a mut self,
+        pipeline: &'a Pipeline,
+        offset: usize,
+        count: usize,
+    ) -> RedisFuture<'a, Vec<Value>> {
+        match self {
+            RedisConnection::Single(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+            RedisConnection::Cluster(connection) => {
+                connection.req_packed_commands(pipeline, offset, count)
+            }
+        }
+    }
+
+    fn get_db(&self) -> i64 {
+        match self {
+            RedisConnection::Single(connection) => connection.get_db(),
+            RedisConnection::Cluster(connection) => connection.get_db(),
+        }
+    }
+}
+
 pub struct RedisLink {
     url: String,
-    client: Client,
+    target: Target,
     timeout: Duration,
-    connection: Mutex<Option<MultiplexedConnection>>,
+    connection: Mutex<Option<RedisConnection>>,
     last_connect_ms: AtomicU64,
     started: std::time::Instant,
     calls: AtomicU64,
@@ -42,21 +108,59 @@ pub struct RedisLink {
 }
 
 impl RedisLink {
+    /// A link to one Redis at `url`.
     pub fn new(url: &str, timeout: Duration) -> Result<RedisLink, RedisFailure> {
-        let client = Client::open(url).map_err(|error| RedisFailure::Unreachable {
+        let client = Client::open(url).map_err(|error| invalid(url, error))?;
+        Ok(RedisLink::with_target(url, Target::Single(client), timeout))
+    }
+
+    /// A link to the Redis Cluster that `seeds` (one or more of its nodes)
+    /// belong to.
+    pub fn cluster(seeds: &[&str], timeout: Duration) -> Result<RedisLink, RedisFailure> {
+        let url = seeds.join(",");
+        let client = ClusterClientBuilder::new(seeds.to_vec())
+            .connection_timeout(timeout)
+            .response_timeout(timeout)
+            .build()
+            .map_err(|error| invalid(&url, error))?;
+        let seeds = seeds
+            .iter()
+            .map(|seed| Client::open(*seed).map_err(|error| invalid(seed, error)))
+            .collect::<Result<Vec<_>, _>>()?;
+        let target = Target::Cluster {
+            client: Box::new(client),
+            seeds,
+            next_seed: AtomicUsize::new(0),
+        };
+        Ok(RedisLink::with_target(&url, target, timeout))
+    }
+
+    /// The link `[cluster]` names: `redis_url` by `redis_mode`, with
+    /// `redis_timeout_ms`.
+    pub fn for_config(config: &ClusterConfig) -> Result<RedisLink, RedisFailure> {
+        let timeout = Duration::from_millis(config.redis_timeout_ms);
+        match config.redis_mode {
+            RedisMode::Single => RedisLink::new(config.redis_url.trim(), timeout),
+            RedisMode::Cluster => RedisLink::cluster(&config.redis_urls(), timeout),
+        }
+    }
+
+    /// True on a Redis Cluster.
+    pub fn is_cluster(&self) -> bool {
+        matches!(self.target, Target::Cluster { .. })
+    }
+
+    fn with_target(url: &str, target: Target, timeout: Duration) -> RedisLink {
+        RedisLink {
             url: url.to_owned(),
-            message: error.to_string(),
-        })?;
-        Ok(RedisLink {
-            url: url.to_owned(),
-            client,
+            target,
             timeout,
             connection: Mutex::new(None),
             last_connect_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
             calls: AtomicU64::new(0),
             reachable: AtomicBool::new(true),
-        })
+        }
     }
 
     /// Whether the last call reached Redis: false from a call that could
@@ -77,7 +181,7 @@ impl RedisLink {
     pub async fn call<T: FromRedisValue>(
         &self,
         op: &'static str,
-        command: impl AsyncFnOnce(&mut MultiplexedConnection) -> Result<T, RedisError>,
+        command: impl AsyncFnOnce(&mut RedisConnection) -> Result<T, RedisError>,
     ) -> Result<T, RedisFailure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::CLUSTER_REDIS_CALLS_TOTAL, "op" => op).increment(1);
@@ -101,11 +205,22 @@ impl RedisLink {
 
     /// A subscription to `channel` on a connection of its own (a
     /// subscribed connection can do nothing else).
+    ///
+    /// On a Redis Cluster, a `PUBLISH` on any node reaches the subscribers
+    /// of every node (it travels the cluster bus), so the subscription is a
+    /// plain connection to one seed node; each new subscription takes the
+    /// next seed, so a seed that is down is passed over on the reconnect.
     pub async fn subscribe(&self, channel: &str) -> Result<redis::aio::PubSubStream, RedisFailure> {
         self.calls.fetch_add(1, Ordering::Relaxed);
         metrics::counter!(names::CLUSTER_REDIS_CALLS_TOTAL, "op" => "subscribe").increment(1);
+        let client = match &self.target {
+            Target::Single(client) => client,
+            Target::Cluster {
+                seeds, next_seed, ..
+            } => &seeds[next_seed.fetch_add(1, Ordering::Relaxed) % seeds.len()],
+        };
         let subscribed = async {
-            let mut pubsub = self.client.get_async_pubsub().await?;
+            let mut pubsub = client.get_async_pubsub().await?;
             pubsub.subscribe(channel).await?;
             Ok::<_, RedisError>(pubsub.into_on_message())
         };
@@ -119,7 +234,7 @@ impl RedisLink {
         }
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, RedisFailure> {
+    async fn connection(&self) -> Result<RedisConnection, RedisFailure> {
         let mut slot = self.connection.lock().await;
         if let Some(connection) = slot.as_ref() {
             return Ok(connection.clone());
@@ -130,14 +245,27 @@ impl RedisLink {
             return Err(self.unreachable("reconnecting after a failure; backing off"));
         }
         self.last_connect_ms.store(now_ms, Ordering::Relaxed);
-        let config = AsyncConnectionConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout));
-        let connected = self
-            .client
-            .get_multiplexed_async_connection_with_config(&config)
-            .await
-            .map_err(|error| self.unreachable(&error.to_string()))?;
+        let connected = match &self.target {
+            Target::Single(client) => {
+                let config = AsyncConnectionConfig::new()
+                    .set_connection_timeout(Some(self.timeout))
+                    .set_response_timeout(Some(self.timeout));
+                client
+                    .get_multiplexed_async_connection_with_config(&config)
+                    .await
+                    .map(RedisConnection::Single)
+            }
+            Target::Cluster { client, .. } => {
+                match tokio::time::timeout(self.timeout, client.get_async_connection()).await {
+                    Ok(connected) => connected.map(RedisConnection::Cluster),
+                    Err(_) => {
+                        let message = format!("no cluster connection within {:?}", self.timeout);
+                        return Err(self.unreachable(&message));
+                    }
+                }
+            }
+        }
+        .map_err(|error| self.unreachable(&error.to_string()))?;
         *slot = Some(connected.clone());
         Ok(connected)
     }
@@ -156,11 +284,23 @@ impl RedisLink {
     }
 }
 
+fn invalid(url: &str, error: RedisError) -> RedisFailure {
+    RedisFailure::Unreachable {
+        url: url.to_owned(),
+        message: error.to_string(),
+    }
+}
+
 /// True for an error Redis answered (a script's error reply, a wrong type):
-/// the connection is fine.
+/// the connection is fine. On a Redis Cluster, a redirection or
+/// `CLUSTERDOWN`/`TRYAGAIN` left after the client's own retries, or no
+/// connection to a slot's master, counts as unreachable: the connection is
+/// dropped and the next call learns the slots again.
 fn is_server_answer(error: &RedisError) -> bool {
     !(error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()
-        || error.is_connection_refusal())
+        || error.is_connection_refusal()
+        || error.is_cluster_error()
+        || error.kind() == redis::ErrorKind::ClusterConnectionNotFound)
 }

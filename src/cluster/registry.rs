@@ -1,20 +1,36 @@
 //! What the cluster keeps in Redis, and the Lua scripts that change it.
 //!
-//! Key layout, every key under `<key_prefix>:`:
+//! Key layout, every key under `<key_prefix>:` (so `<key_prefix>:*` finds
+//! them all); the part in braces is the key's Redis Cluster hash tag:
 //!
 //! | key | type | holds |
 //! | --- | --- | --- |
 //! | `sales` | set | every sale id registered |
-//! | `sale:<sale>:spec` | string | the sale's spec (JSON), written once by the node that took the create |
-//! | `sale:<sale>:state` | string | `scheduled`, `live`, `paused` or `ended` |
-//! | `sale:<sale>:stock` | hash | sku → units not leased to any node (the global remaining) |
-//! | `sale:<sale>:leased:<sku>` | hash | node → units leased and not returned (sold ones included) |
-//! | `sale:<sale>:grant:<lease_id>` | string | what a lease took, so a retried lease takes nothing twice (expires after a week) |
-//! | `sale:<sale>:return:<return_id>` | string | a return applied, so a retried return adds nothing twice (expires after a week) |
-//! | `sale:<sale>:bought:<sku>` | hash | buyer → units of the item they hold across the nodes (reserved, paying or paid), against the per-user limit |
-//! | `nodes` | hash | node id → its order-id tag (a small number, never reused) |
-//! | `node_tag_seq` | string | the last tag given |
-//! | `events` | pub/sub channel | a sale id, published by `register_sale`, `transition`, `restock` and `return` |
+//! | `sale:{<sale>}:spec` | string | the sale's spec (JSON), written once by the node that took the create |
+//! | `sale:{<sale>}:state` | string | `scheduled`, `live`, `paused` or `ended` |
+//! | `sale:{<sale>}:stock` | hash | sku → units not leased to any node (the global remaining) |
+//! | `sale:{<sale>}:leased:<sku>` | hash | node → units leased and not returned (sold ones included) |
+//! | `sale:{<sale>}:grant:<lease_id>` | string | what a lease took, so a retried lease takes nothing twice (expires after a week) |
+//! | `sale:{<sale>}:return:<return_id>` | string | a return applied, so a retried return adds nothing twice (expires after a week) |
+//! | `sale:{<sale>}:bought:<sku>` | hash | buyer → units of the item they hold across the nodes (reserved, paying or paid), against the per-user limit |
+//! | `{nodes}` | hash | node id → its order-id tag (a small number, never reused) |
+//! | `{nodes}:tag_seq` | string | the last tag given |
+//! | `events` | pub/sub channel | a sale id, published by `register_sale` (its `sales` step), `transition`, `restock` and `return` |
+//!
+//! **Slots.** On a Redis Cluster a script may touch only keys of one hash
+//! slot, and a key's slot is that of its hash tag (the first `{…}`): every
+//! key of one sale carries `{<sale>}`, so each sale's scripts run whole on
+//! the one master that owns the sale, and different sales spread over the
+//! masters. The two node-wide keys share `{nodes}` (`node_tag` reads one and
+//! writes both). `sales` stands alone, so registering a sale is two steps:
+//! the `register_sale` script on the sale's keys (spec, stock, state,
+//! refused if the spec exists), then `SADD` to `sales` (with the
+//! publication), which is idempotent and is also done when the create finds
+//! the sale exists: a node that died between the two leaves a sale no node
+//! lists, and the next create of that id (answered 409) lists it. No
+//! command or pipeline here spans two slots: reads of several sales are one
+//! command per sale on a Redis Cluster, and `adjust_counts` and
+//! `take_limits` run once per sale. On one Redis the braces change nothing.
 //!
 //! Invariant, per item: `stock[sku] + Σ leased[sku][node] == the sale's
 //! stock`. Every script keeps it: a lease moves units from `stock` to the
@@ -31,18 +47,29 @@ const IDEMPOTENCY_SECONDS: u64 = 7 * 24 * 3600;
 /// Order-id tags are three base-36 characters.
 pub const NODE_TAGS_MAX: u64 = 36 * 36 * 36;
 
+/// The sale's own keys (KEYS: spec, stock, state; one slot), refused if
+/// the spec exists. The `sales` set is [`LIST_SALE`]'s, after.
 const REGISTER_SALE: &str = r"
-if redis.call('EXISTS', KEYS[2]) == 1 then
+if redis.call('EXISTS', KEYS[1]) == 1 then
   return 0
 end
-redis.call('SET', KEYS[2], ARGV[2])
-for i = 4, #ARGV, 2 do
-  redis.call('HSET', KEYS[3], ARGV[i], ARGV[i + 1])
+redis.call('SET', KEYS[1], ARGV[1])
+for i = 2, #ARGV, 2 do
+  redis.call('HSET', KEYS[2], ARGV[i], ARGV[i + 1])
 end
-redis.call('SET', KEYS[4], 'scheduled')
-redis.call('SADD', KEYS[1], ARGV[1])
-redis.call('PUBLISH', ARGV[3], ARGV[1])
+redis.call('SET', KEYS[3], 'scheduled')
 return 1
+";
+
+/// Adds the sale id to `sales` (KEYS[1]) and, when it was not there yet,
+/// announces it: idempotent, so it runs after every `register_sale`,
+/// whether it created the sale or found it.
+const LIST_SALE: &str = r"
+local added = redis.call('SADD', KEYS[1], ARGV[1])
+if added == 1 then
+  redis.call('PUBLISH', ARGV[2], ARGV[1])
+end
+return added
 ";
 
 const LEASE: &str = r"
@@ -186,6 +213,7 @@ pub struct Registry {
     link: RedisLink,
     prefix: String,
     register_sale: Script,
+    list_sale: Script,
     lease: Script,
     give_back: Script,
     transition: Script,
@@ -256,6 +284,7 @@ impl Registry {
             link,
             prefix: prefix.to_owned(),
             register_sale: Script::new(REGISTER_SALE),
+            list_sale: Script::new(LIST_SALE),
             lease: Script::new(LEASE),
             give_back: Script::new(RETURN),
             transition: Script::new(TRANSITION),
@@ -281,11 +310,12 @@ impl Registry {
     }
 
     fn sale_key(&self, sale_id: &str, rest: &str) -> String {
-        format!("{}:sale:{sale_id}:{rest}", self.prefix)
+        sale_key(&self.prefix, sale_id, rest)
     }
 
     /// Registers the sale with its global stock, once. `false`: a sale of
-    /// that id exists already (its spec is left as it was).
+    /// that id exists already (its spec is left as it was). Two calls: the
+    /// sale's keys, then its entry in `sales` (see the module doc, "Slots").
     pub async fn register_sale(&self, spec: &SaleSpec) -> Result<bool, RedisFailure> {
         let json = serde_json::to_string(spec).map_err(|error| RedisFailure::Refused {
             op: "register_sale",
@@ -293,13 +323,10 @@ impl Registry {
         })?;
         let mut invocation = self.register_sale.prepare_invoke();
         invocation
-            .key(self.key("sales"))
             .key(self.sale_key(&spec.sale_id, "spec"))
             .key(self.sale_key(&spec.sale_id, "stock"))
             .key(self.sale_key(&spec.sale_id, "state"))
-            .arg(&spec.sale_id)
-            .arg(json)
-            .arg(self.events_channel());
+            .arg(json);
         for item in &spec.items {
             invocation.arg(&item.sku_id).arg(item.stock);
         }
@@ -307,6 +334,19 @@ impl Registry {
             .link
             .call("register_sale", async |connection| {
                 invocation.invoke_async(connection).await
+            })
+            .await?;
+        // Also when the sale was found: a create that died before this step
+        // left it unlisted.
+        let mut listing = self.list_sale.prepare_invoke();
+        listing
+            .key(self.key("sales"))
+            .arg(&spec.sale_id)
+            .arg(self.events_channel());
+        let _: i64 = self
+            .link
+            .call("register_sale", async |connection| {
+                listing.invoke_async(connection).await
             })
             .await?;
         Ok(created == 1)
@@ -355,10 +395,20 @@ impl Registry {
             .iter()
             .map(|sale_id| self.sale_key(sale_id, "state"))
             .collect();
+        // One MGET on one Redis; on a Redis Cluster the sales' states are in
+        // different slots, so one GET each (in one call, one after another).
+        let cluster = self.link.is_cluster();
         let states: Vec<Option<String>> = self
             .link
             .call("poll", async |connection| {
-                redis::cmd("MGET").arg(&keys).query_async(connection).await
+                if !cluster {
+                    return redis::cmd("MGET").arg(&keys).query_async(connection).await;
+                }
+                let mut states = Vec::with_capacity(keys.len());
+                for key in &keys {
+                    states.push(redis::cmd("GET").arg(key).query_async(connection).await?);
+                }
+                Ok(states)
             })
             .await?;
         Ok(states
@@ -513,9 +563,28 @@ impl Registry {
         Ok(answers.remove(0))
     }
 
-    /// Several orders' limit checks in one script call, applied in order;
-    /// one answer per check.
+    /// Several orders' limit checks, one script call per sale (a sale's
+    /// counts share its slot), applied in order within a sale; one answer
+    /// per check, in the order of `checks`. Calls made before one that
+    /// fails stay counted.
     pub async fn take_limits(
+        &self,
+        checks: &[LimitCheck],
+    ) -> Result<Vec<LimitTaken>, RedisFailure> {
+        let mut answers: Vec<Option<LimitTaken>> = vec![None; checks.len()];
+        for group in by_sale(checks, |check| &check.sale_id) {
+            let group_checks: Vec<LimitCheck> =
+                group.iter().map(|&index| checks[index].clone()).collect();
+            let taken = self.take_sale_limits(&group_checks).await?;
+            for (index, answer) in group.into_iter().zip(taken) {
+                answers[index] = Some(answer);
+            }
+        }
+        Ok(answers.into_iter().flatten().collect())
+    }
+
+    /// [`Self::take_limits`] for checks of one sale: one script call.
+    async fn take_sale_limits(
         &self,
         checks: &[LimitCheck],
     ) -> Result<Vec<LimitTaken>, RedisFailure> {
@@ -553,12 +622,20 @@ impl Registry {
             .collect())
     }
 
-    /// Adds each `(sale, sku, buyer, delta)` to the buyer's count, in one
-    /// call: units released by cancels, expiries and refunds (negative),
-    /// and units sold while Redis was away (positive).
+    /// Adds each `(sale, sku, buyer, delta)` of **one sale** to the buyer's
+    /// count, in one call (the sale's counts share its slot): units
+    /// released by cancels, expiries and refunds (negative), and units sold
+    /// while Redis was away (positive). Deltas of several sales are refused
+    /// (group them per sale: `cluster::limits` does).
     pub async fn adjust_counts(&self, deltas: &[BuyerDelta]) -> Result<(), RedisFailure> {
-        if deltas.is_empty() {
+        let Some(first) = deltas.first() else {
             return Ok(());
+        };
+        if deltas.iter().any(|delta| delta.sale_id != first.sale_id) {
+            return Err(RedisFailure::Refused {
+                op: "limit_adjust",
+                message: "one adjust_counts call takes the deltas of one sale".into(),
+            });
         }
         let mut invocation = self.adjust_counts.prepare_invoke();
         for delta in deltas {
@@ -671,8 +748,8 @@ impl Registry {
     pub async fn node_tag(&self, node_id: &str) -> Result<u64, RedisFailure> {
         let mut invocation = self.node_tag.prepare_invoke();
         invocation
-            .key(self.key("nodes"))
-            .key(self.key("node_tag_seq"))
+            .key(self.key(NODES_KEY))
+            .key(self.key(NODE_TAG_SEQ_KEY))
             .arg(node_id)
             .arg(NODE_TAGS_MAX - 1);
         self.link
@@ -683,6 +760,33 @@ impl Registry {
     }
 }
 
+/// The node-wide keys, under the prefix; one hash tag, so `node_tag`'s
+/// two keys share a slot.
+pub const NODES_KEY: &str = "{nodes}";
+pub const NODE_TAG_SEQ_KEY: &str = "{nodes}:tag_seq";
+
+/// A key of one sale: `<prefix>:sale:{<sale>}:<rest>`. The sale id is the
+/// hash tag (sale ids are `[A-Za-z0-9_-]`, never a brace), so every key of
+/// the sale is in one Redis Cluster slot; the prefix stays first, so
+/// `<prefix>:*` still finds every key.
+pub fn sale_key(prefix: &str, sale_id: &str, rest: &str) -> String {
+    format!("{prefix}:sale:{{{sale_id}}}:{rest}")
+}
+
+/// The indices of `items` grouped by sale, in the order each sale first
+/// appears, each group in the items' order.
+fn by_sale<T>(items: &[T], sale_of: impl Fn(&T) -> &String) -> Vec<Vec<usize>> {
+    let mut groups: Vec<(&String, Vec<usize>)> = Vec::new();
+    for (index, item) in items.iter().enumerate() {
+        let sale_id = sale_of(item);
+        match groups.iter_mut().find(|(sale, _)| *sale == sale_id) {
+            Some((_, group)) => group.push(index),
+            None => groups.push((sale_id, vec![index])),
+        }
+    }
+    groups.into_iter().map(|(_, group)| group).collect()
+}
+
 fn status_of(state: &str) -> Option<SaleStatus> {
     match state {
         "scheduled" => Some(SaleStatus::Scheduled),
@@ -690,5 +794,75 @@ fn status_of(state: &str) -> Option<SaleStatus> {
         "paused" => Some(SaleStatus::Paused),
         "ended" => Some(SaleStatus::Ended),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use redis::cluster_routing::Slot;
+
+    /// Every key one sale's scripts and reads name, for `sale`.
+    fn keys_of_sale(prefix: &str, sale: &str) -> Vec<String> {
+        [
+            "spec",
+            "state",
+            "stock",
+            "leased:k1",
+            "leased:k-2",
+            "bought:k1",
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(["grant:n1-1700000000000-lease7".to_owned()])
+        .chain(["return:n2-1700000000000-return3".to_owned()])
+        .map(|rest| sale_key(prefix, sale, &rest))
+        .collect()
+    }
+
+    #[test]
+    fn every_key_of_one_sale_is_in_one_slot_and_sales_spread() {
+        for prefix in ["flashgate", "shop:eu-1", "flashgate-test:burst:42:7"] {
+            let mut slots = std::collections::HashSet::new();
+            for sale in ["s1", "s2", "cluster-1", "A_very-long_sale-id_0123456789ab"] {
+                let keys = keys_of_sale(prefix, sale);
+                let slot = Slot::for_key(&keys[0]);
+                for key in &keys {
+                    assert!(key.starts_with(&format!("{prefix}:")), "{key}");
+                    assert_eq!(Slot::for_key(key), slot, "{key} and {}", keys[0]);
+                    assert_eq!(
+                        Slot::for_key(key),
+                        Slot::for_key(sale),
+                        "the sale id is the hash tag: {key}"
+                    );
+                }
+                slots.insert(format!("{slot:?}"));
+            }
+            assert_eq!(slots.len(), 4, "four sales, four slots ({prefix})");
+        }
+        assert_eq!(sale_key("p", "s1", "stock"), "p:sale:{s1}:stock");
+    }
+
+    #[test]
+    fn the_node_wide_keys_share_a_slot() {
+        let registry_keys =
+            |prefix: &str| [NODES_KEY, NODE_TAG_SEQ_KEY].map(|key| format!("{prefix}:{key}"));
+        for prefix in ["flashgate", "other:prefix"] {
+            let [nodes, seq] = registry_keys(prefix);
+            assert_eq!(Slot::for_key(&nodes), Slot::for_key(&seq), "{nodes} {seq}");
+        }
+    }
+
+    #[test]
+    fn checks_and_deltas_are_grouped_per_sale_in_order() {
+        let sales: Vec<String> = ["a", "b", "a", "c", "b", "a"]
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        assert_eq!(
+            by_sale(&sales, |sale| sale),
+            vec![vec![0, 2, 5], vec![1, 4], vec![3]]
+        );
+        assert!(by_sale(&Vec::<String>::new(), |sale| sale).is_empty());
     }
 }

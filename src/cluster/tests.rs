@@ -1,6 +1,6 @@
 //! The registry's scripts against the machine's Redis.
 
-use crate::cluster::registry::{BuyerDelta, LimitTaken};
+use crate::cluster::registry::{BuyerDelta, LimitCheck, LimitTaken};
 use crate::cluster::test_redis::TestPrefix;
 use crate::cluster::{Granted, Restocked, Transitioned};
 use crate::sale::{ItemSpec, SaleAction, SaleSpec, SaleStatus};
@@ -337,5 +337,202 @@ async fn a_buyers_limit_holds_under_concurrent_checks_and_adjustments_give_units
     assert!(
         !keys.iter().any(|key| key.ends_with(":bought:k1")),
         "an emptied count hash is gone: {keys:?}"
+    );
+}
+
+/// The registry on a real Redis Cluster of three masters: every script and
+/// read runs (none spans two slots), a sale's keys share one slot, several
+/// sales spread over the masters, and a publication from a script reaches a
+/// subscriber on another master.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_registry_works_on_a_redis_cluster_one_slot_per_sale() {
+    use crate::cluster::test_redis_cluster::RedisCluster;
+    use crate::cluster::{RedisLink, Registry};
+    use futures_util::StreamExt;
+    use std::time::Duration;
+
+    let cluster = RedisCluster::start(3);
+    let urls = cluster.urls();
+    let seeds: Vec<&str> = urls.iter().map(String::as_str).collect();
+    let link = RedisLink::cluster(&seeds[..1], Duration::from_secs(2)).unwrap();
+    assert!(link.is_cluster());
+    let registry = Registry::new(link, "fg");
+    let sales: Vec<String> = (0..6).map(|n| format!("sale-{n}")).collect();
+
+    // A subscriber on one seed hears a publication made on any master.
+    let subscriber = Registry::new(
+        RedisLink::cluster(&seeds[2..], Duration::from_secs(2)).unwrap(),
+        "fg",
+    );
+    let mut events = subscriber
+        .link()
+        .subscribe(&subscriber.events_channel())
+        .await
+        .unwrap();
+
+    for sale in &sales {
+        assert!(registry.register_sale(&spec(sale, 50)).await.unwrap());
+        assert!(!registry.register_sale(&spec(sale, 7)).await.unwrap());
+    }
+    let mut heard = std::collections::HashSet::new();
+    while heard.len() < sales.len() {
+        let message = tokio::time::timeout(Duration::from_secs(5), events.next())
+            .await
+            .expect("every create announced")
+            .expect("the subscription open");
+        heard.insert(message.get_payload::<String>().unwrap());
+    }
+    let mut ids = registry.sale_ids().await.unwrap();
+    ids.sort();
+    assert_eq!(ids, sales);
+
+    let states = registry.sale_states(&ids).await.unwrap();
+    assert!(states
+        .iter()
+        .all(|state| *state == Some(SaleStatus::Scheduled)));
+    for sale in &sales {
+        let moved = registry.transition(sale, SaleAction::Start).await.unwrap();
+        assert_eq!(moved, Transitioned::Moved(SaleStatus::Live));
+        let granted = registry
+            .lease(sale, "k1", "n1", 20, &format!("{sale}-l1"))
+            .await;
+        assert_eq!(
+            granted.unwrap(),
+            Granted {
+                units: 20,
+                remaining: 30
+            }
+        );
+        registry
+            .lease(sale, "k1", "n2", 10, &format!("{sale}-l2"))
+            .await
+            .unwrap();
+        assert!(registry
+            .give_back(sale, "k1", "n1", 5, &format!("{sale}-r1"))
+            .await
+            .unwrap());
+        assert_eq!(
+            registry.restock(sale, "k1", 10, 1000).await.unwrap(),
+            Restocked::Added { total: 60 }
+        );
+        assert_eq!(registry.global_remaining(sale, "k1").await.unwrap(), 35);
+        assert_eq!(
+            registry.global_stock(sale).await.unwrap(),
+            vec![("k1".to_owned(), 35)]
+        );
+        assert_eq!(
+            registry.leases(sale, "k1").await.unwrap(),
+            vec![("n1".to_owned(), 15), ("n2".to_owned(), 10)]
+        );
+        assert_eq!(registry.leased(sale, "k1", "n2").await.unwrap(), 10);
+    }
+    let states = registry.sale_states(&ids).await.unwrap();
+    assert!(states.iter().all(|state| *state == Some(SaleStatus::Live)));
+
+    // Limit checks of several sales: one call per sale, answers in order.
+    let check = |sale: &str, quantity| LimitCheck {
+        sale_id: sale.to_owned(),
+        sku_id: "k1".to_owned(),
+        buyer: "alice".to_owned(),
+        quantity,
+        limit: 2,
+    };
+    let answers = registry
+        .take_limits(&[check("sale-0", 2), check("sale-1", 1), check("sale-0", 1)])
+        .await
+        .unwrap();
+    assert_eq!(
+        answers,
+        vec![
+            LimitTaken::Counted,
+            LimitTaken::Counted,
+            LimitTaken::Exceeded { held: 2 }
+        ]
+    );
+    let delta = |sale: &str, delta| BuyerDelta {
+        sale_id: sale.to_owned(),
+        sku_id: "k1".to_owned(),
+        buyer: "alice".to_owned(),
+        delta,
+    };
+    registry
+        .adjust_counts(&[delta("sale-0", -1)])
+        .await
+        .unwrap();
+    let mixed = registry
+        .adjust_counts(&[delta("sale-0", -1), delta("sale-1", -1)])
+        .await
+        .unwrap_err();
+    assert!(mixed.to_string().contains("one sale"), "{mixed}");
+    assert_eq!(
+        registry.buyer_count("sale-0", "k1", "alice").await.unwrap(),
+        1
+    );
+    assert_eq!(
+        registry.buyer_count("sale-1", "k1", "alice").await.unwrap(),
+        1
+    );
+
+    let tag = registry.node_tag("n1").await.unwrap();
+    assert_eq!(registry.node_tag("n1").await.unwrap(), tag);
+    assert_ne!(registry.node_tag("n2").await.unwrap(), tag);
+
+    // Each sale's keys share one slot, held by one master; the six sales
+    // spread over more than one master.
+    let mut masters = std::collections::HashSet::new();
+    for sale in &sales {
+        let keys = cluster.keys(&format!("fg:sale:{{{sale}}}:*"));
+        assert!(keys.len() >= 6, "{keys:?}");
+        let slots: std::collections::HashSet<u16> =
+            keys.iter().map(|key| cluster.key_slot(key)).collect();
+        assert_eq!(slots.len(), 1, "{sale}: {keys:?}");
+        let holders: Vec<usize> = (0..3)
+            .filter(|&index| {
+                !cluster
+                    .keys_on(index, &format!("fg:sale:{{{sale}}}:*"))
+                    .is_empty()
+            })
+            .collect();
+        assert_eq!(holders.len(), 1, "{sale} on one master: {holders:?}");
+        masters.insert(holders[0]);
+    }
+    assert!(masters.len() > 1, "six sales on one master: {masters:?}");
+    assert_eq!(
+        cluster.key_slot("fg:{nodes}"),
+        cluster.key_slot("fg:{nodes}:tag_seq")
+    );
+    // The prefix finds every key, on whichever master.
+    let all = cluster.keys("fg:*");
+    assert!(all.contains(&"fg:sales".to_owned()), "{all:?}");
+    assert!(all.contains(&"fg:{nodes}".to_owned()), "{all:?}");
+}
+
+/// A create that died between the sale's keys and its `sales` entry (two
+/// steps: one slot each) leaves a sale no node lists; the next create of
+/// that id is refused as before and lists it.
+#[tokio::test]
+async fn a_create_cut_before_the_sales_entry_is_listed_by_the_next_create() {
+    let redis = TestPrefix::new("register-cut");
+    let registry = redis.registry();
+    assert!(registry.register_sale(&spec("s1", 10)).await.unwrap());
+    let client = redis::Client::open(crate::cluster::test_redis::REDIS_URL).unwrap();
+    let mut connection = client
+        .get_connection_with_timeout(std::time::Duration::from_secs(1))
+        .unwrap();
+    let _: i64 = redis::cmd("SREM")
+        .arg(format!("{}:sales", redis.prefix))
+        .arg("s1")
+        .query(&mut connection)
+        .unwrap();
+    assert!(registry.sale_ids().await.unwrap().is_empty());
+    assert!(
+        !registry.register_sale(&spec("s1", 99)).await.unwrap(),
+        "the sale exists: refused"
+    );
+    assert_eq!(registry.sale_ids().await.unwrap(), vec!["s1".to_owned()]);
+    assert_eq!(
+        registry.sale_spec("s1").await.unwrap(),
+        Some(spec("s1", 10)),
+        "the first spec stands"
     );
 }
