@@ -28,8 +28,8 @@ use redis::{AsyncConnectionConfig, Client, Cmd, FromRedisValue, Pipeline, RedisE
 use redis::{RedisFuture, Value};
 use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Mutex;
 use std::time::Duration;
-use tokio::sync::Mutex;
 
 /// Least time between two connection attempts.
 const RECONNECT_BACKOFF: Duration = Duration::from_millis(200);
@@ -99,7 +99,12 @@ pub struct RedisLink {
     url: String,
     target: Target,
     timeout: Duration,
+    /// The live connection, cloned by every call under a lock held for
+    /// the clone only (the order path's limit checks take it: a lock held
+    /// across an await would queue and park them).
     connection: Mutex<Option<RedisConnection>>,
+    /// One connect at a time.
+    connecting: tokio::sync::Mutex<()>,
     last_connect_ms: AtomicU64,
     started: std::time::Instant,
     calls: AtomicU64,
@@ -156,6 +161,7 @@ impl RedisLink {
             target,
             timeout,
             connection: Mutex::new(None),
+            connecting: tokio::sync::Mutex::new(()),
             last_connect_ms: AtomicU64::new(0),
             started: std::time::Instant::now(),
             calls: AtomicU64::new(0),
@@ -192,12 +198,12 @@ impl RedisLink {
                 op,
                 message: error.to_string(),
             }),
-            Ok(Err(error)) => Err(self.broken(error.to_string()).await),
-            Err(_) => Err(self
-                .broken(format!("no answer within {:?}", self.timeout))
-                .await),
+            Ok(Err(error)) => Err(self.broken(error.to_string())),
+            Err(_) => Err(self.broken(format!("no answer within {:?}", self.timeout))),
         };
-        if answer.is_ok() || matches!(answer, Err(RedisFailure::Refused { .. })) {
+        let reached = answer.is_ok() || matches!(answer, Err(RedisFailure::Refused { .. }));
+        // Written only on a change: every order's limit check comes here.
+        if reached && !self.reachable.load(Ordering::Acquire) {
             self.reachable.store(true, Ordering::Release);
         }
         answer
@@ -235,9 +241,12 @@ impl RedisLink {
     }
 
     async fn connection(&self) -> Result<RedisConnection, RedisFailure> {
-        let mut slot = self.connection.lock().await;
-        if let Some(connection) = slot.as_ref() {
-            return Ok(connection.clone());
+        if let Some(connection) = self.current() {
+            return Ok(connection);
+        }
+        let _connecting = self.connecting.lock().await;
+        if let Some(connection) = self.current() {
+            return Ok(connection); // another call connected meanwhile
         }
         let now_ms = self.started.elapsed().as_millis() as u64 + 1;
         let last = self.last_connect_ms.load(Ordering::Relaxed);
@@ -266,12 +275,22 @@ impl RedisLink {
             }
         }
         .map_err(|error| self.unreachable(&error.to_string()))?;
-        *slot = Some(connected.clone());
+        *self.slot() = Some(connected.clone());
         Ok(connected)
     }
 
-    async fn broken(&self, message: String) -> RedisFailure {
-        *self.connection.lock().await = None;
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<RedisConnection>> {
+        self.connection
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    fn current(&self) -> Option<RedisConnection> {
+        self.slot().clone()
+    }
+
+    fn broken(&self, message: String) -> RedisFailure {
+        *self.slot() = None;
         self.unreachable(&message)
     }
 
