@@ -684,6 +684,34 @@ async fn wait_readyz(node: &Node, status: u16, body: Value) {
     }
 }
 
+/// Orders one unit until a 201 while the node answers 503 `OVERLOADED`
+/// (Redis coming back, the refill on its way).
+async fn order_once_redis_is_back(client: &mut Client, buyer: &str, key: &str, sale_id: &str) {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let reply = client.order(&buyer_token(buyer), key, sale_id, 1).await;
+        if reply.status == 201 {
+            return;
+        }
+        assert_error(&reply, 503, "OVERLOADED");
+        assert!(
+            Instant::now() < deadline,
+            "never sold again after Redis came back: {}",
+            reply.text()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// Waits until `node` holds `units` of the sale's item (its lease arrived).
+async fn wait_held(node: &Node, sale_id: &str, units: i64) {
+    let deadline = Instant::now() + WAIT;
+    while held_and_sold(node, sale_id).await.0 != units {
+        assert!(Instant::now() < deadline, "the node never held {units}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+}
+
 /// The sale's status as `node` shows it.
 async fn status_on(node: &Node, sale_id: &str) -> Option<String> {
     let reply = Client::connect(node.addr)
@@ -836,11 +864,7 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
     host.live_sale(sale_id, STOCK, 1).await;
     let buyers = |from: usize, count: usize| (from..from + count).map(|i| format!("o_b{i}"));
     assert_eq!(buy_all(&node, sale_id, buyers(0, 1)).await, 1);
-    let deadline = Instant::now() + WAIT;
-    while held_and_sold(&node, sale_id).await.0 != 20 {
-        assert!(Instant::now() < deadline, "the first block never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_held(&node, sale_id, 20).await;
 
     wait_readyz(&node, 200, serde_json::json!({"status": "ready"})).await;
     proxy.cut();
@@ -883,23 +907,7 @@ async fn with_redis_down_a_node_sells_its_lease_then_answers_503_and_recovers() 
 
     // Redis back: the node reconnects and sells again.
     proxy.restore();
-    let mut sold_after = 0;
-    let deadline = Instant::now() + WAIT;
-    while sold_after == 0 {
-        let reply = client
-            .order(&buyer_token("o_late"), "key-late", sale_id, 1)
-            .await;
-        match reply.status.as_u16() {
-            201 => sold_after = 1,
-            503 => assert!(
-                Instant::now() < deadline,
-                "never recovered: {}",
-                reply.text()
-            ),
-            _ => panic!("unexpected: {}", reply.text()),
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    order_once_redis_is_back(&mut client, "o_late", "key-late", sale_id).await;
     assert_eq!(metric(&node, "flashgate_cluster_redis_up").await, 1.0);
     // Ready again, with nothing to say.
     wait_readyz(&node, 200, serde_json::json!({"status": "ready"})).await;
@@ -1302,32 +1310,11 @@ async fn with_limits_without_redis_refuse_a_node_sells_nothing_while_redis_is_aw
     assert!(message.contains("buyer limits"), "{message}");
     assert!(reply.header("retry-after").is_some());
     // It sells nothing now, lease or not: out of rotation, saying why.
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let ready = client.get_anonymous("/readyz").await;
-        if ready.status == 503 {
-            assert_eq!(ready.json()["status"], "redis_unreachable");
-            break;
-        }
-        assert!(Instant::now() < deadline, "/readyz stayed {}", ready.text());
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let unready = serde_json::json!({"status": "redis_unreachable"});
+    wait_readyz(&node, 503, unready).await;
 
     proxy.restore();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let reply = client.order(&buyer_token("r_b1"), "k", sale_id, 1).await;
-        if reply.status == 201 {
-            break;
-        }
-        assert_error(&reply, 503, "OVERLOADED");
-        assert!(
-            Instant::now() < deadline,
-            "never recovered: {}",
-            reply.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    order_once_redis_is_back(&mut client, "r_b1", "k", sale_id).await;
     drop(redis);
 }
 
@@ -1368,11 +1355,7 @@ async fn a_node_restarts_while_redis_is_away_sells_what_its_journal_holds_then_r
         .live_sale(sale_id, STOCK, 1)
         .await;
     assert_eq!(buy_all(&node, sale_id, buyers(0, 1)).await, 1);
-    let deadline = Instant::now() + WAIT;
-    while held_and_sold(&node, sale_id).await.0 != 20 {
-        assert!(Instant::now() < deadline, "the first block never arrived");
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    wait_held(&node, sale_id, 20).await;
     // Killed holding a lease of 20 (1 sold); restarted while Redis is away.
     node.kill_9();
     proxy.cut();
@@ -1402,20 +1385,7 @@ async fn a_node_restarts_while_redis_is_away_sells_what_its_journal_holds_then_r
 
     // Redis back: reconciled (Redis and the journal agree), then it leases.
     proxy.restore();
-    let deadline = Instant::now() + WAIT;
-    loop {
-        let reply = client.order(&buyer_token("c_late"), "k", sale_id, 1).await;
-        if reply.status == 201 {
-            break;
-        }
-        assert_error(&reply, 503, "OVERLOADED");
-        assert!(
-            Instant::now() < deadline,
-            "never leased again: {}",
-            reply.text()
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    order_once_redis_is_back(&mut client, "c_late", "k", sale_id).await;
     let (held, sold) = held_and_sold(&node, sale_id).await;
     assert_eq!(sold, 21);
     let leased = redis.hash(&format!("sale:{{{sale_id}}}:leased:{SKU}"));
