@@ -169,6 +169,79 @@ async fn wait_live(node: &Node, sale_id: &str) {
     }
 }
 
+/// A burst of `buyers` distinct buyers (`<tag>_<i>`), buyer i on node
+/// i % 3, over `connections` connections per node: `(node index, buyer,
+/// order id)` of every 201.
+async fn burst(
+    nodes: &[Node],
+    sale_id: &'static str,
+    tag: &'static str,
+    buyers: usize,
+    connections: usize,
+) -> Vec<(usize, String, String)> {
+    let mut tasks = Vec::new();
+    for (node_index, node) in nodes.iter().enumerate() {
+        for connection in 0..connections {
+            let addr = node.addr;
+            let mine: Vec<usize> = (0..buyers)
+                .filter(|buyer| buyer % nodes.len() == node_index)
+                .filter(|buyer| (buyer / nodes.len()) % connections == connection)
+                .collect();
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let mut sold = Vec::new();
+                for buyer in mine {
+                    let buyer = format!("{tag}_{buyer}");
+                    if let Some(order_id) = buy(&mut client, sale_id, &buyer).await {
+                        sold.push((node_index, buyer, order_id));
+                    }
+                }
+                sold
+            }));
+        }
+    }
+    let mut sold = Vec::new();
+    for task in tasks {
+        sold.extend(task.await.expect("a buyer task"));
+    }
+    sold
+}
+
+/// One buyer, "whale", ordering one unit `attempts` times on every node at
+/// once, each with its own key: `(node index, key, order id)` of the 201s;
+/// every other answer must be 409 `LIMIT_EXCEEDED`.
+async fn one_buyer_everywhere(
+    nodes: &[Node],
+    sale_id: &'static str,
+    attempts: usize,
+) -> Vec<(usize, String, Value)> {
+    let mut tasks = Vec::new();
+    for (index, node) in nodes.iter().enumerate() {
+        for attempt in 0..attempts {
+            let addr = node.addr;
+            tasks.push(tokio::spawn(async move {
+                let mut client = Client::connect(addr).await;
+                let key = format!("whale-{index}-{attempt}");
+                let reply = try_order(&mut client, "whale", &key, sale_id).await;
+                (index, key, reply)
+            }));
+        }
+    }
+    let mut made = Vec::new();
+    for task in tasks {
+        let (index, key, reply) = task.await.expect("an order task");
+        match reply.status.as_u16() {
+            201 => made.push((index, key, reply.json()["order_id"].clone())),
+            409 => {
+                let message = assert_error(&reply, 409, "LIMIT_EXCEEDED");
+                assert!(message.contains("per-user limit"), "{message}");
+            }
+            other => panic!("unexpected {other}: {}", reply.text()),
+        }
+    }
+    made
+}
+
 /// One buyer's order on `addr`, retried while the node answers 503 (its
 /// refill not there yet). `Some(order_id)` for a 201, `None` for SOLD_OUT.
 async fn buy(client: &mut Client, sale_id: &str, buyer: &str) -> Option<String> {
@@ -233,31 +306,7 @@ async fn a_burst_over_three_nodes_sells_exactly_the_stock_and_no_node_more_than_
     }
 
     // The burst: buyer i goes to node i % 3, over a few connections each.
-    let mut tasks = Vec::new();
-    for (node_index, node) in nodes.iter().enumerate() {
-        for connection in 0..CONNECTIONS_PER_NODE {
-            let addr = node.addr;
-            let buyers: Vec<usize> = (0..BUYERS)
-                .filter(|buyer| buyer % 3 == node_index)
-                .filter(|buyer| (buyer / 3) % CONNECTIONS_PER_NODE == connection)
-                .collect();
-            tasks.push(tokio::spawn(async move {
-                let mut client = Client::connect(addr).await;
-                let mut sold = Vec::new();
-                for buyer in buyers {
-                    let buyer = format!("o_buyer_{buyer}");
-                    if let Some(order_id) = buy(&mut client, sale_id, &buyer).await {
-                        sold.push((node_index, buyer, order_id));
-                    }
-                }
-                sold
-            }));
-        }
-    }
-    let mut sold = Vec::new();
-    for task in tasks {
-        sold.extend(task.await.expect("a buyer task"));
-    }
+    let sold = burst(&nodes, sale_id, "o_buyer", BUYERS, CONNECTIONS_PER_NODE).await;
     assert_eq!(sold.len() as i64, STOCK, "201s over the three nodes");
     let order_ids: HashSet<&String> = sold.iter().map(|(_, _, order_id)| order_id).collect();
     assert_eq!(
@@ -1205,30 +1254,7 @@ async fn one_buyer_hitting_all_three_nodes_at_once_gets_exactly_the_limit() {
     }
 
     // 15 concurrent orders of one buyer, five on each node, each its own key.
-    let mut attempts = Vec::new();
-    for (index, node) in nodes.iter().enumerate() {
-        for attempt in 0..ATTEMPTS_PER_NODE {
-            let addr = node.addr;
-            attempts.push(tokio::spawn(async move {
-                let mut client = Client::connect(addr).await;
-                let key = format!("whale-{index}-{attempt}");
-                let reply = try_order(&mut client, "whale", &key, sale_id).await;
-                (index, key, reply)
-            }));
-        }
-    }
-    let mut made = Vec::new();
-    for attempt in attempts {
-        let (index, key, reply) = attempt.await.expect("an order task");
-        match reply.status.as_u16() {
-            201 => made.push((index, key, reply.json()["order_id"].clone())),
-            409 => {
-                let message = assert_error(&reply, 409, "LIMIT_EXCEEDED");
-                assert!(message.contains("2"), "{message}");
-            }
-            other => panic!("unexpected {other}: {}", reply.text()),
-        }
-    }
+    let made = one_buyer_everywhere(&nodes, sale_id, ATTEMPTS_PER_NODE).await;
     assert_eq!(
         made.len(),
         LIMIT as usize,
@@ -1461,60 +1487,21 @@ async fn three_nodes_on_a_redis_cluster_sell_one_sale_exactly() {
     }
 
     // One buyer on all three nodes at once gets exactly the limit.
-    let mut attempts = Vec::new();
-    for (index, node) in nodes.iter().enumerate() {
-        for attempt in 0..WHALE_ATTEMPTS_PER_NODE {
-            let addr = node.addr;
-            attempts.push(tokio::spawn(async move {
-                let mut client = Client::connect(addr).await;
-                let key = format!("whale-{index}-{attempt}");
-                (index, try_order(&mut client, "whale", &key, sale_id).await)
-            }));
-        }
-    }
-    let mut whale = Vec::new();
-    for attempt in attempts {
-        let (index, reply) = attempt.await.expect("an order task");
-        match reply.status.as_u16() {
-            201 => whale.push(index),
-            409 => {
-                assert_error(&reply, 409, "LIMIT_EXCEEDED");
-            }
-            other => panic!("unexpected {other}: {}", reply.text()),
-        }
-    }
+    let whale: Vec<usize> = one_buyer_everywhere(&nodes, sale_id, WHALE_ATTEMPTS_PER_NODE)
+        .await
+        .into_iter()
+        .map(|(index, _, _)| index)
+        .collect();
     assert_eq!(whale.len(), LIMIT as usize, "the limit across nodes");
 
     // A burst of distinct buyers over the three nodes sells the rest.
-    let mut tasks = Vec::new();
-    for (node_index, node) in nodes.iter().enumerate() {
-        for connection in 0..CONNECTIONS_PER_NODE {
-            let addr = node.addr;
-            let buyers: Vec<usize> = (0..BUYERS)
-                .filter(|buyer| buyer % 3 == node_index)
-                .filter(|buyer| (buyer / 3) % CONNECTIONS_PER_NODE == connection)
-                .collect();
-            tasks.push(tokio::spawn(async move {
-                let mut client = Client::connect(addr).await;
-                let mut sold = Vec::new();
-                for buyer in buyers {
-                    let buyer = format!("rc_buyer_{buyer}");
-                    if buy(&mut client, sale_id, &buyer).await.is_some() {
-                        sold.push(node_index);
-                    }
-                }
-                sold
-            }));
-        }
-    }
+    let sold = burst(&nodes, sale_id, "rc_buyer", BUYERS, CONNECTIONS_PER_NODE).await;
     let mut sold_per_node = [0i64; 3];
     for index in whale {
         sold_per_node[index] += 1;
     }
-    for task in tasks {
-        for node_index in task.await.expect("a buyer task") {
-            sold_per_node[node_index] += 1;
-        }
+    for (node_index, _, _) in &sold {
+        sold_per_node[*node_index] += 1;
     }
     assert_eq!(
         sold_per_node.iter().sum::<i64>(),
