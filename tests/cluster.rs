@@ -54,6 +54,22 @@ impl RedisPrefix {
         RedisPrefix { prefix, connection }
     }
 
+    /// Moves `units` of the sale's item from the global stock to `node`'s
+    /// lease by hand: a grant Redis made whose journal record a crash lost.
+    fn forge_lease(&mut self, sale_id: &str, node: &str, units: i64) {
+        let _: () = redis::pipe()
+            .cmd("HINCRBY")
+            .arg(format!("{}:sale:{{{sale_id}}}:stock", self.prefix))
+            .arg(SKU)
+            .arg(-units)
+            .cmd("HINCRBY")
+            .arg(format!("{}:sale:{{{sale_id}}}:leased:{SKU}", self.prefix))
+            .arg(node)
+            .arg(units)
+            .query(&mut self.connection)
+            .expect("a lease without a journal record");
+    }
+
     fn hash(&mut self, key: &str) -> HashMap<String, i64> {
         redis::cmd("HGETALL")
             .arg(format!("{}:{key}", self.prefix))
@@ -608,17 +624,7 @@ async fn a_node_killed_mid_sale_keeps_its_sold_units_and_gives_back_the_rest() {
     );
     // A lease Redis granted n2 whose grant never reached its journal (a
     // crash between the two), made by hand.
-    let _: () = redis::pipe()
-        .cmd("HINCRBY")
-        .arg(format!("{}:sale:{{{sale_id}}}:stock", redis.prefix))
-        .arg(SKU)
-        .arg(-5)
-        .cmd("HINCRBY")
-        .arg(format!("{}:sale:{{{sale_id}}}:leased:{SKU}", redis.prefix))
-        .arg("n2")
-        .arg(5)
-        .query(&mut redis.connection)
-        .expect("a lease without a journal record");
+    redis.forge_lease(sale_id, "n2", 5);
 
     // The others sell what is not in n2's lease, then answer SOLD_OUT.
     let by_n1 = buy_all_ids(&nodes[0], sale_id, buyers(100, 30)).await;
@@ -1393,17 +1399,7 @@ async fn a_node_restarts_while_redis_is_away_sells_what_its_journal_holds_then_r
     assert_eq!(held_and_sold(&node, sale_id).await, (20, 1));
     // Meanwhile Redis records 7 more for n1 than its journal (a grant
     // whose record a crash lost), made by hand: the reconcile owes them back.
-    let _: () = redis::pipe()
-        .cmd("HINCRBY")
-        .arg(format!("{}:sale:{{{sale_id}}}:stock", redis.prefix))
-        .arg(SKU)
-        .arg(-7)
-        .cmd("HINCRBY")
-        .arg(format!("{}:sale:{{{sale_id}}}:leased:{SKU}", redis.prefix))
-        .arg("n1")
-        .arg(7)
-        .query(&mut redis.connection)
-        .expect("a lease without a journal record");
+    redis.forge_lease(sale_id, "n1", 7);
     // Its journal's lease sells without Redis; then 503.
     assert_eq!(buy_all(&node, sale_id, buyers(1, 19)).await, 19);
     let reply = client.order(&buyer_token("c_late"), "k", sale_id, 1).await;

@@ -1,7 +1,7 @@
 //! Storefront routes (`/v1`): read a sale, place, read and cancel orders.
 
 use crate::clock::now_ms;
-use crate::cluster::{LimitRefusal, LimitTicket};
+use crate::cluster::LimitRefusal;
 use crate::http::body::{json_response, parse_json, read_body, ResponseBody};
 use crate::http::error::ApiError;
 use crate::http::{shard_hint, AppState};
@@ -123,21 +123,19 @@ async fn place_leased(
             ));
         }
     };
-    let counted = (ticket != LimitTicket::Engine).then(|| request.clone());
-    let result = place_from_lease(state, cluster, buyer, key, request).await;
-    if let Some(request) = counted {
-        let made = matches!(&result, Ok(placed) if !placed.replayed);
-        cluster.settle_limit(ticket, buyer, &request, made);
-    }
+    let result = reserve_leased(state, cluster, buyer, key, &request).await;
+    let made = matches!(&result, Ok(placed) if !placed.replayed);
+    cluster.settle_limit(ticket, buyer, &request, made);
     result
 }
 
-async fn place_from_lease(
+/// The reservation on the leased stock, with one wait for the refill.
+async fn reserve_leased(
     state: &AppState,
     cluster: &crate::cluster::ClusterNode,
     buyer: &str,
     key: &str,
-    request: OrderRequest,
+    request: &OrderRequest,
 ) -> Result<crate::sale::Placed, ApiError> {
     let short = |result: &Result<_, SaleError>| {
         matches!(
@@ -145,20 +143,20 @@ async fn place_from_lease(
             Err(SaleError::SoldOut | SaleError::InsufficientStock { .. })
         )
     };
-    let (sale_id, sku_id) = (request.sale_id.clone(), request.sku_id.clone());
+    let (sale_id, sku_id) = (&request.sale_id, &request.sku_id);
     let mut result = place(state, buyer, key, request.clone());
-    if short(&result) && cluster.wait_for_refill(&sale_id, &sku_id).await {
-        result = place(state, buyer, key, request);
+    if short(&result) && cluster.wait_for_refill(sale_id, sku_id).await {
+        result = place(state, buyer, key, request.clone());
     }
-    if short(&result) && !cluster.global_spent(&sale_id, &sku_id) {
+    if short(&result) && !cluster.global_spent(sale_id, sku_id) {
         return Err(ApiError::overloaded(
             "this node's share of the stock is spent and its refill has not arrived yet; retry",
             state.config.server.retry_after_seconds,
         ));
     }
     let placed = result?;
-    if let Ok(sale) = state.engine.sale(&sale_id) {
-        if let Some(index) = sale.item_index(&sku_id) {
+    if let Ok(sale) = state.engine.sale(sale_id) {
+        if let Some(index) = sale.item_index(sku_id) {
             cluster.after_order(&sale, index);
         }
     }
