@@ -33,7 +33,9 @@
 //! mode, default 2), `HTTP_BENCH_WORKERS` (tokio workers, default the
 //! number of CPUs), `HTTP_BENCH_POOL` (pre-signed buyer tokens, default
 //! enough for 100,000 requests/s), `HTTP_BENCH_DIR` (parent of the data
-//! dirs, default the system temp dir).
+//! dirs, default the system temp dir), `HTTP_BENCH_GROWING=1` (a third
+//! round per cycle: fsync with `storage.journal_preallocate = false`, so
+//! every commit also grows the segment file).
 
 use bytes::Bytes;
 use flashgate::app::Gateway;
@@ -203,6 +205,8 @@ async fn admin_call(sender: &mut Sender, host: &HeaderValue, path: &str, body: O
 enum Mode {
     None,
     Fsync,
+    /// fsync into segments that grow with each commit (no preallocation).
+    FsyncGrowing,
 }
 
 impl Mode {
@@ -210,13 +214,14 @@ impl Mode {
         match self {
             Mode::None => "none",
             Mode::Fsync => "fsync",
+            Mode::FsyncGrowing => "fsync-grow",
         }
     }
 
     fn durability(self) -> Durability {
         match self {
             Mode::None => Durability::None,
-            Mode::Fsync => Durability::Fsync,
+            Mode::Fsync | Mode::FsyncGrowing => Durability::Fsync,
         }
     }
 }
@@ -346,6 +351,7 @@ async fn run_round(knobs: &Knobs, pool: &Arc<Pool>, mode: Mode, round: usize) ->
     config.server.shutdown_grace_seconds = 5;
     config.storage.data_dir = data_dir.clone();
     config.storage.durability = mode.durability();
+    config.storage.journal_preallocate = mode != Mode::FsyncGrowing;
     let gateway = Gateway::start(config)
         .await
         .unwrap_or_else(|error| panic!("the gateway did not start: {error}"));
@@ -633,8 +639,13 @@ fn main() {
     );
     println!();
 
+    let cycle: &[Mode] = if std::env::var("HTTP_BENCH_GROWING").is_ok_and(|value| value == "1") {
+        &[Mode::None, Mode::Fsync, Mode::FsyncGrowing]
+    } else {
+        &[Mode::None, Mode::Fsync]
+    };
     let modes: Vec<Mode> = (0..knobs.rounds_per_mode)
-        .flat_map(|_| [Mode::None, Mode::Fsync])
+        .flat_map(|_| cycle.iter().copied())
         .collect();
     println!(
         "{:>5}  {:<5}  {:>9}  {:>10}  {:>7}  {:>7}  {:>8}  {:>6}  {:>10}  {:>9}  {:>9}  {:>5}  {:>7}  {:>5}",
@@ -684,7 +695,7 @@ fn main() {
         "{:<12}  {:>10}  {:>7}  {:>7}",
         "median", "req/s", "p50 ms", "p99 ms"
     );
-    for mode in [Mode::None, Mode::Fsync] {
+    for mode in cycle.iter().copied() {
         println!(
             "{:<12}  {:>10.0}  {:>7.2}  {:>7.2}",
             mode.name(),
@@ -697,9 +708,9 @@ fn main() {
     let fsync = per_mode(Mode::Fsync, |r| r.requests_per_sec);
     let ratio = fsync / none;
     let pairs: Vec<String> = results
-        .chunks(2)
-        .filter(|pair| pair.len() == 2)
-        .map(|pair| format!("{:.3}", pair[1].requests_per_sec / pair[0].requests_per_sec))
+        .chunks(cycle.len())
+        .filter(|round| round.len() == cycle.len())
+        .map(|round| format!("{:.3}", round[1].requests_per_sec / round[0].requests_per_sec))
         .collect();
     println!();
     println!(
@@ -714,6 +725,14 @@ fn main() {
         "  per pair (fsync round / the none round before it): {}",
         pairs.join(", ")
     );
+    if cycle.contains(&Mode::FsyncGrowing) {
+        let growing = per_mode(Mode::FsyncGrowing, |r| r.requests_per_sec);
+        println!(
+            "ratio fsync-grow/none (median req/s): {:.3}; fsync/fsync-grow: {:.3}",
+            growing / none,
+            fsync / growing
+        );
+    }
 
     let mut clean = true;
     for (index, result) in results.iter().enumerate() {

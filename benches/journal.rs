@@ -153,6 +153,7 @@ fn journal_options(dir: &Path, durability: Durability) -> JournalOptions {
         durability,
         segment_bytes_max: SEGMENT_BYTES_MAX,
         commit_batch_bytes_max: COMMIT_BATCH_BYTES_MAX,
+        preallocate: true,
     }
 }
 

@@ -397,6 +397,7 @@ fn recover(
         durability: config.storage.durability,
         segment_bytes_max: config.storage.journal_segment_bytes_max,
         commit_batch_bytes_max: config.storage.commit_batch_bytes_max,
+        preallocate: config.storage.journal_preallocate,
     };
     let journal = Arc::new(Journal::start(options, &replayed)?);
     engine.attach_sink(journal.clone());

@@ -68,6 +68,34 @@ pub struct JournalOptions {
     pub segment_bytes_max: u64,
     /// The most bytes one commit writes; also the torn-tail window.
     pub commit_batch_bytes_max: usize,
+    /// Write segments into zero-filled files made ahead of time, so a
+    /// commit overwrites in place instead of growing the file (see
+    /// [`segment`]).
+    pub preallocate: bool,
+}
+
+/// How far the journal is durable: its last durable record, and where the
+/// bytes of the segment being written end (a preallocated segment is
+/// longer than what it holds, so its length does not say).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DurableEnd {
+    pub seq: u64,
+    /// The first sequence number of the segment being written.
+    pub segment_first_seq: u64,
+    /// The bytes of records in it.
+    pub segment_bytes: u64,
+}
+
+impl DurableEnd {
+    /// Records up to `seq`, with no bound on where they end (tests, and
+    /// journals whose segments are never longer than their records).
+    pub fn unbounded(seq: u64) -> DurableEnd {
+        DurableEnd {
+            seq,
+            segment_first_seq: u64::MAX,
+            segment_bytes: u64::MAX,
+        }
+    }
 }
 
 #[derive(Debug, Clone, thiserror::Error)]

@@ -6,9 +6,13 @@
 //! and no intact record follows it: the tail is truncated and logged.
 //! Anything else is damage inside the log: start-up stops with an error
 //! that names the segment and the offset. Nothing is skipped silently.
+//!
+//! A segment may end in zeros: the unused room of a preallocated segment
+//! (see `segment.rs`). Zeros from a record boundary to the end are that
+//! room; zeros followed by anything else are damage like any other.
 
 use crate::journal::record::{decode, Decoded};
-use crate::journal::segment::list_segments;
+use crate::journal::segment::{list_segments, written_len};
 use crate::journal::JournalError;
 use std::fs::{self, OpenOptions};
 use std::io::Read;
@@ -62,7 +66,9 @@ pub fn replay(
         }
         expected_seq = Some(*first_seq);
         let mut offset = 0usize;
-        while offset < data.len() {
+        // Where the written bytes end: the rest is zeros.
+        let written = written_len(&data);
+        while offset < written {
             match decode(&data[offset..]) {
                 Decoded::Record {
                     seq,
@@ -88,10 +94,10 @@ pub fn replay(
                     offset += bytes;
                 }
                 Decoded::Incomplete | Decoded::Corrupt(_)
-                    if is_last && is_torn_tail(&data, offset, tail_window_bytes) =>
+                    if is_last && is_torn_tail(&data, offset, written, tail_window_bytes) =>
                 {
-                    truncate(path, offset)?;
-                    outcome.truncated_bytes = (data.len() - offset) as u64;
+                    cut_tail(path, offset, written, data.len())?;
+                    outcome.truncated_bytes = (written - offset) as u64;
                     tracing::warn!(
                         segment = %path.display(),
                         offset,
@@ -135,22 +141,30 @@ fn read_ahead(path: &Path) {
 }
 
 /// Damage at `offset` is a torn tail when it lies within the last commit's
-/// reach of the end and no intact record starts anywhere after it.
-fn is_torn_tail(data: &[u8], offset: usize, tail_window_bytes: usize) -> bool {
-    if data.len() - offset > tail_window_bytes {
+/// reach of where the written bytes end (`written`; zeros follow) and no
+/// intact record starts anywhere after it.
+fn is_torn_tail(data: &[u8], offset: usize, written: usize, tail_window_bytes: usize) -> bool {
+    if written - offset > tail_window_bytes {
         return false;
     }
-    !(offset + 1..data.len()).any(|start| matches!(decode(&data[start..]), Decoded::Record { .. }))
+    !(offset + 1..written).any(|start| matches!(decode(&data[start..]), Decoded::Record { .. }))
 }
 
-fn truncate(path: &Path, length: usize) -> Result<(), JournalError> {
-    let file = OpenOptions::new()
-        .write(true)
-        .open(path)
-        .map_err(|e| JournalError::io(path, e))?;
-    file.set_len(length as u64)
-        .map_err(|e| JournalError::io(path, e))?;
-    file.sync_all().map_err(|e| JournalError::io(path, e))
+/// Removes the torn bytes `offset..written` of a segment `length` long: a
+/// segment that grows as it is written is cut to `offset`; in a
+/// preallocated one (zeros after `written`) the torn bytes are zeroed, so
+/// it keeps its room.
+fn cut_tail(path: &Path, offset: usize, written: usize, length: usize) -> Result<(), JournalError> {
+    use std::os::unix::fs::FileExt;
+    let io = |source| JournalError::io(path, source);
+    let file = OpenOptions::new().write(true).open(path).map_err(io)?;
+    if written == length {
+        file.set_len(offset as u64).map_err(io)?;
+        return file.sync_all().map_err(io);
+    }
+    file.write_all_at(&vec![0u8; written - offset], offset as u64)
+        .map_err(io)?;
+    file.sync_data().map_err(io)
 }
 
 fn corrupt(path: &Path, offset: usize, reason: &str) -> JournalError {

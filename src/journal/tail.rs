@@ -6,11 +6,13 @@
 //! It reads a bounded chunk at a time ([`READ_CHUNK_BYTES`]) and decodes from
 //! a cursor into it, compacting only before the next read: however far the
 //! store lags (and it lags by design during a burst), a batch costs what its
-//! records cost, and the tail holds at most a chunk or two in memory.
+//! records cost, and the tail holds at most a chunk or two in memory. In
+//! the segment being written it reads no further than the writer has
+//! written ([`DurableEnd`]): a preallocated segment's zeros are not read.
 
 use crate::journal::record::{decode, Decoded, HEADER_BYTES, PAYLOAD_BYTES_MAX};
-use crate::journal::segment::list_segments;
-use crate::journal::JournalError;
+use crate::journal::segment::{first_seq_of, list_segments};
+use crate::journal::{DurableEnd, JournalError};
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -58,19 +60,20 @@ impl Tail {
         self.next_seq
     }
 
-    /// Up to `records_max` records with sequence numbers up to `durable_seq`.
+    /// Up to `records_max` records with sequence numbers up to `end.seq`.
     pub fn read(
         &mut self,
-        durable_seq: u64,
+        end: DurableEnd,
         records_max: usize,
     ) -> Result<Vec<(u64, Vec<u8>)>, JournalError> {
+        let durable_seq = end.seq;
         let mut records = Vec::new();
         while self.next_seq <= durable_seq && records.len() < records_max {
             if self.segment.is_none() && !self.open_segment()? {
                 break;
             }
             let before = records.len();
-            self.read_segment(durable_seq, records_max, &mut records)?;
+            self.read_segment(end, records_max, &mut records)?;
             if self.segment.is_none() {
                 if !self.open_segment()? {
                     break;
@@ -116,12 +119,23 @@ impl Tail {
 
     fn read_segment(
         &mut self,
-        durable_seq: u64,
+        end: DurableEnd,
         records_max: usize,
         records: &mut Vec<(u64, Vec<u8>)>,
     ) -> Result<(), JournalError> {
+        let durable_seq = end.seq;
         let Some((path, offset)) = self.segment.clone() else {
             return Ok(());
+        };
+        let being_written = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(first_seq_of)
+            == Some(end.segment_first_seq);
+        let readable_end = if being_written {
+            end.segment_bytes
+        } else {
+            u64::MAX
         };
         if self.buffered_bytes() < READ_CHUNK_BYTES {
             // Refill: keep the undecoded bytes, read the next chunk after them.
@@ -139,11 +153,16 @@ impl Tail {
             self.pending.drain(..self.decoded);
             self.decoded = 0;
             let read_from = offset + self.pending.len() as u64;
-            file.seek(SeekFrom::Start(read_from))
-                .map_err(|e| JournalError::io(&path, e))?;
-            file.take(READ_CHUNK_BYTES as u64)
-                .read_to_end(&mut self.pending)
-                .map_err(|e| JournalError::io(&path, e))?;
+            let chunk = readable_end
+                .saturating_sub(read_from)
+                .min(READ_CHUNK_BYTES as u64);
+            if chunk > 0 {
+                file.seek(SeekFrom::Start(read_from))
+                    .map_err(|e| JournalError::io(&path, e))?;
+                file.take(chunk)
+                    .read_to_end(&mut self.pending)
+                    .map_err(|e| JournalError::io(&path, e))?;
+            }
         }
         let mut consumed = 0usize;
         let start = self.decoded;

@@ -30,6 +30,7 @@ fn options(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
         durability: Durability::Fsync,
         segment_bytes_max,
         commit_batch_bytes_max: 64 * 1024,
+        preallocate: false,
     }
 }
 
@@ -208,7 +209,7 @@ fn a_tail_reads_durable_records_in_order_across_segments_and_resumes() {
     write_records(&dir.0, 300, 30);
     assert!(list_segments(&dir.0).unwrap().len() > 1);
     let mut tail = tail::Tail::new(&dir.0, 0);
-    let first = tail.read(30, 7).unwrap();
+    let first = tail.read(DurableEnd::unbounded(30), 7).unwrap();
     assert_eq!(
         first.iter().map(|r| r.0).collect::<Vec<_>>(),
         (1..=7).collect::<Vec<u64>>()
@@ -216,18 +217,20 @@ fn a_tail_reads_durable_records_in_order_across_segments_and_resumes() {
     assert_eq!(first[0].1, b"record 0");
     let mut seen = first.len();
     loop {
-        let batch = tail.read(20, 7).unwrap();
+        let batch = tail.read(DurableEnd::unbounded(20), 7).unwrap();
         if batch.is_empty() {
             break;
         }
         seen += batch.len();
     }
     assert_eq!(seen, 20, "nothing past the durable sequence number");
-    let rest = tail.read(30, 100).unwrap();
+    let rest = tail.read(DurableEnd::unbounded(30), 100).unwrap();
     assert_eq!(rest.first().map(|r| r.0), Some(21));
     assert_eq!(rest.last().map(|r| r.0), Some(30));
     // A new tail resumes after a recorded position, as the store does.
-    let resumed = tail::Tail::new(&dir.0, 25).read(30, 100).unwrap();
+    let resumed = tail::Tail::new(&dir.0, 25)
+        .read(DurableEnd::unbounded(30), 100)
+        .unwrap();
     assert_eq!(
         resumed.iter().map(|r| r.0).collect::<Vec<_>>(),
         vec![26, 27, 28, 29, 30]
@@ -265,7 +268,7 @@ fn a_tail_far_behind_reads_in_bounded_chunks_and_misses_nothing() {
     let mut tail = tail::Tail::new(&dir.0, 0);
     let mut next = 1u64;
     loop {
-        let batch = tail.read(3_000, 100).unwrap();
+        let batch = tail.read(DurableEnd::unbounded(3_000), 100).unwrap();
         if batch.is_empty() {
             break;
         }
@@ -577,4 +580,187 @@ fn shutdown_makes_every_queued_record_durable() {
     assert_eq!(seqs, (1..=2_000).collect::<Vec<u64>>());
     assert_eq!(journal.durable_seq(), 2_000);
     assert_eq!(collect(&dir.0).unwrap().1.len(), 2_000);
+}
+
+/// Options for preallocated segments of `segment_bytes_max`.
+fn preallocated(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
+    JournalOptions {
+        preallocate: true,
+        ..options(dir, segment_bytes_max)
+    }
+}
+
+/// Writes records `first..first + count` ("record <i>;", the last padded
+/// to `last_bytes` if longer) after a replay, and returns where the journal
+/// said its durable bytes end.
+fn write_numbered(
+    options: JournalOptions,
+    first: usize,
+    count: usize,
+    last_bytes: usize,
+) -> DurableEnd {
+    let (outcome, _) = collect(&options.dir).unwrap();
+    let journal = Journal::start(options, &outcome).unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let payload = |i: usize| {
+        let mut bytes = format!("record {i};").into_bytes();
+        if i + 1 == first + count {
+            bytes.resize(bytes.len().max(last_bytes), b' ');
+        }
+        bytes
+    };
+    for chunk in (first..first + count).collect::<Vec<_>>().chunks(100) {
+        let commits: Vec<_> = chunk.iter().map(|i| journal.submit(payload(*i))).collect();
+        runtime.block_on(async {
+            for commit in commits {
+                commit.durable().await.unwrap();
+            }
+        });
+    }
+    let end = journal.durable_end();
+    journal.shutdown();
+    end
+}
+
+fn assert_numbered(records: &Records, count: usize) {
+    assert_eq!(records.len(), count);
+    for (index, (seq, payload)) in records.iter().enumerate() {
+        assert_eq!(*seq, index as u64 + 1);
+        assert!(payload.starts_with(format!("record {index};").as_bytes()));
+    }
+}
+
+const SPARE_TEST_SEGMENT_BYTES: u64 = 64 * 1024;
+
+/// Two runs on preallocated segments. The first grows its segment past half
+/// of it only with its last record (one commit), so the spare it then makes
+/// is still unused at shutdown, which keeps it; the second run moves on to
+/// that spare after its first commit.
+fn two_runs_onto_a_spare(dir: &Path) -> (DurableEnd, Vec<(u64, PathBuf)>) {
+    let options = || preallocated(dir, SPARE_TEST_SEGMENT_BYTES);
+    write_numbered(options(), 0, 100, SPARE_TEST_SEGMENT_BYTES as usize / 2);
+    assert!(
+        dir.join(segment::SPARE_NAME).exists(),
+        "past half a segment a spare is made, and kept for the next start"
+    );
+    let end = write_numbered(options(), 100, 900, 0);
+    (end, list_segments(dir).unwrap())
+}
+#[test]
+fn preallocated_segments_are_overwritten_in_place_and_replay_stops_at_their_zeros() {
+    let dir = TempDir::new("prealloc");
+    let (end, segments) = two_runs_onto_a_spare(&dir.0);
+    assert_eq!(segments.len(), 2, "{segments:?}");
+    let first = fs::read(&segments[0].1).unwrap();
+    assert_eq!(
+        segment::written_len(&first),
+        first.len(),
+        "the first segment grew with its records: no zeros"
+    );
+    let second_length = fs::metadata(&segments[1].1).unwrap().len();
+    assert_eq!(
+        second_length, SPARE_TEST_SEGMENT_BYTES,
+        "the second is the spare, moved to at the next start's first commit"
+    );
+    assert_eq!(
+        (end.seq, end.segment_first_seq),
+        (1_000, segments[1].0),
+        "the journal says where its records end"
+    );
+    assert!(end.segment_bytes < second_length);
+    let (outcome, records) = collect(&dir.0).unwrap();
+    assert_numbered(&records, 1_000);
+    assert_eq!(
+        outcome.tail,
+        Some((segments[1].1.clone(), end.segment_bytes)),
+        "replay stops where the zeros begin"
+    );
+    assert_eq!(outcome.truncated_bytes, 0, "zeros are room, not damage");
+
+    // A third run writes on after the records, not after the zeros, and
+    // fills the spare segment: it rotates.
+    write_numbered(
+        preallocated(&dir.0, SPARE_TEST_SEGMENT_BYTES),
+        1_000,
+        3_000,
+        0,
+    );
+    let (outcome, records) = collect(&dir.0).unwrap();
+    assert_numbered(&records, 4_000);
+    assert_eq!(outcome.last_seq, 4_000);
+    assert!(list_segments(&dir.0).unwrap().len() >= 3);
+}
+
+#[test]
+fn a_torn_tail_in_a_preallocated_segment_is_zeroed_and_the_segment_keeps_its_room() {
+    let dir = TempDir::new("prealloc-torn");
+    let (end, segments) = two_runs_onto_a_spare(&dir.0);
+    let path = &segments[1].1;
+    let mut torn = Vec::new();
+    encode(1_001, b"a record that never finished", &mut torn);
+    let mut bytes = fs::read(path).unwrap();
+    let at = end.segment_bytes as usize;
+    bytes[at..at + HEADER_BYTES + 4].copy_from_slice(&torn[..HEADER_BYTES + 4]);
+    fs::write(path, &bytes).unwrap();
+
+    let (outcome, records) = collect(&dir.0).unwrap();
+    assert_numbered(&records, 1_000);
+    assert_eq!(outcome.truncated_bytes, (HEADER_BYTES + 4) as u64);
+    let after = fs::read(path).unwrap();
+    assert_eq!(
+        after.len() as u64,
+        SPARE_TEST_SEGMENT_BYTES,
+        "still preallocated"
+    );
+    assert_eq!(
+        segment::written_len(&after),
+        at,
+        "the torn bytes are zeros again"
+    );
+    write_numbered(preallocated(&dir.0, SPARE_TEST_SEGMENT_BYTES), 1_000, 10, 0);
+    assert_numbered(&collect(&dir.0).unwrap().1, 1_010);
+}
+
+#[test]
+fn zeros_with_records_after_them_are_damage_not_room() {
+    let dir = TempDir::new("prealloc-zeroed");
+    let (_, segments) = two_runs_onto_a_spare(&dir.0);
+    let path = &segments[1].1;
+    let mut bytes = fs::read(path).unwrap();
+    // A zeroed sector at the start of the segment, records after it.
+    bytes[..512].fill(0);
+    fs::write(path, &bytes).unwrap();
+    match collect(&dir.0).unwrap_err() {
+        JournalError::Corrupt {
+            segment, offset, ..
+        } => assert_eq!((&segment, offset), (path, 0)),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_tail_reads_no_further_than_the_durable_end_of_the_segment_being_written() {
+    let dir = TempDir::new("prealloc-tail");
+    let (end, _) = two_runs_onto_a_spare(&dir.0);
+    let mut tail = tail::Tail::new(&dir.0, 0);
+    let mut read = Vec::new();
+    loop {
+        let batch = tail.read(end, 1_000).unwrap();
+        if batch.is_empty() {
+            break;
+        }
+        read.extend(batch);
+    }
+    assert_numbered(&read, 1_000);
+    assert_eq!(tail.buffered_bytes(), 0, "not a byte of the zeros was read");
+    // The same read without the bound takes in the zeros.
+    let mut unbounded = tail::Tail::new(&dir.0, 500);
+    while !unbounded
+        .read(DurableEnd::unbounded(1_000), 1_000)
+        .unwrap()
+        .is_empty()
+    {}
+    assert!(unbounded.buffered_bytes() > 0);
 }

@@ -1,12 +1,15 @@
 //! The journal's single writer thread and the handle requests submit to.
 
 use crate::journal::record::encode;
-use crate::journal::segment::{segment_path, sync_dir};
-use crate::journal::{Durability, JournalError, JournalOptions, ReplayOutcome};
+use crate::journal::segment::{
+    existing_spare, first_seq_of, prepare_spare, segment_path, sync_dir,
+};
+use crate::journal::{Durability, DurableEnd, JournalError, JournalOptions, ReplayOutcome};
 use crate::metrics as names;
 use crossbeam_queue::SegQueue;
-use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
@@ -30,6 +33,9 @@ struct Shared {
     inbox: SegQueue<Pending>,
     queued: AtomicUsize,
     durable_seq: AtomicU64,
+    /// `durable_seq` with where its bytes end, for the store writer's tail;
+    /// set after each commit (one uncontended lock per commit).
+    durable_end: Mutex<DurableEnd>,
     healthy: AtomicBool,
     stopping: AtomicBool,
     /// Set once the writer has exited: nothing queued after it is written.
@@ -95,10 +101,16 @@ impl Journal {
             Some((path, length)) => SegmentFile::reopen(path, *length)?,
             None => SegmentFile::create(&options.dir, next_seq)?,
         };
+        let durable_end = DurableEnd {
+            seq: replayed.last_seq,
+            segment_first_seq: segment.first_seq,
+            segment_bytes: segment.bytes,
+        };
         let shared = Arc::new(Shared {
             inbox: SegQueue::new(),
             queued: AtomicUsize::new(0),
             durable_seq: AtomicU64::new(replayed.last_seq),
+            durable_end: Mutex::new(durable_end),
             healthy: AtomicBool::new(true),
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
@@ -181,6 +193,15 @@ impl Journal {
         self.shared.durable_seq.load(Ordering::Acquire)
     }
 
+    /// The last durable record and where the bytes written so far end.
+    pub fn durable_end(&self) -> DurableEnd {
+        *self
+            .shared
+            .durable_end
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     /// False once a write or sync has failed: the node must stop taking changes.
     pub fn is_healthy(&self) -> bool {
         self.shared.healthy.load(Ordering::Acquire)
@@ -211,30 +232,177 @@ impl Drop for Journal {
 
 struct SegmentFile {
     file: File,
+    first_seq: u64,
+    /// Bytes of records written; the next commit writes at this offset.
     bytes: u64,
+    /// The file's length when opened: below it a write overwrites zeros of
+    /// a preallocated segment, at or past it the write grows the file.
+    capacity: u64,
 }
 
 impl SegmentFile {
-    fn create(dir: &std::path::Path, first_seq: u64) -> Result<SegmentFile, JournalError> {
+    /// A new, empty segment: every commit grows it.
+    fn create(dir: &Path, first_seq: u64) -> Result<SegmentFile, JournalError> {
         let path = segment_path(dir, first_seq);
         let file = OpenOptions::new()
             .create_new(true)
-            .append(true)
+            .write(true)
             .open(&path)
             .map_err(|e| JournalError::io(&path, e))?;
         sync_dir(dir).map_err(|e| JournalError::io(dir, e))?;
-        Ok(SegmentFile { file, bytes: 0 })
-    }
-
-    fn reopen(path: &std::path::Path, length: u64) -> Result<SegmentFile, JournalError> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| JournalError::io(path, e))?;
         Ok(SegmentFile {
             file,
-            bytes: length,
+            first_seq,
+            bytes: 0,
+            capacity: 0,
         })
+    }
+
+    /// A new segment made from a zero-filled spare, renamed into place.
+    fn from_spare(dir: &Path, first_seq: u64, spare: &Path) -> Result<SegmentFile, JournalError> {
+        let path = segment_path(dir, first_seq);
+        if path.exists() {
+            // Never rename over a segment: that would lose its records.
+            return Err(JournalError::Unavailable(format!(
+                "segment {} already exists",
+                path.display()
+            )));
+        }
+        fs::rename(spare, &path).map_err(|e| JournalError::io(&path, e))?;
+        sync_dir(dir).map_err(|e| JournalError::io(dir, e))?;
+        SegmentFile::reopen(&path, 0)
+    }
+
+    /// The replayed last segment, written on after its `length` bytes.
+    fn reopen(path: &Path, length: u64) -> Result<SegmentFile, JournalError> {
+        let first_seq = path
+            .file_name()
+            .and_then(|name| name.to_str())
+            .and_then(first_seq_of)
+            .ok_or_else(|| {
+                JournalError::Unavailable(format!("{} is not a segment", path.display()))
+            })?;
+        let file = OpenOptions::new()
+            .write(true)
+            .open(path)
+            .map_err(|e| JournalError::io(path, e))?;
+        let capacity = file
+            .metadata()
+            .map_err(|e| JournalError::io(path, e))?
+            .len();
+        Ok(SegmentFile {
+            file,
+            first_seq,
+            bytes: length,
+            capacity,
+        })
+    }
+
+    /// True once commits grow the file rather than overwrite zeros.
+    fn is_growing(&self) -> bool {
+        self.bytes >= self.capacity
+    }
+}
+
+/// The next segment's spare, made on a thread of its own once the segment
+/// being written has taken [`SPARE_WANTED_AFTER_BYTES`]: a node that
+/// writes a few records (a test, an idle node) never pays for 64 MiB of
+/// zeros. A segment started without a spare (the first, or one whose spare
+/// was not ready) grows with each commit until a spare is ready; then the
+/// writer moves on to it at once rather than when the segment is full.
+struct Spares {
+    dir: PathBuf,
+    bytes: u64,
+    making: Option<JoinHandle<std::io::Result<PathBuf>>>,
+    ready: Option<PathBuf>,
+    /// After a failure, no new attempt until the next rotation.
+    failed: bool,
+}
+
+/// Bytes a segment takes before the spare for the next one is made.
+const SPARE_WANTED_AFTER_BYTES: u64 = 1 << 20;
+
+impl Spares {
+    fn new(options: &JournalOptions) -> Option<Spares> {
+        if !options.preallocate {
+            return None;
+        }
+        let ready = existing_spare(&options.dir).unwrap_or_else(|error| {
+            tracing::warn!(%error, "journal: cannot look for a spare segment");
+            None
+        });
+        Some(Spares {
+            dir: options.dir.clone(),
+            bytes: options.segment_bytes_max,
+            making: None,
+            ready,
+            failed: false,
+        })
+    }
+
+    /// Collects a finished spare.
+    fn poll(&mut self) {
+        if !self.making.as_ref().is_some_and(JoinHandle::is_finished) {
+            return;
+        }
+        self.collect();
+    }
+
+    /// Waits for the spare being made, if any, and keeps it.
+    fn collect(&mut self) {
+        let Some(making) = self.making.take() else {
+            return;
+        };
+        match making.join() {
+            Ok(Ok(spare)) => self.ready = Some(spare),
+            Ok(Err(error)) => {
+                tracing::warn!(%error, "journal: cannot make a spare segment; segments grow as they are written");
+                self.failed = true;
+            }
+            Err(_) => {
+                tracing::error!("journal: the spare segment maker panicked");
+                self.failed = true;
+            }
+        }
+    }
+
+    /// Starts making a spare unless one is ready or being made.
+    fn want(&mut self, segment: &SegmentFile) {
+        let wanted_after = SPARE_WANTED_AFTER_BYTES.min(self.bytes / 2);
+        if segment.bytes < wanted_after
+            || self.ready.is_some()
+            || self.making.is_some()
+            || self.failed
+        {
+            return;
+        }
+        let (dir, bytes) = (self.dir.clone(), self.bytes);
+        let spawned = thread::Builder::new()
+            .name("journal-spare".into())
+            .spawn(move || prepare_spare(&dir, bytes));
+        match spawned {
+            Ok(handle) => self.making = Some(handle),
+            Err(error) => {
+                tracing::warn!(%error, "journal: cannot start the spare segment maker");
+                self.failed = true;
+            }
+        }
+    }
+
+    /// The writer should move to a new segment now: the current one is
+    /// full, or it grows with each commit and a spare is ready.
+    fn should_rotate(&mut self, segment: &SegmentFile, segment_bytes_max: u64) -> bool {
+        if segment.bytes >= segment_bytes_max {
+            return true;
+        }
+        self.poll();
+        segment.bytes > 0 && segment.is_growing() && self.ready.is_some()
+    }
+
+    fn take(&mut self) -> Option<PathBuf> {
+        self.poll();
+        self.failed = false;
+        self.ready.take()
     }
 }
 
@@ -260,7 +428,12 @@ const UNSYNCED_GATHER: Duration = Duration::from_millis(1);
 
 fn write_loop(shared: &Shared, segment: SegmentFile, next_seq: u64) {
     let mut segment = segment;
-    run_writer(shared, &mut segment, next_seq);
+    let mut spares = Spares::new(&shared.options);
+    run_writer(shared, &mut segment, &mut spares, next_seq);
+    if let Some(spares) = &mut spares {
+        // A spare being made is finished, and kept for the next start.
+        spares.collect();
+    }
     // Whatever the mode, what was written is synced before the writer ends.
     if shared.healthy.load(Ordering::Acquire) {
         if let Err(error) = (shared.sync)(&segment.file) {
@@ -274,7 +447,12 @@ fn write_loop(shared: &Shared, segment: SegmentFile, next_seq: u64) {
     );
 }
 
-fn run_writer(shared: &Shared, segment: &mut SegmentFile, mut next_seq: u64) {
+fn run_writer(
+    shared: &Shared,
+    segment: &mut SegmentFile,
+    spares: &mut Option<Spares>,
+    mut next_seq: u64,
+) {
     let mut buffer = Vec::with_capacity(shared.options.commit_batch_bytes_max);
     let mut waiting: Vec<(u64, Done)> = Vec::new();
     loop {
@@ -329,6 +507,14 @@ fn run_writer(shared: &Shared, segment: &mut SegmentFile, mut next_seq: u64) {
         match written {
             Ok(()) => {
                 metrics::counter!(names::JOURNAL_BYTES_TOTAL).increment(buffer.len() as u64);
+                *shared
+                    .durable_end
+                    .lock()
+                    .unwrap_or_else(|poisoned| poisoned.into_inner()) = DurableEnd {
+                    seq: next_seq - 1,
+                    segment_first_seq: segment.first_seq,
+                    segment_bytes: segment.bytes,
+                };
                 shared.durable_seq.store(next_seq - 1, Ordering::Release);
                 for (seq, done) in waiting.drain(..) {
                     let _ = done.send(Ok(seq)); // the request may have gone; fine
@@ -339,12 +525,15 @@ fn run_writer(shared: &Shared, segment: &mut SegmentFile, mut next_seq: u64) {
                     // comes back for what gathered meanwhile.
                     thread::park_timeout(UNSYNCED_GATHER);
                 }
-                if segment.bytes >= shared.options.segment_bytes_max {
-                    // A closed segment is synced whatever the mode.
-                    let rotated = (shared.sync)(&segment.file)
-                        .map_err(|e| JournalError::io(&shared.options.dir, e))
-                        .and_then(|()| SegmentFile::create(&shared.options.dir, next_seq));
-                    match rotated {
+                let rotate = match spares {
+                    Some(spares) => {
+                        spares.want(segment);
+                        spares.should_rotate(segment, shared.options.segment_bytes_max)
+                    }
+                    None => segment.bytes >= shared.options.segment_bytes_max,
+                };
+                if rotate {
+                    match rotate_segment(shared, segment, spares.as_mut(), next_seq) {
                         Ok(fresh) => *segment = fresh,
                         Err(error) => fail(shared, &mut waiting, error),
                     }
@@ -353,6 +542,27 @@ fn run_writer(shared: &Shared, segment: &mut SegmentFile, mut next_seq: u64) {
             Err(error) => fail(shared, &mut waiting, error),
         }
     }
+}
+
+/// Closes `segment` (synced, whatever the mode) and opens the next, from a
+/// spare when one is ready.
+fn rotate_segment(
+    shared: &Shared,
+    segment: &SegmentFile,
+    spares: Option<&mut Spares>,
+    next_seq: u64,
+) -> Result<SegmentFile, JournalError> {
+    let dir = &shared.options.dir;
+    (shared.sync)(&segment.file).map_err(|e| JournalError::io(dir, e))?;
+    if let Some(spare) = spares.and_then(Spares::take) {
+        match SegmentFile::from_spare(dir, next_seq, &spare) {
+            Ok(fresh) => return Ok(fresh),
+            Err(error) => {
+                tracing::warn!(%error, "journal: cannot use the spare segment; starting an empty one");
+            }
+        }
+    }
+    SegmentFile::create(dir, next_seq)
 }
 
 /// Parks the writer with nothing to write, announcing it so that any submit
@@ -371,7 +581,7 @@ fn commit(shared: &Shared, segment: &mut SegmentFile, buffer: &[u8]) -> Result<(
     let dir = &shared.options.dir;
     segment
         .file
-        .write_all(buffer)
+        .write_all_at(buffer, segment.bytes)
         .map_err(|e| JournalError::io(dir, e))?;
     if shared.options.durability == Durability::Fsync {
         (shared.sync)(&segment.file).map_err(|e| JournalError::io(dir, e))?;

@@ -181,8 +181,9 @@ impl Follower {
             // `stopping` first: once it is set the journal is flushed, so the
             // durable position read after it is final.
             let stopping = self.status.stopping.load(Ordering::Acquire);
-            let durable = self.journal.durable_seq();
-            let records = match self.tail.read(durable, self.options.batch_records_max) {
+            let end = self.journal.durable_end();
+            let durable = end.seq;
+            let records = match self.tail.read(end, self.options.batch_records_max) {
                 Ok(records) => records,
                 Err(error) => {
                     tracing::error!(%error, "store writer cannot read the journal");
