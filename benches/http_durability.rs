@@ -710,7 +710,12 @@ fn main() {
     let pairs: Vec<String> = results
         .chunks(cycle.len())
         .filter(|round| round.len() == cycle.len())
-        .map(|round| format!("{:.3}", round[1].requests_per_sec / round[0].requests_per_sec))
+        .map(|round| {
+            format!(
+                "{:.3}",
+                round[1].requests_per_sec / round[0].requests_per_sec
+            )
+        })
         .collect();
     println!();
     println!(

@@ -229,6 +229,8 @@ fn feeder_options(config: &Config) -> FeederOptions {
         batch_records_max: storage.store_batch_records_max,
         snapshot_every_records: storage.snapshot_every_records,
         poll: Duration::from_millis(20),
+        defer: Duration::from_secs(storage.store_defer_seconds),
+        defer_records_max: storage.store_defer_records_max,
     }
 }
 

@@ -76,6 +76,8 @@ pub struct StorageConfig {
     pub store_batch_records_max: usize,
     pub snapshot_every_records: u64,
     pub store_lag_seconds_max: u64,
+    pub store_defer_seconds: u64,
+    pub store_defer_records_max: u64,
 }
 
 /// WeChat Pay (API v3, JSAPI / Mini Program payment). An empty `mchid`
@@ -225,6 +227,8 @@ impl Default for StorageConfig {
             store_batch_records_max: 1000,
             snapshot_every_records: 1_000_000,
             store_lag_seconds_max: 60,
+            store_defer_seconds: 10,
+            store_defer_records_max: 1_000_000,
         }
     }
 }
@@ -598,6 +602,12 @@ impl Config {
                 "must be at least 1",
             ));
         }
+        if self.storage.store_defer_seconds >= self.storage.store_lag_seconds_max {
+            return Err(key_error(
+                "storage.store_defer_seconds",
+                "must be below storage.store_lag_seconds_max, or /readyz would fail in every burst",
+            ));
+        }
         if !(64 * 1024..=256 * 1024 * 1024).contains(&self.storage.commit_batch_bytes_max) {
             let message = "must be within 65536..=268435456";
             return Err(key_error("storage.commit_batch_bytes_max", message));
@@ -779,6 +789,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("auth.admin_tokens"), "{error}");
+        let error = Config::load_from(
+            None,
+            env(&[("FLASHGATE__STORAGE__STORE_DEFER_SECONDS", "60")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            error.contains("storage.store_defer_seconds")
+                && error.contains("store_lag_seconds_max"),
+            "{error}"
+        );
     }
 
     #[test]

@@ -1013,3 +1013,56 @@ async fn start_fails_fast_with_a_clear_error_when_postgresql_is_not_reachable() 
     );
     assert!(elapsed < Duration::from_secs(10), "took {elapsed:?}");
 }
+
+// ---- 6. the store writer stands aside during a burst ----------------------------------
+
+const DEFER_SALE: &str = "s-defer";
+
+/// Orders arrive back to back, a record every millisecond or two, faster
+/// than the store writer's 20 ms look: it lets them wait, up to
+/// `store_defer_records_max`, and applies them all once the orders stop.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn during_a_burst_the_store_waits_within_its_bound_and_catches_up_after() {
+    let _turn = ONE_GATEWAY_AT_A_TIME.lock().await;
+    let scratch = Scratch::new("store-defer");
+    let backend = Backend::Sqlite(scratch.sqlite_path());
+    const WAIT_MAX: u64 = 150;
+    let gateway = start_gateway(&scratch.data_dir(), &backend, |config| {
+        config.storage.store_defer_records_max = WAIT_MAX;
+        config.storage.store_batch_records_max = 10;
+    })
+    .await;
+    let mut client = gateway.client().await;
+    client.live_sale(DEFER_SALE, 10_000, 1).await;
+    let journal_dir = scratch.data_dir().join("journal");
+    wait_store_caught_up(&mut client, 2, &journal_dir).await;
+
+    const ORDERS: u64 = 1_000;
+    let ordering = tokio::spawn(async move {
+        for n in 0..ORDERS {
+            client
+                .order(&buyer_token(&format!("o_defer_{n:04}")), "k", DEFER_SALE, 1)
+                .await
+                .expect_json(201);
+        }
+        client
+    });
+    let mut watcher = gateway.client().await;
+    let mut waited_max = 0;
+    while !ordering.is_finished() {
+        let (durable, applied) = positions(&mut watcher).await;
+        waited_max = waited_max.max(durable.saturating_sub(applied));
+        tokio::time::sleep(Duration::from_millis(2)).await;
+    }
+    let mut client = within("the orders", ordering).await.expect("order task");
+    assert!(
+        waited_max >= WAIT_MAX / 2,
+        "the store writer applied records as they came during the burst: at most {waited_max} waited"
+    );
+    // The bound, plus what arrives during one 20 ms look and one batch.
+    assert!(
+        waited_max <= WAIT_MAX + 100,
+        "{waited_max} records waited, past the bound of {WAIT_MAX}"
+    );
+    wait_store_caught_up(&mut client, 2 + ORDERS, &journal_dir).await;
+}

@@ -89,6 +89,27 @@ pub struct RoundReport {
     /// Cluster rounds: each node, Redis's view and the Redis calls.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterRound>,
+    /// Gateway rounds: how long after the round the gateway's store caught
+    /// up with its journal, and what that cost.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub store_catch_up: Option<StoreCatchUp>,
+}
+
+/// The wait after a gateway round until the store has applied every
+/// journal record (`flashgate_store_lag_records` 0). The next round starts
+/// only then, so work the store writer put off during the round is not
+/// done during a ceiling round; its CPU is counted here.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct StoreCatchUp {
+    pub seconds: f64,
+    /// Records behind when the round ended.
+    pub lag_records: u64,
+    /// The spawned gateway's CPU seconds over the wait.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub gateway_cpu_seconds: Option<f64>,
+    /// The round's gateway CPU plus the wait's, per request of the round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub us_per_request_all_in: Option<f64>,
 }
 
 /// What a cluster round saw beyond the common counts.
@@ -159,6 +180,7 @@ impl RoundReport {
             tool_cpu: result.tool_cpu.clone(),
             gateway_cpu: result.gateway_cpu.clone(),
             cluster: None,
+            store_catch_up: None,
         }
     }
 }
@@ -416,6 +438,19 @@ impl Report {
                     "  round {} gateway threads (cores): {}",
                     round.round,
                     threads.join(", ")
+                );
+            }
+            if let Some(catch_up) = &round.store_catch_up {
+                let cpu = match (catch_up.gateway_cpu_seconds, catch_up.us_per_request_all_in) {
+                    (Some(seconds), Some(all_in)) => format!(
+                        ", using {seconds:.2} CPU-s of the gateway: {all_in:.0} gw µs per request all in"
+                    ),
+                    _ => String::new(),
+                };
+                let _ = writeln!(
+                    out,
+                    "  round {} store: {} records behind at the end, caught up {:.2} s later{cpu}",
+                    round.round, catch_up.lag_records, catch_up.seconds
                 );
             }
         }

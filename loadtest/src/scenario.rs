@@ -21,12 +21,13 @@ use crate::admin::{
 };
 use crate::ceiling::Ceiling;
 use crate::client::{run_round, Created, RoundResult, RoundSpec};
+use crate::cpu;
 use crate::pay::pay_winners;
 use crate::plan::{Length, Plan, Scenario};
 use crate::redis_calls::{parse_redis_calls, CallsByOp, RedisCalls};
 use crate::report::{
     target_for, ClusterRound, ClusterSummary, GatewayInfo, Machine, NodeRound, Ratio, Report,
-    RoundKind, RoundReport, Rss,
+    RoundKind, RoundReport, Rss, StoreCatchUp,
 };
 use crate::stream::{run_id, RequestStream, StreamSpec};
 use crate::target::{Cluster, Target};
@@ -317,6 +318,7 @@ async fn gateway_round_run(
     let rss_after = target.rss_kib();
     let exhausted = exhausted(plan, &result, &streams.timed);
     let mut report = RoundReport::new(RoundKind::Flashgate, position, &result, exhausted);
+    report.store_catch_up = Some(store_catch_up(&mut admin, target, &report).await?);
     let mut payments = None;
     if let Some(fraction) = plan.pay_fraction {
         let paying = pay_winners(
@@ -351,6 +353,64 @@ async fn gateway_round_run(
     report.stats = Some(stats);
     report.reads = Some(reads);
     Ok((report, checks, holds_rss))
+}
+
+/// How long a wait for the store to catch up may take before the run fails.
+const STORE_CATCH_UP_WAIT: Duration = Duration::from_secs(300);
+
+/// Waits until the gateway's store has applied its whole journal (the
+/// store writer may put its work off during a burst), measuring the wait
+/// and the gateway's CPU over it.
+async fn store_catch_up(
+    admin: &mut Admin,
+    target: &Target,
+    round: &RoundReport,
+) -> Result<StoreCatchUp, String> {
+    let started = Instant::now();
+    let cpu_before = target.pid().and_then(|pid| cpu::sample(Some(pid)));
+    let mut lag_records = None;
+    loop {
+        let lag = store_lag_records(&admin.metrics().await?)?;
+        lag_records.get_or_insert(lag);
+        if lag == 0 {
+            break;
+        }
+        if started.elapsed() > STORE_CATCH_UP_WAIT {
+            return Err(format!(
+                "the gateway's store was still {lag} records behind {STORE_CATCH_UP_WAIT:?} after the round"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu_after = target.pid().and_then(|pid| cpu::sample(Some(pid)));
+    let gateway_cpu_seconds = match (cpu_before, cpu_after) {
+        (Some(before), Some(after)) => Some(after.process_seconds - before.process_seconds),
+        _ => None,
+    };
+    let us_per_request_all_in = match (gateway_cpu_seconds, &round.gateway_cpu) {
+        (Some(wait), Some(cpu)) if round.sent > 0 => {
+            let round_seconds = cpu.cores * round.seconds;
+            Some((round_seconds + wait) * 1e6 / round.sent as f64)
+        }
+        _ => None,
+    };
+    Ok(StoreCatchUp {
+        seconds,
+        lag_records: lag_records.unwrap_or(0),
+        gateway_cpu_seconds,
+        us_per_request_all_in,
+    })
+}
+
+/// `flashgate_store_lag_records` from a `/metrics` text.
+pub fn store_lag_records(metrics: &str) -> Result<u64, String> {
+    metrics
+        .lines()
+        .find_map(|line| line.strip_prefix("flashgate_store_lag_records "))
+        .and_then(|value| value.trim().parse::<f64>().ok())
+        .map(|value| value as u64)
+        .ok_or_else(|| "the gateway's /metrics has no flashgate_store_lag_records".to_owned())
 }
 
 /// A round on the cluster: see the module's doc.
@@ -626,4 +686,20 @@ fn ratio(plan: &Plan, rounds: &[RoundReport]) -> Option<Ratio> {
         target,
         met,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::store_lag_records;
+
+    #[test]
+    fn the_store_lag_is_read_from_the_metrics_text() {
+        let text = "# TYPE flashgate_store_lag_records gauge\n\
+                    flashgate_store_lag_records_total 9\n\
+                    flashgate_store_lag_records 264105\n\
+                    flashgate_store_lag_seconds 2.5\n";
+        assert_eq!(store_lag_records(text), Ok(264_105));
+        let missing = store_lag_records("flashgate_store_lag_seconds 0\n").unwrap_err();
+        assert!(missing.contains("flashgate_store_lag_records"), "{missing}");
+    }
 }

@@ -14,7 +14,7 @@ pub mod payment;
 pub mod replay;
 pub mod snapshot;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;
 pub mod views;
 
 pub use engine::{BuyerCountWatch, Engine, EngineLimits, ExpiryBatch, PlaceOrder, Placed};
