@@ -74,7 +74,10 @@ async fn a_small_flash_run_passes_its_verification_and_reports_the_ratio() {
     );
     assert_eq!(flash.stats.as_ref().unwrap().reserved, 200);
     assert_eq!(flash.reads.as_ref().unwrap().readable, 200);
-    let catch_up = flash.store_catch_up.as_ref().expect("the wait for the store");
+    let catch_up = flash
+        .store_catch_up
+        .as_ref()
+        .expect("the wait for the store");
     assert!(catch_up.lag_records <= 200 + 2, "{catch_up:?}");
     for ceiling in [&report.rounds[0], &report.rounds[2]] {
         assert_eq!(ceiling.outcomes.reserved, 200);

@@ -329,6 +329,17 @@ impl Engine {
             ));
         }
         let (buyer, key) = (command.buyer, command.idempotency_key);
+        // After a sell-out most requests are refused: refuse a new key
+        // without claiming it (an insert and a removal). A known key goes
+        // on to its claim, which answers a retry with its order.
+        if let Some(refusal) = self.refusal_before_any_claim(&sale, index, now) {
+            if !self.keys.contains(buyer, key) {
+                if let Some(reason) = RejectReason::of(&refusal) {
+                    sale.count_reject(reason);
+                }
+                return Err(refusal);
+            }
+        }
         match self.keys.claim(buyer, key, &command.request) {
             KeyClaim::Claimed => {}
             KeyClaim::Replay { order_id } => {
@@ -368,6 +379,31 @@ impl Engine {
         }
     }
 
+    /// What refuses any order of this item now, whoever asks: the sale
+    /// not live, this node's order capacity spent, the item sold out.
+    fn refusal_before_any_claim(
+        &self,
+        sale: &Sale,
+        index: usize,
+        now: UnixMs,
+    ) -> Option<SaleError> {
+        if !sale.takes_orders(now) {
+            return Some(SaleError::SaleNotLive {
+                status: sale.display_status(now),
+            });
+        }
+        if self.order_ids.issued() >= self.limits.orders_max {
+            return Some(SaleError::CapacityReached(format!(
+                "this node has made its maximum of {} orders",
+                self.limits.orders_max
+            )));
+        }
+        sale.items[index]
+            .stock
+            .is_sold_out()
+            .then_some(SaleError::SoldOut)
+    }
+
     /// Cheapest checks first: state, the sold-out flag, the buyer's limit,
     /// then the CAS on the stock.
     fn reserve(
@@ -377,21 +413,10 @@ impl Engine {
         command: &PlaceOrder<'_>,
         now: UnixMs,
     ) -> Result<(OrderView, Commit), SaleError> {
-        if !sale.takes_orders(now) {
-            return Err(SaleError::SaleNotLive {
-                status: sale.display_status(now),
-            });
-        }
-        if self.order_ids.issued() >= self.limits.orders_max {
-            return Err(SaleError::CapacityReached(format!(
-                "this node has made its maximum of {} orders",
-                self.limits.orders_max
-            )));
+        if let Some(refusal) = self.refusal_before_any_claim(sale, index, now) {
+            return Err(refusal);
         }
         let item = &sale.items[index];
-        if item.stock.is_sold_out() {
-            return Err(SaleError::SoldOut);
-        }
         let quantity = command.request.quantity;
         let limit = sale.spec.items[index].per_user_limit;
         item.buyers

@@ -104,6 +104,32 @@ fn idempotency_key_replays_conflicts_and_frees_on_failure() {
 }
 
 #[test]
+fn after_a_sell_out_a_new_key_is_refused_unclaimed_and_a_made_one_still_replays() {
+    let engine = live_engine(1, 1);
+    let made = order(&engine, "alice", "k-1", 1, T0).unwrap();
+    assert_eq!(
+        order(&engine, "bob", "k-2", 1, T0).unwrap_err(),
+        SaleError::SoldOut
+    );
+    assert!(
+        !engine.knows_key("bob", "k-2"),
+        "the refused key was never claimed"
+    );
+    let replay = order(&engine, "alice", "k-1", 1, T0 + 1).unwrap();
+    assert!(
+        replay.replayed,
+        "a retry of a made key is answered with its order"
+    );
+    assert_eq!(replay.order.order_id, made.order.order_id);
+    assert_eq!(
+        order(&engine, "alice", "k-1", 1, T0 + 1).map(|placed| placed.replayed),
+        Ok(true)
+    );
+    let stats = engine.stats("s1", T0).unwrap();
+    assert_eq!(stats.rejects.get("sold_out"), Some(&1), "{stats:?}");
+}
+
+#[test]
 fn orders_are_refused_unless_the_sale_is_live() {
     let engine = Engine::new(limits(), T0);
     engine.create_sale(spec(5, 1), T0).unwrap();
