@@ -62,6 +62,11 @@ pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, JournalError> {
     Ok(path)
 }
 
+/// The seq of the newest snapshot, by its name (0: none).
+pub fn latest_seq(dir: &Path) -> Result<u64, JournalError> {
+    Ok(list_snapshots(dir)?.pop().map_or(0, |(seq, _)| seq))
+}
+
 /// The newest snapshot, if any. A snapshot that cannot be read is an error:
 /// the segments it replaced may be gone.
 pub fn load_latest(dir: &Path) -> Result<Option<Snapshot>, JournalError> {

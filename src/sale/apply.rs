@@ -231,7 +231,7 @@ impl Engine {
             Arc::clone(&idempotency_key),
         );
         let view = want_view.then(|| record.view());
-        self.orders.insert(Arc::clone(&order_id), record);
+        self.orders.insert(Arc::clone(&order_id), Box::new(record));
         // After the insert: a retry that finds the binding reads the order.
         self.keys.bind(&buyer, &idempotency_key, &order_id);
         self.holds.schedule(*expires_at, order_id);
@@ -294,7 +294,7 @@ impl Engine {
             Arc::clone(&ids.order_id),
         );
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
-        vacant.insert(OrderRecord {
+        vacant.insert(Box::new(OrderRecord {
             order_id: ids.order_id,
             sale: Arc::clone(sale),
             item_index: index,
@@ -308,7 +308,7 @@ impl Engine {
             paid_at: None,
             later_history: Vec::new(),
             payment: None,
-        });
+        }));
         Ok(())
     }
 

@@ -93,7 +93,10 @@ pub struct ExpiryBatch {
 pub struct Engine {
     pub(super) limits: EngineLimits,
     pub(super) sales: ConcurrentMap<Box<str>, Arc<Sale>>,
-    pub(super) orders: ConcurrentMap<Arc<str>, OrderRecord>,
+    /// Boxed: a map entry is then a key and a pointer, so the table's
+    /// free room (a hashbrown table runs 44–88% full) costs 24 bytes a slot
+    /// rather than the whole record's 168.
+    pub(super) orders: ConcurrentMap<Arc<str>, Box<OrderRecord>>,
     pub(super) keys: IdempotencyKeys,
     pub(super) holds: HoldTimers,
     pub(super) pending: PendingPayments,
@@ -559,8 +562,8 @@ impl Engine {
     }
 
     /// Stops keeping hold timers, for an engine that never expires holds:
-    /// the store writer's shadow, which only writes snapshots (a snapshot
-    /// holds the orders, and restoring one schedules their holds anew).
+    /// the one the store writer builds a snapshot in (a snapshot holds the
+    /// orders, and restoring one schedules their holds anew).
     pub fn without_hold_timers(mut self) -> Engine {
         self.holds = HoldTimers::off();
         self

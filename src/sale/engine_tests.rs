@@ -384,7 +384,7 @@ fn racing_cancels_and_reservations_always_replay_strictly() {
 }
 
 #[test]
-fn a_shadow_without_hold_timers_keeps_no_holds_and_snapshots_the_same_state() {
+fn an_engine_without_hold_timers_keeps_no_holds_and_snapshots_the_same_state() {
     let (engine, recording) = recorded_engine(10, 2);
     order(&engine, "a", "k", 2, T0).unwrap();
     let b = order(&engine, "b", "k", 1, T0 + 1).unwrap().order.order_id;

@@ -23,8 +23,8 @@ pub struct HoldTimers {
     inbox: SegQueue<Hold>,
     /// Touched only by the expiry task; the mutex is never contended.
     due: Mutex<BinaryHeap<Reverse<Hold>>>,
-    /// Set for an engine that never expires anything (the store writer's
-    /// shadow, which only writes snapshots): scheduling keeps nothing, or
+    /// Set for an engine that never expires anything (the one a snapshot
+    /// is built in): scheduling keeps nothing, or
     /// every order's hold would wait there for a pop that never comes.
     off: bool,
 }

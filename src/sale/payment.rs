@@ -254,7 +254,7 @@ fn oldest(map: &ConcurrentMap<Box<str>, UnixMs>, before: UnixMs, limit: usize) -
         .collect()
 }
 
-type LockedOrder<'a> = RefMut<'a, Arc<str>, OrderRecord>;
+type LockedOrder<'a> = RefMut<'a, Arc<str>, Box<OrderRecord>>;
 
 impl Engine {
     /// For `POST /v1/orders/{id}/pay`: what the prepay needs. Another

@@ -1,9 +1,9 @@
 //! Snapshots: the whole engine as data at one journal position, so a
 //! restart replays only what came after it and old segments can go.
 //!
-//! A snapshot is taken from an engine nobody else is changing (the store
-//! writer's shadow copy, which applies the journal in order), so it is
-//! exactly the state after record `seq`. Restoring it rebuilds what replay
+//! A snapshot is taken from an engine nobody else is changing (the one the
+//! store writer builds from the last snapshot and the journal records after
+//! it), so it is exactly the state after record `seq`. Restoring it rebuilds what replay
 //! would: stock shards, per-buyer counts, idempotency keys, hold timers and
 //! the pending payments and refunds.
 
@@ -193,7 +193,7 @@ impl Engine {
             later_history: later_history(&snapshot.history, snapshot.created_at),
             payment: snapshot.payment.clone().map(Box::new),
         };
-        self.orders.insert(order_id, record);
+        self.orders.insert(order_id, Box::new(record));
         Ok(())
     }
 }

@@ -1,12 +1,16 @@
 //! The store writer: one thread that follows the journal from behind and
 //! applies it to the store in batches, off the order path.
 //!
-//! It also keeps a shadow engine, fed the same events in the same order, so
-//! it can write a snapshot that is exactly the state after a given record;
-//! once a snapshot and the store both cover a segment, the segment is
-//! deleted and disk use stays bounded during a long sale. The shadow costs a
-//! second copy of the engine's memory (less its hold timers: it never
-//! expires anything); in exchange, snapshots never pause the order path.
+//! It also writes the snapshots (checkpoints): once the store has applied
+//! `snapshot_every_records` records past the last snapshot, it builds the
+//! state after the last applied record in an engine of its own (the last
+//! snapshot restored, then the journal records after it, read as the store
+//! read them) and writes it; once a snapshot and the store both cover a
+//! segment, the segment is deleted and disk use stays bounded during a long
+//! sale. That engine lives only while the snapshot is made, so the node
+//! keeps one copy of its orders, not two, and snapshots never pause the
+//! order path. (An earlier design kept a shadow engine fed every record:
+//! the same CPU, spread out, and a second copy of every order, resident.)
 //!
 //! A store error (PostgreSQL down, say) is retried with backoff; the journal
 //! keeps everything meanwhile, and `/readyz` reports the growing lag.
@@ -15,14 +19,14 @@
 //! growing, it lets the records wait (they are durable in the journal)
 //! for up to `defer` (`storage.store_defer_seconds`) or `defer_records_max`
 //! records, and applies them as soon as the journal is quiet for one poll.
-//! On two cores its SQLite work and shadow engine cost the order path about
-//! a third of a core during a burst; after it, they cost nobody. Past either
+//! On two cores its SQLite work (with the shadow engine it then kept) cost
+//! the order path about a third of a core during a burst; after it, nobody. Past either
 //! bound it applies continuously, as without deferral.
 
 use crate::clock::{now_ms, UnixMs};
 use crate::journal::segment::list_segments;
 use crate::journal::tail::Tail;
-use crate::journal::{checkpoint, Journal};
+use crate::journal::{checkpoint, DurableEnd, Journal};
 use crate::metrics as names;
 use crate::sale::{Engine, EngineLimits, Event};
 use crate::store::{Store, StoreConfig, StoreError};
@@ -113,34 +117,21 @@ impl Feeder {
                 });
             }
         }
-        let snapshot = checkpoint::load_latest(&options.snapshot_dir).map_err(|error| {
+        let snapshot_seq = checkpoint::latest_seq(&options.snapshot_dir).map_err(|error| {
             StoreError::Inconsistent {
                 seq: 0,
                 reason: error.to_string(),
             }
         })?;
-        let shadow_seq = snapshot.as_ref().map_or(0, |snapshot| snapshot.seq);
-        let shadow =
-            match &snapshot {
-                Some(snapshot) => Engine::restore(options.limits.clone(), now_ms(), snapshot)
-                    .map_err(|error| StoreError::Inconsistent {
-                        seq: shadow_seq,
-                        reason: error.to_string(),
-                    })?,
-                None => Engine::new(options.limits.clone(), now_ms()),
-            };
-        let shadow = shadow.without_hold_timers();
         let status = Arc::new(FeederStatus::default());
         status.applied_seq.store(applied, Ordering::Release);
         status.applied_at.store(now_ms(), Ordering::Release);
         let follower = Follower {
-            tail: Tail::new(&options.journal_dir, applied.min(shadow_seq)),
+            tail: Tail::new(&options.journal_dir, applied),
             options,
             journal,
             store,
-            shadow,
-            shadow_seq,
-            snapshot_seq: shadow_seq,
+            snapshot_seq,
             status: Arc::clone(&status),
             deferral: Deferral::new(applied),
         };
@@ -180,8 +171,7 @@ struct Follower {
     journal: Arc<Journal>,
     tail: Tail,
     store: Store,
-    shadow: Engine,
-    shadow_seq: u64,
+    /// The seq of the newest snapshot written (0: none).
     snapshot_seq: u64,
     status: Arc<FeederStatus>,
     deferral: Deferral,
@@ -283,42 +273,89 @@ impl Follower {
     }
 
     fn advance(&mut self, batch: &[(u64, Event)]) {
-        for (seq, event) in batch {
-            if *seq <= self.shadow_seq {
-                continue;
-            }
-            if let Err(error) = self.shadow.apply(event) {
-                // The journal replayed into the live engine; this cannot differ.
-                tracing::error!(%error, seq, "shadow engine diverged; snapshots stop");
-                self.options.snapshot_every_records = u64::MAX;
-            }
-            self.shadow_seq = *seq;
-        }
         if let Some((seq, event)) = batch.last() {
             self.status.applied_seq.fetch_max(*seq, Ordering::AcqRel);
             self.status.applied_at.store(event.at(), Ordering::Release);
         }
-        if self.shadow_seq - self.snapshot_seq >= self.options.snapshot_every_records {
-            self.checkpoint();
+        let applied = self.status.applied_seq();
+        if applied.saturating_sub(self.snapshot_seq) >= self.options.snapshot_every_records {
+            self.checkpoint(applied);
         }
     }
 
-    fn checkpoint(&mut self) {
-        let snapshot = self.shadow.snapshot(self.shadow_seq);
-        match checkpoint::write(&self.options.snapshot_dir, &snapshot) {
+    /// Writes the snapshot after record `seq` and deletes the segments it
+    /// and the store cover.
+    fn checkpoint(&mut self, seq: u64) {
+        let started = Instant::now();
+        let written = self.state_after(seq).and_then(|engine| {
+            let snapshot = engine.snapshot(seq);
+            drop(engine);
+            checkpoint::write(&self.options.snapshot_dir, &snapshot)
+                .map_err(|error| error.to_string())
+        });
+        // The engine was this thread's alone: hand its memory back.
+        release_free_memory();
+        match written {
             Ok(path) => {
-                self.snapshot_seq = self.shadow_seq;
-                let covered = self.snapshot_seq.min(self.status.applied_seq());
-                match checkpoint::delete_covered_segments(&self.options.journal_dir, covered) {
+                self.snapshot_seq = seq;
+                match checkpoint::delete_covered_segments(&self.options.journal_dir, seq) {
                     Ok(removed) => tracing::info!(
-                        snapshot = %path.display(), seq = self.snapshot_seq, segments_removed = removed,
+                        snapshot = %path.display(), seq, segments_removed = removed,
+                        elapsed_ms = started.elapsed().as_millis() as u64,
                         "checkpoint written"
                     ),
                     Err(error) => tracing::error!(%error, "cannot delete covered segments"),
                 }
             }
-            Err(error) => tracing::error!(%error, "cannot write snapshot"),
+            Err(error) => {
+                // Snapshots stop until a restart; the journal keeps all.
+                tracing::error!(%error, seq, "cannot write a snapshot; snapshots stop");
+                self.options.snapshot_every_records = u64::MAX;
+            }
         }
+    }
+
+    /// The engine's state after record `seq`: the newest snapshot, then the
+    /// journal's records after it up to `seq` (all durable: the store has
+    /// applied them), in an engine that never expires anything.
+    fn state_after(&self, seq: u64) -> Result<Engine, String> {
+        let limits = self.options.limits.clone();
+        let (engine, from) = match checkpoint::load_latest(&self.options.snapshot_dir) {
+            Ok(Some(snapshot)) => (
+                Engine::restore(limits, now_ms(), &snapshot).map_err(|e| e.to_string())?,
+                snapshot.seq,
+            ),
+            Ok(None) => (Engine::new(limits, now_ms()), 0),
+            Err(error) => return Err(error.to_string()),
+        };
+        let engine = engine.without_hold_timers();
+        let mut tail = Tail::new(&self.options.journal_dir, from);
+        let end = DurableEnd {
+            seq,
+            ..self.journal.durable_end()
+        };
+        while tail.next_seq() <= seq {
+            let records = tail
+                .read(end, self.options.batch_records_max.max(1_000))
+                .map_err(|error| error.to_string())?;
+            if records.is_empty() {
+                return Err(format!(
+                    "the journal ends before record {seq} (at {})",
+                    tail.next_seq()
+                ));
+            }
+            let read = records.len();
+            let events = decode(records);
+            if events.len() != read {
+                return Err("a journal record does not decode".into());
+            }
+            for (record_seq, event) in events {
+                engine
+                    .apply(&event)
+                    .map_err(|error| format!("record {record_seq}: {error}"))?;
+            }
+        }
+        Ok(engine)
     }
 
     fn report(&self, durable: u64) {
@@ -344,6 +381,17 @@ fn decode(records: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Event)> {
             }
         })
         .collect()
+}
+
+/// Returns the free memory of this process's heaps to the system: after a
+/// snapshot the engine it was built in is gone, and without this its pages
+/// would stay resident, unused, in the store writer's malloc arena.
+fn release_free_memory() {
+    // SAFETY: malloc_trim only releases free memory; it touches no live
+    // allocation and may be called from any thread.
+    unsafe {
+        libc::malloc_trim(0);
+    }
 }
 
 #[cfg(test)]
