@@ -64,6 +64,8 @@ fn engine() -> (Engine, Arc<Recorder>) {
             items_per_sale_max: 8,
             stock_per_item_max: 1000,
             orders_max: 10000,
+            hold_seconds_min: flashgate::sale::engine::HOLD_SECONDS_MIN,
+            stock_from_leases: false,
         },
         T0,
     );
@@ -265,7 +267,20 @@ fn main() {
     // The replay target's first byte picks the segment layout (see
     // fuzz_targets/replay.rs): 0x00 one segment, 0xC0 | n two segments split
     // after record n + 1, 0x80 | n two segments split at byte n * len / 63.
-    let replay_seeds: [(&str, Vec<u8>); 7] = [
+    // Preallocated segments (journal/segment.rs): records, then zeros that
+    // are unused room; a torn record inside the zeros; and zeros with the
+    // records after them, which is damage.
+    let zeros = vec![0u8; 4096];
+    let preallocated = [session.as_slice(), &zeros].concat();
+    let torn_in_zeros = [torn.as_slice(), &zeros].concat();
+    let zeroed_head = [&zeros[..64], session.as_slice(), &zeros].concat();
+    let replay_seeds: [(&str, Vec<u8>); 10] = [
+        ("one-segment-preallocated", with_control(0x00, &preallocated)),
+        (
+            "one-segment-torn-tail-in-zeros",
+            with_control(0x00, &torn_in_zeros),
+        ),
+        ("one-segment-zeros-then-records", with_control(0x00, &zeroed_head)),
         ("one-segment-one-sale", with_control(0x00, &session)),
         ("two-segments-one-sale", with_control(0xC0 | 5, &session)),
         ("one-segment-two-sales", with_control(0x00, &two_sales)),

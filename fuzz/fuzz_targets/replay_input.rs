@@ -62,6 +62,8 @@ pub fn engine() -> Engine {
             items_per_sale_max: 8,
             stock_per_item_max: 1000,
             orders_max: 10000,
+            hold_seconds_min: flashgate::sale::engine::HOLD_SECONDS_MIN,
+            stock_from_leases: false,
         },
         0,
     )
