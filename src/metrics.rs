@@ -26,6 +26,7 @@ pub const JOURNAL_DURABLE_SEQ: &str = "flashgate_journal_durable_seq";
 pub const STORE_LAG_RECORDS: &str = "flashgate_store_lag_records";
 pub const STORE_LAG_SECONDS: &str = "flashgate_store_lag_seconds";
 pub const STORE_APPLIED_SEQ: &str = "flashgate_store_applied_seq";
+pub const STORE_DEFERRING: &str = "flashgate_store_deferring";
 pub const WECHATPAY_REQUESTS_TOTAL: &str = "flashgate_wechatpay_requests_total";
 pub const WECHATPAY_REQUEST_DURATION_SECONDS: &str = "flashgate_wechatpay_request_duration_seconds";
 pub const WECHATPAY_RETRIES_TOTAL: &str = "flashgate_wechatpay_retries_total";
@@ -146,6 +147,10 @@ fn describe() {
     );
     describe_gauge!(STORE_LAG_RECORDS, "journal records not yet in the store");
     describe_gauge!(STORE_LAG_SECONDS, Unit::Seconds, "age of the store's lag");
+    describe_gauge!(
+        STORE_DEFERRING,
+        "1 while the store writer lets records wait during a burst"
+    );
     describe_counter!(
         WECHATPAY_REQUESTS_TOTAL,
         "WeChat Pay request attempts by endpoint and outcome"

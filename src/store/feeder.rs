@@ -228,11 +228,12 @@ impl Follower {
             let end = self.journal.durable_end();
             let durable = end.seq;
             let applied = self.status.applied_seq();
-            if !stopping
+            let deferring = !stopping
                 && self
                     .deferral
-                    .defers(durable, applied, Instant::now(), &self.options)
-            {
+                    .defers(durable, applied, Instant::now(), &self.options);
+            metrics::gauge!(names::STORE_DEFERRING).set(if deferring { 1.0 } else { 0.0 });
+            if deferring {
                 self.report(durable);
                 thread::park_timeout(self.options.poll);
                 continue;
