@@ -33,13 +33,24 @@ struct Node(Served);
 impl Node {
     /// Spawns the node without waiting for it; `run` names its log file.
     fn spawn(scratch: &Scratch, run: &str) -> Node {
+        Node::spawn_with(scratch, run, &[])
+    }
+
+    fn spawn_with(scratch: &Scratch, run: &str, env: &[(String, String)]) -> Node {
         let stderr_path = scratch.0.join(format!("stderr-{run}.log"));
-        Node(Served::spawn(&scratch.data_dir(), stderr_path, &[]))
+        Node(Served::spawn(&scratch.data_dir(), stderr_path, env))
     }
 
     /// Spawns the node and waits until `/healthz` answers 200.
     async fn start(scratch: &Scratch, run: &str) -> Node {
-        Node(Served::start(|attempt| Node::spawn(scratch, &format!("{run}-{attempt}")).0).await)
+        Node::start_with(scratch, run, &[]).await
+    }
+
+    async fn start_with(scratch: &Scratch, run: &str, env: &[(String, String)]) -> Node {
+        Node(
+            Served::start(|attempt| Node::spawn_with(scratch, &format!("{run}-{attempt}"), env).0)
+                .await,
+        )
     }
 }
 
@@ -279,9 +290,9 @@ async fn assert_store_matches_node(
     let conn = rusqlite::Connection::open(scratch.data_dir().join("flashgate.sqlite3"))
         .expect("open the SQLite store");
     let ids: HashSet<String> = conn
-        .prepare("SELECT order_id FROM orders")
+        .prepare("SELECT order_id FROM orders WHERE sale_id = ?1")
         .expect("prepare")
-        .query_map([], |row| row.get::<_, String>(0))
+        .query_map([sale_id], |row| row.get::<_, String>(0))
         .expect("query orders")
         .map(|id| id.expect("an order id"))
         .collect();
@@ -471,10 +482,44 @@ fn without_status(order: &Value) -> Value {
     order
 }
 
+/// Orders on a sale of its own until the journal has moved on to a
+/// preallocated spare (made once the first segment passed half its size):
+/// the burst and the kill then happen in a segment that ends in zeros.
+async fn move_onto_a_preallocated_segment(node: &Node, journal_dir: &Path) {
+    let mut client = node.client().await;
+    client.live_sale("s-warm-up", 1_000, 1).await;
+    for n in 0..1_000 {
+        if segments(journal_dir).len() >= 2 {
+            let active = std::fs::read(segments(journal_dir).last().expect("a segment"))
+                .expect("read the active segment");
+            assert_eq!(active.len(), 65_536, "the active segment is the spare");
+            assert_eq!(active.last(), Some(&0), "the spare ends in zeros");
+            return;
+        }
+        client
+            .order(&buyer_token(&format!("o_warm_{n:04}")), "k", "s-warm-up", 1)
+            .await
+            .expect_json(201);
+    }
+    panic!("the journal never moved on to a preallocated segment");
+}
+
+/// The burst runs on the smallest segments, so it crosses several, most of
+/// them preallocated spares (one is wanted after half a segment): the kill
+/// lands in a segment whose records are followed by zeros.
+fn small_segments() -> Vec<(String, String)> {
+    vec![(
+        "FLASHGATE__STORAGE__JOURNAL_SEGMENT_BYTES_MAX".to_owned(),
+        "65536".to_owned(),
+    )]
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_mid_burst_loses_no_acknowledged_order_and_never_oversells() {
     let scratch = Scratch::new("crash-burst");
-    let node = Node::start(&scratch, "first").await;
+    let node = Node::start_with(&scratch, "first", &small_segments()).await;
+    let journal_dir = scratch.data_dir().join("journal");
+    move_onto_a_preallocated_segment(&node, &journal_dir).await;
     node.client()
         .await
         .live_sale(BURST_SALE, BURST_STOCK, 2)
@@ -535,7 +580,14 @@ async fn kill_9_mid_burst_loses_no_acknowledged_order_and_never_oversells() {
     );
 
     // Restart on the same data dir.
-    let mut node = Node::start(&scratch, "after-kill").await;
+    let active = std::fs::read(segments(&journal_dir).last().expect("a segment"))
+        .expect("read the active segment");
+    assert_eq!(
+        (active.len(), active.last()),
+        (65_536, Some(&0)),
+        "killed while writing into the preallocated segment"
+    );
+    let mut node = Node::start_with(&scratch, "after-kill", &small_segments()).await;
     let mut client = node.client().await;
 
     // Every acknowledged order is there, as it was acknowledged.
