@@ -334,8 +334,10 @@ impl Engine {
         let (buyer, key) = (command.buyer, command.idempotency_key);
         // After a sell-out most requests are refused: refuse a new key
         // without claiming it (an insert and a removal). A known key goes
-        // on to its claim, which answers a retry with its order.
-        if let Some(refusal) = self.refusal_before_any_claim(&sale, index, now) {
+        // on to its claim, which answers a retry with its order. Checked
+        // once: a change after this check is a change after the request.
+        let refusal = self.refusal_before_any_claim(&sale, index, now);
+        if let Some(refusal) = refusal.clone() {
             if !self.keys.contains(buyer, key) {
                 if let Some(reason) = RejectReason::of(&refusal) {
                     sale.count_reject(reason);
@@ -365,7 +367,11 @@ impl Engine {
             KeyClaim::InProgress => return Err(SaleError::IdempotencyInProgress),
             KeyClaim::Conflict => return Err(SaleError::IdempotencyConflict),
         }
-        match self.reserve(&sale, index, &command, now) {
+        let reserved = match refusal {
+            Some(refusal) => Err(refusal),
+            None => self.reserve(&sale, index, &command, now),
+        };
+        match reserved {
             // insert_order has bound the key to the new order.
             Ok((order, commit)) => Ok(Placed {
                 order,
@@ -407,8 +413,8 @@ impl Engine {
             .then_some(SaleError::SoldOut)
     }
 
-    /// Cheapest checks first: state, the sold-out flag, the buyer's limit,
-    /// then the CAS on the stock.
+    /// After [`Engine::refusal_before_any_claim`] found nothing: the
+    /// buyer's limit, then the CAS on the stock.
     fn reserve(
         &self,
         sale: &Arc<Sale>,
@@ -416,9 +422,6 @@ impl Engine {
         command: &PlaceOrder<'_>,
         now: UnixMs,
     ) -> Result<(OrderView, Commit), SaleError> {
-        if let Some(refusal) = self.refusal_before_any_claim(sale, index, now) {
-            return Err(refusal);
-        }
         let item = &sale.items[index];
         let quantity = command.request.quantity;
         let limit = sale.spec.items[index].per_user_limit;
