@@ -16,7 +16,7 @@ use crate::sale::engine::{item_index, shard_hint_of};
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::payment::{LatePayment, Prepay, RefundReason, RefundRecord};
 use crate::sale::replay::{ReplayCursor, ReservedOrder};
-use crate::sale::views::{OrderRecord, OrderView};
+use crate::sale::views::{NewOrder, OrderRecord, OrderView};
 use crate::sale::{invalid, Engine, EventSink, OrderAction, OrderStatus, Sale, SaleError};
 use dashmap::mapref::entry::Entry;
 use std::sync::atomic::Ordering;
@@ -97,7 +97,7 @@ impl Engine {
             .ok_or_else(|| SaleError::NotFound(format!("order `{order_id}`")))?;
         check_order_event(&order, event, action)?;
         if action == OrderAction::ReinstatePayment {
-            let stock = &order.sale.items[order.item_index].stock;
+            let stock = &order.sale.items[order.item_index()].stock;
             if stock.remaining() < i64::from(order.quantity) {
                 return Err(SaleError::InsufficientStock {
                     quantity: order.quantity,
@@ -294,21 +294,17 @@ impl Engine {
             Arc::clone(&ids.order_id),
         );
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
-        vacant.insert(Box::new(OrderRecord {
+        vacant.insert(Box::new(OrderRecord::reserved(NewOrder {
             order_id: ids.order_id,
             sale: Arc::clone(sale),
             item_index: index,
             buyer: ids.buyer,
+            idempotency_key: ids.idempotency_key,
             quantity: order.quantity,
             amount: order.amount,
-            idempotency_key: ids.idempotency_key,
-            status: OrderStatus::Reserved,
             created_at: order.at,
             expires_at: order.expires_at,
-            paid_at: None,
-            later_history: Vec::new(),
-            payment: None,
-        }));
+        })));
         Ok(())
     }
 
@@ -326,7 +322,7 @@ impl Engine {
         let next = check_order_event(order, event, action)?;
         if action == OrderAction::ReinstatePayment {
             let hint = shard_hint_of(&order.order_id);
-            let stock = &order.sale.items[order.item_index].stock;
+            let stock = &order.sale.items[order.item_index()].stock;
             stock
                 .reserve(i64::from(order.quantity), hint)
                 .map_err(|shortage| match shortage {
@@ -347,7 +343,7 @@ impl Engine {
         record_payment(order, event);
         order.status = next;
         if next != from {
-            order.later_history.push((next, at));
+            order.push_history(next, at);
         }
         self.pending.track(&order.order_id, Some(from), next, at);
         Ok(commit)
@@ -365,14 +361,14 @@ impl Engine {
             _ => return,
         };
         let sale = &order.sale.spec;
-        let sku_id = &sale.items[order.item_index].sku_id;
+        let sku_id = &sale.items[order.item_index()].sku_id;
         watch.changed(&sale.sale_id, sku_id, &order.buyer, delta);
     }
 
     /// The stock, buyer-limit and counter side of an order's move.
     fn move_stock(&self, order: &OrderRecord, action: OrderAction) {
         let sale = &order.sale;
-        let item = &sale.items[order.item_index];
+        let item = &sale.items[order.item_index()];
         let counters = &sale.counters;
         let (quantity, hint) = (order.quantity, shard_hint_of(&order.order_id));
         let units = i64::from(quantity);
@@ -476,7 +472,7 @@ fn record_payment(order: &mut OrderRecord, event: &Event) {
             late,
             ..
         } => {
-            order.paid_at = Some(*paid_at);
+            order.set_paid_at(*paid_at);
             let payment = order.payment_mut();
             payment.transaction_id = Some(transaction_id.clone());
             payment.amount_fen = Some(*amount_fen);
@@ -536,19 +532,15 @@ fn reserved_record(
     else {
         unreachable!("reserved_record is only called with OrderReserved");
     };
-    OrderRecord {
+    OrderRecord::reserved(NewOrder {
         order_id,
         sale: Arc::clone(sale),
         item_index,
         buyer,
+        idempotency_key,
         quantity: *quantity,
         amount: *amount,
-        idempotency_key,
-        status: OrderStatus::Reserved,
         created_at: *at,
         expires_at: *expires_at,
-        paid_at: None,
-        later_history: Vec::new(),
-        payment: None,
-    }
+    })
 }

@@ -157,24 +157,20 @@ impl OrderRecord {
     }
 
     pub fn prepay(&self) -> Option<&Prepay> {
-        self.payment.as_ref()?.prepay.as_ref()
+        self.payment()?.prepay.as_ref()
     }
 
     pub fn transaction_id(&self) -> Option<&str> {
-        self.payment.as_ref()?.transaction_id.as_deref()
+        self.payment()?.transaction_id.as_deref()
     }
 
     pub fn refund(&self) -> Option<&RefundRecord> {
-        self.payment.as_ref()?.refund.as_ref()
-    }
-
-    pub(super) fn payment_mut(&mut self) -> &mut PaymentState {
-        self.payment.get_or_insert_with(Default::default)
+        self.payment()?.refund.as_ref()
     }
 
     /// The refund to ask WeChat Pay for; `None` unless a refund was asked.
     pub fn refund_order(&self) -> Option<RefundOrder> {
-        let payment = self.payment.as_ref()?;
+        let payment = self.payment()?;
         let refund = payment.refund.as_ref()?;
         Some(RefundOrder {
             order_id: self.order_id.to_string(),
@@ -272,7 +268,7 @@ impl Engine {
             .filter(|order| *order.buyer == *buyer)
             .ok_or_else(|| not_found(order_id))?;
         check_payable(&order, now)?;
-        let title = &order.sale.spec.items[order.item_index].title;
+        let title = &order.sale.spec.items[order.item_index()].title;
         Ok(Payable {
             order_id: order.order_id.to_string(),
             buyer: order.buyer.to_string(),

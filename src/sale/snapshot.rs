@@ -11,7 +11,7 @@ use crate::clock::UnixMs;
 use crate::inventory::{ItemStock, StockCounts};
 use crate::sale::engine::item_index;
 use crate::sale::payment::PaymentState;
-use crate::sale::views::OrderRecord;
+use crate::sale::views::{NewOrder, OrderRecord};
 use crate::sale::{Engine, EngineLimits, OrderStatus, Sale, SaleError, SaleSpec, SaleStatus};
 use rust_decimal::Decimal;
 use serde::{Deserialize, Serialize};
@@ -178,21 +178,23 @@ impl Engine {
             Arc::<str>::from(snapshot.idempotency_key.as_str()),
         );
         self.keys.bind(&buyer, &idempotency_key, &order_id);
-        let record = OrderRecord {
-            order_id: Arc::clone(&order_id),
-            sale: Arc::clone(&sale),
-            item_index: index,
-            buyer: Arc::clone(&buyer),
-            quantity: snapshot.quantity,
-            amount: snapshot.amount,
-            idempotency_key: Arc::clone(&idempotency_key),
-            status: snapshot.status,
-            created_at: snapshot.created_at,
-            expires_at: snapshot.expires_at,
-            paid_at: snapshot.paid_at,
-            later_history: later_history(&snapshot.history, snapshot.created_at),
-            payment: snapshot.payment.clone().map(Box::new),
-        };
+        let record = OrderRecord::restored(
+            NewOrder {
+                order_id: Arc::clone(&order_id),
+                sale: Arc::clone(&sale),
+                item_index: index,
+                buyer: Arc::clone(&buyer),
+                idempotency_key: Arc::clone(&idempotency_key),
+                quantity: snapshot.quantity,
+                amount: snapshot.amount,
+                created_at: snapshot.created_at,
+                expires_at: snapshot.expires_at,
+            },
+            snapshot.status,
+            snapshot.paid_at,
+            later_history(&snapshot.history, snapshot.created_at),
+            snapshot.payment.clone(),
+        );
         self.orders.insert(order_id, Box::new(record));
         Ok(())
     }
@@ -218,7 +220,7 @@ fn order_snapshot(order: &OrderRecord) -> OrderSnapshot {
     OrderSnapshot {
         order_id: order.order_id.to_string(),
         sale_id: order.sale.spec.sale_id.clone(),
-        sku_id: order.sale.spec.items[order.item_index].sku_id.clone(),
+        sku_id: order.sale.spec.items[order.item_index()].sku_id.clone(),
         buyer: order.buyer.to_string(),
         quantity: order.quantity,
         amount: order.amount,
@@ -226,9 +228,9 @@ fn order_snapshot(order: &OrderRecord) -> OrderSnapshot {
         status: order.status,
         created_at: order.created_at,
         expires_at: order.expires_at,
-        paid_at: order.paid_at,
+        paid_at: order.paid_at(),
         history: order.history().collect(),
-        payment: order.payment.as_deref().cloned(),
+        payment: order.payment().cloned(),
     }
 }
 

@@ -123,31 +123,127 @@ impl SaleSummary {
     }
 }
 
-/// An order in memory; `paid_at` is WeChat Pay's time of the payment.
+/// An order in memory.
 ///
 /// A node holds a million of these, so they share rather than copy: the id
 /// is the same allocation as the order map's key, the hold timer's entry
 /// and the idempotency key's binding; the buyer and the key are the
-/// idempotency map's own strings.
+/// idempotency map's own strings. What only an order that moved on has
+/// (its later statuses, its payment) is one box away, so a hold that is
+/// never paid carries a pointer for it.
 #[derive(Clone)]
 pub struct OrderRecord {
     pub order_id: Arc<str>,
     pub sale: Arc<Sale>,
-    pub item_index: usize,
     pub buyer: Arc<str>,
-    pub quantity: u32,
-    pub amount: Decimal,
     pub idempotency_key: Arc<str>,
-    pub status: OrderStatus,
+    pub amount: Decimal,
     pub created_at: UnixMs,
     pub expires_at: UnixMs,
-    pub paid_at: Option<UnixMs>,
+    pub quantity: u32,
+    /// The item's place in `sale.items` (see [`OrderRecord::item_index`]);
+    /// 32 bits, as `sale.items_per_sale_max` is far below that.
+    item: u32,
+    pub status: OrderStatus,
+    later: Option<Box<LaterState>>,
+}
+
+/// What an order gains after its reservation.
+#[derive(Clone, Default)]
+struct LaterState {
+    /// WeChat Pay's time of the payment.
+    paid_at: Option<UnixMs>,
     /// Every status after the first with its time; the order was
-    /// `reserved` at `created_at` (see [`OrderRecord::history`]). Most
-    /// orders never move, and an empty `Vec` allocates nothing.
-    pub later_history: Vec<(OrderStatus, UnixMs)>,
+    /// `reserved` at `created_at` (see [`OrderRecord::history`]).
+    history: Vec<(OrderStatus, UnixMs)>,
     /// `None` until a prepay or a payment; see [`PaymentState`].
-    pub payment: Option<Box<PaymentState>>,
+    payment: Option<PaymentState>,
+}
+
+/// The parts of an [`OrderRecord`] fixed when the order is made.
+pub struct NewOrder {
+    pub order_id: Arc<str>,
+    pub sale: Arc<Sale>,
+    pub item_index: usize,
+    pub buyer: Arc<str>,
+    pub idempotency_key: Arc<str>,
+    pub quantity: u32,
+    pub amount: Decimal,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
+}
+
+impl OrderRecord {
+    /// A new `reserved` order.
+    pub fn reserved(order: NewOrder) -> OrderRecord {
+        let item = u32::try_from(order.item_index).expect("items per sale fit in 32 bits");
+        OrderRecord {
+            order_id: order.order_id,
+            sale: order.sale,
+            buyer: order.buyer,
+            idempotency_key: order.idempotency_key,
+            amount: order.amount,
+            created_at: order.created_at,
+            expires_at: order.expires_at,
+            quantity: order.quantity,
+            item,
+            status: OrderStatus::Reserved,
+            later: None,
+        }
+    }
+
+    /// An order restored from a snapshot, with what it gained later.
+    pub fn restored(
+        order: NewOrder,
+        status: OrderStatus,
+        paid_at: Option<UnixMs>,
+        later_history: Vec<(OrderStatus, UnixMs)>,
+        payment: Option<PaymentState>,
+    ) -> OrderRecord {
+        let mut record = OrderRecord::reserved(order);
+        record.status = status;
+        if paid_at.is_some() || !later_history.is_empty() || payment.is_some() {
+            record.later = Some(Box::new(LaterState {
+                paid_at,
+                history: later_history,
+                payment,
+            }));
+        }
+        record
+    }
+
+    pub fn item_index(&self) -> usize {
+        self.item as usize
+    }
+
+    /// WeChat Pay's time of the payment, once paid.
+    pub fn paid_at(&self) -> Option<UnixMs> {
+        self.later.as_ref()?.paid_at
+    }
+
+    /// `None` until a prepay or a payment; see [`PaymentState`].
+    pub fn payment(&self) -> Option<&PaymentState> {
+        self.later.as_ref()?.payment.as_ref()
+    }
+
+    fn later_mut(&mut self) -> &mut LaterState {
+        self.later.get_or_insert_with(Default::default)
+    }
+
+    pub(super) fn set_paid_at(&mut self, paid_at: UnixMs) {
+        self.later_mut().paid_at = Some(paid_at);
+    }
+
+    /// Records a move to `status` at `at` (the caller sets `self.status`).
+    pub(super) fn push_history(&mut self, status: OrderStatus, at: UnixMs) {
+        self.later_mut().history.push((status, at));
+    }
+
+    pub(super) fn payment_mut(&mut self) -> &mut PaymentState {
+        self.later_mut()
+            .payment
+            .get_or_insert_with(Default::default)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -192,21 +288,24 @@ impl OrderRecord {
         OrderView {
             order_id: self.order_id.to_string(),
             sale_id: self.sale.spec.sale_id.clone(),
-            sku_id: self.sale.spec.items[self.item_index].sku_id.clone(),
+            sku_id: self.sale.spec.items[self.item_index()].sku_id.clone(),
             quantity: self.quantity,
             amount: format_yuan(self.amount),
             currency: CURRENCY,
             status: self.status.as_str(),
             created_at: format_rfc3339(self.created_at),
             expires_at: format_rfc3339(self.expires_at),
-            paid_at: self.paid_at.map(format_rfc3339),
+            paid_at: self.paid_at().map(format_rfc3339),
         }
     }
 
     /// Every status the order had with its time, the reservation first.
     pub fn history(&self) -> impl Iterator<Item = (OrderStatus, UnixMs)> + '_ {
-        std::iter::once((OrderStatus::Reserved, self.created_at))
-            .chain(self.later_history.iter().copied())
+        std::iter::once((OrderStatus::Reserved, self.created_at)).chain(
+            self.later
+                .iter()
+                .flat_map(|later| later.history.iter().copied()),
+        )
     }
 
     pub fn admin_view(&self) -> AdminOrderView {
