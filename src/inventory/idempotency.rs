@@ -10,7 +10,7 @@
 //! failed is dropped so the buyer may try again. Keys are kept for the life
 //! of the process: their number is bounded by the orders made.
 
-use crate::inventory::ConcurrentMap;
+use crate::inventory::{BuyerKey, ConcurrentMap};
 use dashmap::mapref::entry::Entry;
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
@@ -32,13 +32,11 @@ enum Claim {
     Bound(Arc<str>),
 }
 
-/// A buyer's key. Both parts are shared with the order the key made
-/// ([`IdempotencyKeys::bind`] hands them out), so a bound key costs no
-/// strings of its own.
-struct ClaimKey {
-    buyer: Arc<str>,
-    key: Arc<str>,
-}
+/// A buyer's key as the map holds it: shared with the order the key made
+/// ([`KeyClaim::Claimed`] hands it out), so a bound key costs no strings
+/// of its own. Hashed and compared as the (buyer, key) pair, so a lookup
+/// by the borrowed pair finds it.
+struct ClaimKey(BuyerKey);
 
 /// The borrowed form of a [`ClaimKey`], so a lookup needs no allocation.
 trait KeyPair {
@@ -48,10 +46,10 @@ trait KeyPair {
 
 impl KeyPair for ClaimKey {
     fn buyer(&self) -> &str {
-        &self.buyer
+        self.0.buyer()
     }
     fn key(&self) -> &str {
-        &self.key
+        self.0.key()
     }
 }
 
@@ -109,8 +107,10 @@ pub struct IdempotencyKeys {
 /// The outcome of claiming a key.
 #[derive(Debug, PartialEq, Eq)]
 pub enum KeyClaim {
-    /// The key is new: go on and make the order, then `bind` or `abandon`.
-    Claimed,
+    /// The key is new: go on and make the order, then `bind` or
+    /// `abandon`. The buyer and key as the claim holds them, for the order
+    /// (and the buyer's count) to share.
+    Claimed(BuyerKey),
     /// The key made this order; the caller checks the body matches it.
     Replay { order_id: Arc<str> },
     /// The same key and body are being processed right now.
@@ -138,49 +138,34 @@ impl IdempotencyKeys {
         if let Some(claim) = self.claims.get(&(buyer, key) as &dyn KeyPair) {
             return seen(&claim);
         }
-        match self.claims.entry(ClaimKey {
-            buyer: buyer.into(),
-            key: key.into(),
-        }) {
+        match self.claims.entry(ClaimKey(BuyerKey::new(buyer, key))) {
             Entry::Vacant(vacant) => {
+                let shared = vacant.key().0.clone();
                 vacant.insert(Claim::InProgress(Box::new(request.clone())));
-                KeyClaim::Claimed
+                KeyClaim::Claimed(shared)
             }
             Entry::Occupied(occupied) => seen(occupied.get()),
-        }
-    }
-
-    /// The buyer and the key as a live claim holds them, for the order's
-    /// record to share; new strings when there is no claim (replay).
-    pub fn shared(&self, buyer: &str, key: &str) -> (Arc<str>, Arc<str>) {
-        match self.claims.get(&(buyer, key) as &dyn KeyPair) {
-            Some(claim) => (Arc::clone(&claim.key().buyer), Arc::clone(&claim.key().key)),
-            None => (buyer.into(), key.into()),
         }
     }
 
     /// Binds a key to the order it made: completes a live claim, or
     /// restores the key when an event is replayed. Only once the order can
     /// be read: a retry that finds the binding looks the order up.
-    pub fn bind(&self, buyer: &Arc<str>, key: &Arc<str>, order_id: &Arc<str>) {
+    pub fn bind(&self, names: &BuyerKey, order_id: &Arc<str>) {
         let bound = Claim::Bound(Arc::clone(order_id));
-        if let Some(mut claim) = self.claims.get_mut(&(&**buyer, &**key) as &dyn KeyPair) {
+        let pair = (names.buyer(), names.key());
+        if let Some(mut claim) = self.claims.get_mut(&pair as &dyn KeyPair) {
             *claim = bound;
             return;
         }
-        let key = ClaimKey {
-            buyer: Arc::clone(buyer),
-            key: Arc::clone(key),
-        };
-        self.claims.insert(key, bound);
+        self.claims.insert(ClaimKey(names.clone()), bound);
     }
 
     /// Replay: binds a journaled order's key with one lookup. Nobody
     /// claims keys while the journal replays; a key bound before (a log
     /// that reused one) is rebound to the later order, as [`Self::bind`] does.
-    pub fn bind_replayed(&self, buyer: Arc<str>, key: Arc<str>, order_id: Arc<str>) {
-        self.claims
-            .insert(ClaimKey { buyer, key }, Claim::Bound(order_id));
+    pub fn bind_replayed(&self, names: BuyerKey, order_id: Arc<str>) {
+        self.claims.insert(ClaimKey(names), Claim::Bound(order_id));
     }
 
     /// True when the key is claimed or bound.
@@ -217,61 +202,61 @@ mod tests {
         }
     }
 
+    fn claimed(claim: KeyClaim) -> BuyerKey {
+        match claim {
+            KeyClaim::Claimed(names) => names,
+            other => panic!("expected a claim, got {other:?}"),
+        }
+    }
+
     #[test]
     fn a_key_in_progress_tells_duplicates_from_conflicts_then_replays() {
         let keys = IdempotencyKeys::default();
-        assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
+        let names = claimed(keys.claim("alice", "k", &request(1)));
+        assert_eq!((names.buyer(), names.key()), ("alice", "k"));
         assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::InProgress);
         assert_eq!(keys.claim("alice", "k", &request(2)), KeyClaim::Conflict);
-        bind(&keys, "alice", "k", "order-1");
+        keys.bind(&names, &"order-1".into());
         assert_eq!(
             keys.claim("alice", "k", &request(1)),
             KeyClaim::Replay {
                 order_id: "order-1".into()
             }
         );
-        assert_eq!(
-            keys.claim("bob", "k", &request(2)),
-            KeyClaim::Claimed,
-            "keys are per buyer"
-        );
+        claimed(keys.claim("bob", "k", &request(2)));
     }
 
     #[test]
     fn an_abandoned_claim_can_be_retried_but_a_completed_one_stays() {
         let keys = IdempotencyKeys::default();
-        assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
+        claimed(keys.claim("alice", "k", &request(1)));
         keys.abandon("alice", "k");
-        assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
-        bind(&keys, "alice", "k", "order-1");
+        let names = claimed(keys.claim("alice", "k", &request(1)));
+        keys.bind(&names, &"order-1".into());
         keys.abandon("alice", "k");
         assert_eq!(keys.len(), 1);
     }
 
-    fn bind(keys: &IdempotencyKeys, buyer: &str, key: &str, order_id: &str) {
-        let (buyer, key) = keys.shared(buyer, key);
-        keys.bind(&buyer, &key, &order_id.into());
-    }
-
     #[test]
-    fn a_bound_key_shares_its_strings_and_keeps_buyer_and_key_apart() {
+    fn a_bound_key_shares_the_claims_string_and_keeps_buyer_and_key_apart() {
         let keys = IdempotencyKeys::default();
-        assert_eq!(keys.claim("alice", "k", &request(1)), KeyClaim::Claimed);
-        let (buyer, key) = keys.shared("alice", "k");
-        assert_eq!((&*buyer, &*key), ("alice", "k"));
-        // The claim's own strings, not copies.
-        assert_eq!(keys.shared("alice", "k").0.as_ptr(), buyer.as_ptr());
-        keys.bind(&buyer, &key, &"order-1".into());
-        assert_eq!(keys.shared("alice", "k").1.as_ptr(), key.as_ptr());
+        let names = claimed(keys.claim("alice", "k", &request(1)));
+        keys.bind(&names, &"order-1".into());
+        let entry = keys.claims.get(&("alice", "k") as &dyn KeyPair).unwrap();
+        assert!(
+            entry.key().0.shares(&names),
+            "the claim's own string, not a copy"
+        );
+        drop(entry);
         // Replay binds a key nobody claimed.
-        bind(&keys, "bob", "k2", "order-2");
+        keys.bind_replayed(BuyerKey::new("bob", "k2"), "order-2".into());
         assert!(matches!(
             keys.claim("bob", "k2", &request(1)),
             KeyClaim::Replay { .. }
         ));
         // The split between buyer and key is part of the identity.
-        assert_eq!(keys.claim("ali", "cek", &request(1)), KeyClaim::Claimed);
-        assert_eq!(keys.claim("alicek", "", &request(1)), KeyClaim::Claimed);
+        claimed(keys.claim("ali", "cek", &request(1)));
+        claimed(keys.claim("alicek", "", &request(1)));
         assert_eq!(keys.len(), 4);
     }
 }

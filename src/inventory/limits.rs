@@ -5,14 +5,14 @@
 //! both squeeze under the limit. Units come back when an order is cancelled
 //! or expires, so the limit counts live (reserved, paying, paid) orders.
 
-use crate::inventory::ConcurrentMap;
-use std::sync::Arc;
+use crate::inventory::{BuyerKey, BuyerOf, ConcurrentMap};
 
 #[derive(Default)]
 pub struct PerUserLimits {
-    /// Keyed by the buyer as the order records hold it, so replay shares
-    /// the order's string instead of copying it.
-    held: ConcurrentMap<Arc<str>, u32>,
+    /// Keyed by the buyer as the first of their orders holds it (with
+    /// that order's key, which the map ignores), so a count costs no
+    /// string of its own.
+    held: ConcurrentMap<BuyerOf, u32>,
 }
 
 /// The buyer would hold more than the limit; `held` is what they hold now.
@@ -23,8 +23,14 @@ pub struct LimitExceeded {
 
 impl PerUserLimits {
     /// Adds `quantity` to the buyer's count if the result stays within `limit`.
-    pub fn try_acquire(&self, buyer: &str, quantity: u32, limit: u32) -> Result<(), LimitExceeded> {
-        if let Some(mut held) = self.held.get_mut(buyer) {
+    /// `names`: the buyer, with the key of the order asking.
+    pub fn try_acquire(
+        &self,
+        names: &BuyerKey,
+        quantity: u32,
+        limit: u32,
+    ) -> Result<(), LimitExceeded> {
+        if let Some(mut held) = self.held.get_mut(names.buyer()) {
             if held.checked_add(quantity).is_none_or(|total| total > limit) {
                 return Err(LimitExceeded { held: *held });
             }
@@ -34,7 +40,7 @@ impl PerUserLimits {
         if quantity > limit {
             return Err(LimitExceeded { held: 0 });
         }
-        let mut held = self.held.entry(buyer.into()).or_insert(0);
+        let mut held = self.held.entry(BuyerOf(names.clone())).or_insert(0);
         if held.checked_add(quantity).is_none_or(|total| total > limit) {
             return Err(LimitExceeded { held: *held });
         }
@@ -45,8 +51,8 @@ impl PerUserLimits {
     /// Replay: adds the units of a journaled order, whatever the limit (it
     /// was checked live), with one lookup and the order's own buyer string.
     /// A count that would overflow stays as it is, as `try_acquire` leaves it.
-    pub fn acquire_replayed(&self, buyer: &Arc<str>, quantity: u32) {
-        let mut held = self.held.entry(Arc::clone(buyer)).or_insert(0);
+    pub fn acquire_replayed(&self, names: &BuyerKey, quantity: u32) {
+        let mut held = self.held.entry(BuyerOf(names.clone())).or_insert(0);
         if let Some(total) = held.checked_add(quantity) {
             *held = total;
         }
@@ -82,19 +88,20 @@ mod tests {
     #[test]
     fn limit_counts_live_units_and_frees_them_on_release() {
         let limits = PerUserLimits::default();
-        assert_eq!(limits.try_acquire("alice", 2, 3), Ok(()));
+        let alice = |key: &str| BuyerKey::new("alice", key);
+        assert_eq!(limits.try_acquire(&alice("k-1"), 2, 3), Ok(()));
         assert_eq!(
-            limits.try_acquire("alice", 2, 3),
+            limits.try_acquire(&alice("k-2"), 2, 3),
             Err(LimitExceeded { held: 2 })
         );
-        assert_eq!(limits.try_acquire("alice", 1, 3), Ok(()));
+        assert_eq!(limits.try_acquire(&alice("k-3"), 1, 3), Ok(()));
         assert_eq!(
-            limits.try_acquire("bob", 4, 3),
+            limits.try_acquire(&BuyerKey::new("bob", "k-1"), 4, 3),
             Err(LimitExceeded { held: 0 })
         );
         limits.release("alice", 3);
         assert_eq!(limits.held("alice"), 0);
-        assert_eq!(limits.try_acquire("alice", 3, 3), Ok(()));
+        assert_eq!(limits.try_acquire(&alice("k-4"), 3, 3), Ok(()));
     }
 
     #[test]
@@ -105,7 +112,10 @@ mod tests {
                 let limits = limits.clone();
                 std::thread::spawn(move || {
                     (0..100)
-                        .filter(|_| limits.try_acquire("carol", 1, 5).is_ok())
+                        .filter(|_| {
+                            let names = BuyerKey::new("carol", "k");
+                            limits.try_acquire(&names, 1, 5).is_ok()
+                        })
                         .count()
                 })
             })

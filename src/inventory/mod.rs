@@ -6,10 +6,12 @@
 //! shard locks are held for a few instructions. Nothing on the order path
 //! takes a lock shared by all requests.
 
+pub mod buyer_key;
 pub mod idempotency;
 pub mod limits;
 pub mod shards;
 
+pub use buyer_key::{BuyerKey, BuyerOf};
 pub use idempotency::{IdempotencyKeys, KeyClaim, OrderRequest};
 pub use limits::{LimitExceeded, PerUserLimits};
 pub use shards::{Cell, Shards, Shortage};

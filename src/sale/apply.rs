@@ -10,7 +10,7 @@
 //! as a reservation does, before its record.)
 
 use crate::clock::UnixMs;
-use crate::inventory::Shortage;
+use crate::inventory::{BuyerKey, Shortage};
 use crate::journal::Commit;
 use crate::sale::engine::{item_index, shard_hint_of};
 use crate::sale::event::{Event, SaleSpec};
@@ -201,18 +201,18 @@ impl Engine {
     /// Records a reservation whose stock is already taken, and binds its
     /// idempotency key (after the order is readable: a concurrent duplicate
     /// reads it at once).
+    /// `names`: the buyer and key as the claim holds them.
     /// `want_view`: the live path answers with the order.
     pub(super) fn insert_order(
         &self,
         sale: &Arc<Sale>,
         index: usize,
         event: &Event,
+        names: BuyerKey,
         want_view: bool,
     ) -> Option<OrderView> {
         let Event::OrderReserved {
             order_id,
-            buyer,
-            idempotency_key,
             expires_at,
             ..
         } = event
@@ -221,19 +221,11 @@ impl Engine {
         };
         // One allocation for the id, shared by the map, the key and the timer.
         let order_id: Arc<str> = order_id.as_str().into();
-        let (buyer, idempotency_key) = self.keys.shared(buyer, idempotency_key);
-        let record = reserved_record(
-            event,
-            sale,
-            index,
-            Arc::clone(&order_id),
-            Arc::clone(&buyer),
-            Arc::clone(&idempotency_key),
-        );
+        let record = reserved_record(event, sale, index, Arc::clone(&order_id), names.clone());
         let view = want_view.then(|| record.view());
         self.orders.insert(Arc::clone(&order_id), Box::new(record));
         // After the insert: a retry that finds the binding reads the order.
-        self.keys.bind(&buyer, &idempotency_key, &order_id);
+        self.keys.bind(&names, &order_id);
         self.holds.schedule(*expires_at, order_id);
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
@@ -284,22 +276,18 @@ impl Engine {
                 SaleError::Replay(format!("order reserves more than {sku_id}'s stock"))
             })?;
         // Replay restores what was granted; limits were checked live.
-        item.buyers.acquire_replayed(&ids.buyer, order.quantity);
+        item.buyers.acquire_replayed(&ids.names, order.quantity);
         if !ahead {
             self.schedule_replayed_hold(&ids, order.expires_at);
         }
-        self.keys.bind_replayed(
-            Arc::clone(&ids.buyer),
-            Arc::clone(&ids.idempotency_key),
-            Arc::clone(&ids.order_id),
-        );
+        self.keys
+            .bind_replayed(ids.names.clone(), Arc::clone(&ids.order_id));
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         vacant.insert(Box::new(OrderRecord::reserved(NewOrder {
             order_id: ids.order_id,
             sale: Arc::clone(sale),
             item_index: index,
-            buyer: ids.buyer,
-            idempotency_key: ids.idempotency_key,
+            names: ids.names,
             quantity: order.quantity,
             amount: order.amount,
             created_at: order.at,
@@ -362,7 +350,7 @@ impl Engine {
         };
         let sale = &order.sale.spec;
         let sku_id = &sale.items[order.item_index()].sku_id;
-        watch.changed(&sale.sale_id, sku_id, &order.buyer, delta);
+        watch.changed(&sale.sale_id, sku_id, order.buyer(), delta);
     }
 
     /// The stock, buyer-limit and counter side of an order's move.
@@ -376,7 +364,7 @@ impl Engine {
             OrderAction::StartPayment => return,
             OrderAction::Cancel | OrderAction::Expire => {
                 item.stock.release(units, hint);
-                item.buyers.release(&order.buyer, quantity);
+                item.buyers.release(order.buyer(), quantity);
                 if action == OrderAction::Cancel {
                     &counters.orders_cancelled
                 } else {
@@ -385,7 +373,7 @@ impl Engine {
             }
             OrderAction::RequestRefund => {
                 item.stock.return_paid(units, hint);
-                item.buyers.release(&order.buyer, quantity);
+                item.buyers.release(order.buyer(), quantity);
                 return;
             }
             OrderAction::ConfirmPayment => {
@@ -396,7 +384,7 @@ impl Engine {
                 // The units were taken before submit. The buyer's limit was
                 // checked when they ordered; the payment is not refused for it.
                 item.stock.mark_paid(units);
-                let _ = item.buyers.try_acquire(&order.buyer, quantity, u32::MAX);
+                let _ = item.buyers.try_acquire(&order.names, quantity, u32::MAX);
                 counters.orders_paid.fetch_add(1, Ordering::Relaxed);
                 &counters.orders_reinstated
             }
@@ -519,8 +507,7 @@ fn reserved_record(
     sale: &Arc<Sale>,
     item_index: usize,
     order_id: Arc<str>,
-    buyer: Arc<str>,
-    idempotency_key: Arc<str>,
+    names: BuyerKey,
 ) -> OrderRecord {
     let Event::OrderReserved {
         at,
@@ -536,8 +523,7 @@ fn reserved_record(
         order_id,
         sale: Arc::clone(sale),
         item_index,
-        buyer,
-        idempotency_key,
+        names,
         quantity: *quantity,
         amount: *amount,
         created_at: *at,

@@ -9,7 +9,9 @@
 
 use crate::clock::UnixMs;
 use crate::ids::{is_valid_host_id, OrderIds};
-use crate::inventory::{ConcurrentMap, IdempotencyKeys, KeyClaim, OrderRequest, Shortage};
+use crate::inventory::{
+    BuyerKey, ConcurrentMap, IdempotencyKeys, KeyClaim, OrderRequest, Shortage,
+};
 use crate::journal::Commit;
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
@@ -345,8 +347,8 @@ impl Engine {
                 return Err(refusal);
             }
         }
-        match self.keys.claim(buyer, key, &command.request) {
-            KeyClaim::Claimed => {}
+        let names = match self.keys.claim(buyer, key, &command.request) {
+            KeyClaim::Claimed(names) => names,
             KeyClaim::Replay { order_id } => {
                 let order = self.order_for_buyer(buyer, &order_id)?;
                 let request = &command.request;
@@ -366,10 +368,10 @@ impl Engine {
             }
             KeyClaim::InProgress => return Err(SaleError::IdempotencyInProgress),
             KeyClaim::Conflict => return Err(SaleError::IdempotencyConflict),
-        }
+        };
         let reserved = match refusal {
             Some(refusal) => Err(refusal),
-            None => self.reserve(&sale, index, &command, now),
+            None => self.reserve(&sale, index, &command, names, now),
         };
         match reserved {
             // insert_order has bound the key to the new order.
@@ -420,13 +422,14 @@ impl Engine {
         sale: &Arc<Sale>,
         index: usize,
         command: &PlaceOrder<'_>,
+        names: BuyerKey,
         now: UnixMs,
     ) -> Result<(OrderView, Commit), SaleError> {
         let item = &sale.items[index];
         let quantity = command.request.quantity;
         let limit = sale.spec.items[index].per_user_limit;
         item.buyers
-            .try_acquire(command.buyer, quantity, limit)
+            .try_acquire(&names, quantity, limit)
             .map_err(|exceeded| SaleError::LimitExceeded {
                 limit,
                 held: exceeded.held,
@@ -452,7 +455,7 @@ impl Engine {
         // Queued after any release whose stock this CAS may have taken.
         let commit = self.sink.submit(&event);
         let order = self
-            .insert_order(sale, index, &event, true)
+            .insert_order(sale, index, &event, names, true)
             .expect("a view was asked for");
         Ok((order, commit))
     }
@@ -548,7 +551,7 @@ impl Engine {
     /// The buyer's own order; another buyer's order is reported as absent.
     pub fn order_for_buyer(&self, buyer: &str, order_id: &str) -> Result<OrderView, SaleError> {
         match self.orders.get(order_id) {
-            Some(order) if *order.buyer == *buyer => Ok(order.view()),
+            Some(order) if order.buyer() == buyer => Ok(order.view()),
             _ => Err(SaleError::NotFound(format!("order `{order_id}`"))),
         }
     }

@@ -265,13 +265,13 @@ impl Engine {
         let order = self
             .orders
             .get(order_id)
-            .filter(|order| *order.buyer == *buyer)
+            .filter(|order| order.buyer() == buyer)
             .ok_or_else(|| not_found(order_id))?;
         check_payable(&order, now)?;
         let title = &order.sale.spec.items[order.item_index()].title;
         Ok(Payable {
             order_id: order.order_id.to_string(),
-            buyer: order.buyer.to_string(),
+            buyer: order.buyer().to_string(),
             description: description_of(title),
             amount_fen: order.amount_fen()?,
             expires_at: order.expires_at,
@@ -477,7 +477,7 @@ impl Engine {
     /// The buyer's own order, locked; another buyer's order is absent.
     fn buyer_order_mut(&self, buyer: &str, order_id: &str) -> Result<LockedOrder<'_>, SaleError> {
         let order = self.order_mut(order_id)?;
-        if *order.buyer != *buyer {
+        if order.buyer() != buyer {
             return Err(not_found(order_id));
         }
         Ok(order)

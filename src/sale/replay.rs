@@ -20,6 +20,7 @@
 //! reader the slower of the two threads: README, "Measured".)
 
 use crate::clock::UnixMs;
+use crate::inventory::BuyerKey;
 use crate::sale::event::Event;
 use crate::sale::{Engine, Sale, SaleError};
 use rust_decimal::Decimal;
@@ -83,8 +84,7 @@ impl Name {
 
 pub(super) struct SharedIds {
     pub(super) order_id: Arc<str>,
-    pub(super) buyer: Arc<str>,
-    pub(super) idempotency_key: Arc<str>,
+    pub(super) names: BuyerKey,
 }
 
 /// `Event::OrderReserved` on the wire, with the three shared strings
@@ -134,8 +134,7 @@ impl Replayed {
                     at,
                     shared: Some(SharedIds {
                         order_id: Arc::from(&*order_id),
-                        buyer: Arc::from(&*buyer),
-                        idempotency_key: Arc::from(&*idempotency_key),
+                        names: BuyerKey::new(&buyer, &idempotency_key),
                     }),
                     sale_id: Name::new(&sale_id),
                     sku_id: Name::new(&sku_id),
@@ -170,8 +169,7 @@ impl ReservedOrder {
             at: *at,
             shared: Some(SharedIds {
                 order_id: order_id.as_str().into(),
-                buyer: buyer.as_str().into(),
-                idempotency_key: idempotency_key.as_str().into(),
+                names: BuyerKey::new(buyer, idempotency_key),
             }),
             sale_id: Name::new(sale_id),
             sku_id: Name::new(sku_id),
@@ -266,7 +264,7 @@ mod tests {
         };
         let ids = order.shared.as_ref().unwrap();
         assert_eq!(
-            (&*ids.order_id, &*ids.buyer, &*ids.idempotency_key),
+            (&*ids.order_id, ids.names.buyer(), ids.names.key()),
             ("o-1", "bu\"yer\\\u{e9}", "key-o-1"),
             "escaped strings are unescaped"
         );

@@ -8,7 +8,7 @@
 //! the pending payments and refunds.
 
 use crate::clock::UnixMs;
-use crate::inventory::{ItemStock, StockCounts};
+use crate::inventory::{BuyerKey, ItemStock, StockCounts};
 use crate::sale::engine::item_index;
 use crate::sale::payment::PaymentState;
 use crate::sale::views::{NewOrder, OrderRecord};
@@ -151,11 +151,10 @@ impl Engine {
         let sale = self.sale(&snapshot.sale_id)?;
         let index = item_index(&sale, &snapshot.sku_id)?;
         let item = &sale.items[index];
+        let names = BuyerKey::new(&snapshot.buyer, &snapshot.idempotency_key);
         // The per-buyer limit counts the orders that hold units.
         if snapshot.status.holds_stock() {
-            let _ = item
-                .buyers
-                .try_acquire(&snapshot.buyer, snapshot.quantity, u32::MAX);
+            let _ = item.buyers.try_acquire(&names, snapshot.quantity, u32::MAX);
         }
         let order_id: Arc<str> = snapshot.order_id.as_str().into();
         if snapshot.status.holds_unpaid_stock() {
@@ -173,18 +172,13 @@ impl Engine {
         let since = waiting_since.unwrap_or(snapshot.created_at);
         self.pending
             .track(&snapshot.order_id, None, snapshot.status, since);
-        let (buyer, idempotency_key) = (
-            Arc::<str>::from(snapshot.buyer.as_str()),
-            Arc::<str>::from(snapshot.idempotency_key.as_str()),
-        );
-        self.keys.bind(&buyer, &idempotency_key, &order_id);
+        self.keys.bind(&names, &order_id);
         let record = OrderRecord::restored(
             NewOrder {
                 order_id: Arc::clone(&order_id),
                 sale: Arc::clone(&sale),
                 item_index: index,
-                buyer: Arc::clone(&buyer),
-                idempotency_key: Arc::clone(&idempotency_key),
+                names,
                 quantity: snapshot.quantity,
                 amount: snapshot.amount,
                 created_at: snapshot.created_at,
@@ -221,10 +215,10 @@ fn order_snapshot(order: &OrderRecord) -> OrderSnapshot {
         order_id: order.order_id.to_string(),
         sale_id: order.sale.spec.sale_id.clone(),
         sku_id: order.sale.spec.items[order.item_index()].sku_id.clone(),
-        buyer: order.buyer.to_string(),
+        buyer: order.buyer().to_string(),
         quantity: order.quantity,
         amount: order.amount,
-        idempotency_key: order.idempotency_key.to_string(),
+        idempotency_key: order.idempotency_key().to_string(),
         status: order.status,
         created_at: order.created_at,
         expires_at: order.expires_at,

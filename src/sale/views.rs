@@ -1,7 +1,7 @@
 //! Read models: what the API returns for a sale, an order and the stats.
 
 use crate::clock::{format_rfc3339, UnixMs};
-use crate::inventory::StockCounts;
+use crate::inventory::{BuyerKey, StockCounts};
 use crate::money::format_yuan;
 use crate::sale::payment::PaymentState;
 use crate::sale::{OrderStatus, RejectReason, Sale};
@@ -127,16 +127,16 @@ impl SaleSummary {
 ///
 /// A node holds a million of these, so they share rather than copy: the id
 /// is the same allocation as the order map's key, the hold timer's entry
-/// and the idempotency key's binding; the buyer and the key are the
-/// idempotency map's own strings. What only an order that moved on has
+/// and the idempotency key's binding; the buyer and the key are one string,
+/// the idempotency map's own, which the buyer's count shares too. What only an order that moved on has
 /// (its later statuses, its payment) is one box away, so a hold that is
 /// never paid carries a pointer for it.
 #[derive(Clone)]
 pub struct OrderRecord {
     pub order_id: Arc<str>,
     pub sale: Arc<Sale>,
-    pub buyer: Arc<str>,
-    pub idempotency_key: Arc<str>,
+    /// The buyer and the order's idempotency key (see [`BuyerKey`]).
+    pub names: BuyerKey,
     pub amount: Decimal,
     pub created_at: UnixMs,
     pub expires_at: UnixMs,
@@ -165,8 +165,7 @@ pub struct NewOrder {
     pub order_id: Arc<str>,
     pub sale: Arc<Sale>,
     pub item_index: usize,
-    pub buyer: Arc<str>,
-    pub idempotency_key: Arc<str>,
+    pub names: BuyerKey,
     pub quantity: u32,
     pub amount: Decimal,
     pub created_at: UnixMs,
@@ -180,8 +179,7 @@ impl OrderRecord {
         OrderRecord {
             order_id: order.order_id,
             sale: order.sale,
-            buyer: order.buyer,
-            idempotency_key: order.idempotency_key,
+            names: order.names,
             amount: order.amount,
             created_at: order.created_at,
             expires_at: order.expires_at,
@@ -210,6 +208,14 @@ impl OrderRecord {
             }));
         }
         record
+    }
+
+    pub fn buyer(&self) -> &str {
+        self.names.buyer()
+    }
+
+    pub fn idempotency_key(&self) -> &str {
+        self.names.key()
     }
 
     pub fn item_index(&self) -> usize {
@@ -312,7 +318,7 @@ impl OrderRecord {
         let refund = self.refund();
         AdminOrderView {
             order: self.view(),
-            buyer: self.buyer.to_string(),
+            buyer: self.buyer().to_string(),
             transaction_id: self.transaction_id().map(str::to_owned),
             out_refund_no: refund.map(|refund| refund.out_refund_no.clone()),
             refund_reason: refund.map(|refund| refund.reason.as_str()),
