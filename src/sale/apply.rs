@@ -223,7 +223,7 @@ impl Engine {
         let order_id: Arc<str> = order_id.as_str().into();
         let record = reserved_record(event, sale, index, Arc::clone(&order_id), names.clone());
         let view = want_view.then(|| record.view());
-        self.orders.insert(Arc::clone(&order_id), Box::new(record));
+        self.orders.insert(Box::new(record));
         // After the insert: a retry that finds the binding reads the order.
         self.keys.bind(&names, &order_id);
         self.holds.schedule(*expires_at, order_id);
@@ -263,7 +263,7 @@ impl Engine {
         };
         // The order's shard stays locked until the record is in: one lookup
         // both refuses a repeated id and inserts.
-        let Entry::Vacant(vacant) = self.orders.entry(Arc::clone(&ids.order_id)) else {
+        let Some(vacant) = self.orders.vacant(&ids.order_id) else {
             return Err(SaleError::Replay(format!(
                 "order `{}` is reserved twice",
                 ids.order_id

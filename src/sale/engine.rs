@@ -15,10 +15,9 @@ use crate::inventory::{
 use crate::journal::Commit;
 use crate::sale::event::{Event, SaleSpec};
 use crate::sale::holds::HoldTimers;
+use crate::sale::order_table::OrderTable;
 use crate::sale::payment::PendingPayments;
-use crate::sale::views::{
-    AdminOrderView, OrderRecord, OrderView, SaleStats, SaleSummary, SaleView,
-};
+use crate::sale::views::{AdminOrderView, OrderView, SaleStats, SaleSummary, SaleView};
 use crate::sale::{
     invalid, EventSink, OrderAction, OrderStatus, RejectReason, Sale, SaleAction, SaleError,
     Unjournaled,
@@ -95,10 +94,7 @@ pub struct ExpiryBatch {
 pub struct Engine {
     pub(super) limits: EngineLimits,
     pub(super) sales: ConcurrentMap<Box<str>, Arc<Sale>>,
-    /// Boxed: a map entry is then a key and a pointer, so the table's
-    /// free room (a hashbrown table runs 44–88% full) costs 24 bytes a slot
-    /// rather than the whole record's 168.
-    pub(super) orders: ConcurrentMap<Arc<str>, Box<OrderRecord>>,
+    pub(super) orders: OrderTable,
     pub(super) keys: IdempotencyKeys,
     pub(super) holds: HoldTimers,
     pub(super) pending: PendingPayments,
@@ -121,7 +117,7 @@ impl Engine {
             replayed_at_max: AtomicI64::new(0),
             limits,
             sales: ConcurrentMap::default(),
-            orders: ConcurrentMap::default(),
+            orders: OrderTable::default(),
             keys: IdempotencyKeys::default(),
             holds: HoldTimers::default(),
             pending: PendingPayments::default(),
@@ -148,7 +144,7 @@ impl Engine {
     /// again. Only on an empty engine.
     pub fn presize(&mut self, orders: usize) {
         assert!(self.orders.is_empty(), "presize only an empty engine");
-        self.orders = ConcurrentMap::with_capacity_and_hasher(orders, Default::default());
+        self.orders = OrderTable::with_capacity(orders);
         self.keys = IdempotencyKeys::with_capacity(orders);
         self.holds = HoldTimers::with_capacity(orders);
     }

@@ -10,6 +10,7 @@ pub mod event;
 pub mod holds;
 pub mod lifecycle;
 pub mod order;
+pub mod order_table;
 pub mod payment;
 pub mod replay;
 pub mod snapshot;

@@ -25,12 +25,11 @@ use crate::inventory::ConcurrentMap;
 use crate::journal::Commit;
 use crate::money::yuan_to_fen;
 use crate::sale::event::Event;
+use crate::sale::order_table::OrderRefMut;
 use crate::sale::views::{OrderRecord, OrderView};
 use crate::sale::{invalid, Engine, OrderAction, OrderStatus, SaleError};
-use dashmap::mapref::one::RefMut;
 use serde::{Deserialize, Serialize};
 use std::collections::BinaryHeap;
-use std::sync::Arc;
 
 /// WeChat Pay's limit on a prepay's `description`, in bytes.
 pub const DESCRIPTION_BYTES_MAX: usize = 127;
@@ -250,7 +249,7 @@ fn oldest(map: &ConcurrentMap<Box<str>, UnixMs>, before: UnixMs, limit: usize) -
         .collect()
 }
 
-type LockedOrder<'a> = RefMut<'a, Arc<str>, Box<OrderRecord>>;
+type LockedOrder<'a> = OrderRefMut<'a>;
 
 impl Engine {
     /// For `POST /v1/orders/{id}/pay`: what the prepay needs. Another
@@ -460,7 +459,7 @@ impl Engine {
             .oldest_refunding(limit)
             .iter()
             .filter_map(|order_id| {
-                let order = self.orders.get(&**order_id)?;
+                let order = self.orders.get(order_id)?;
                 // Refunded since it was listed: skip it.
                 (order.status == OrderStatus::Refunding).then(|| order.refund_order())?
             })

@@ -77,11 +77,7 @@ impl Engine {
             .map(|sale| sale_snapshot(sale))
             .collect();
         sales.sort_by(|a, b| a.spec.sale_id.cmp(&b.spec.sale_id));
-        let mut orders: Vec<OrderSnapshot> = self
-            .orders
-            .iter()
-            .map(|entry| order_snapshot(entry.value()))
-            .collect();
+        let mut orders: Vec<OrderSnapshot> = self.orders.map_all(order_snapshot);
         orders.sort_by(|a, b| a.order_id.cmp(&b.order_id));
         Snapshot {
             seq,
@@ -189,7 +185,7 @@ impl Engine {
             later_history(&snapshot.history, snapshot.created_at),
             snapshot.payment.clone(),
         );
-        self.orders.insert(order_id, Box::new(record));
+        self.orders.insert(Box::new(record));
         Ok(())
     }
 }
