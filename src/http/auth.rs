@@ -6,9 +6,10 @@
 //! digests and compared in constant time (`subtle`) against every configured digest.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use base64::Engine as _;
+use base64::{DecodeSliceError, Engine as _};
 use ring::{digest, hmac};
 use serde::Deserialize;
+use std::borrow::Cow;
 use subtle::ConstantTimeEq;
 
 /// What an admin token may do. `admin` ⊇ `host` ⊇ `ops`.
@@ -59,6 +60,10 @@ pub enum AuthError {
 /// Verifies (and, for tools and tests, issues) storefront session tokens.
 pub struct SessionKeys {
     key: hmac::Key,
+    /// [`JWT_HEADER`] in base64url: a token whose header is exactly this
+    /// (every token this gateway issues, and what HS256 libraries write)
+    /// skips decoding and parsing it.
+    header_b64: String,
 }
 
 #[derive(Deserialize)]
@@ -67,10 +72,16 @@ struct Header {
 }
 
 #[derive(Deserialize)]
-struct Claims {
-    sub: String,
+struct Claims<'a> {
+    /// Borrowed from the decoded payload unless it holds escapes.
+    #[serde(borrow)]
+    sub: Cow<'a, str>,
     exp: i64,
 }
+
+/// Room on the stack for a decoded payload; a longer one is decoded into
+/// the heap.
+const PAYLOAD_BYTES_ON_STACK: usize = 256;
 
 const JWT_HEADER: &str = r#"{"alg":"HS256","typ":"JWT"}"#;
 pub const OPENID_BYTES_MAX: usize = 128;
@@ -79,6 +90,7 @@ impl SessionKeys {
     pub fn new(secret: &[u8]) -> SessionKeys {
         SessionKeys {
             key: hmac::Key::new(hmac::HMAC_SHA256, secret),
+            header_b64: URL_SAFE_NO_PAD.encode(JWT_HEADER),
         }
     }
 
@@ -90,17 +102,35 @@ impl SessionKeys {
         else {
             return Err(AuthError::Malformed);
         };
-        let signature = URL_SAFE_NO_PAD
-            .decode(signature)
-            .map_err(|_| AuthError::Malformed)?;
+        // An HS256 tag is 32 bytes; room for twice that tells a tag of
+        // the wrong length (a bad signature) from text that is not base64.
+        let mut tag = [0u8; 64];
+        let tag = match URL_SAFE_NO_PAD.decode_slice(signature, &mut tag) {
+            Ok(length) => &tag[..length],
+            Err(DecodeSliceError::OutputSliceTooSmall) => return Err(AuthError::BadSignature),
+            Err(DecodeSliceError::DecodeError(_)) => return Err(AuthError::Malformed),
+        };
         let signed = &token[..header.len() + 1 + payload.len()];
-        hmac::verify(&self.key, signed.as_bytes(), &signature)
-            .map_err(|_| AuthError::BadSignature)?;
-        let header: Header = decode_part(header)?;
-        if header.alg != "HS256" {
-            return Err(AuthError::Malformed);
+        hmac::verify(&self.key, signed.as_bytes(), tag).map_err(|_| AuthError::BadSignature)?;
+        if header != self.header_b64 {
+            let header: Header = decode_part(header)?;
+            if header.alg != "HS256" {
+                return Err(AuthError::Malformed);
+            }
         }
-        let claims: Claims = decode_part(payload)?;
+        let mut on_stack = [0u8; PAYLOAD_BYTES_ON_STACK];
+        let on_heap;
+        let decoded = match URL_SAFE_NO_PAD.decode_slice(payload, &mut on_stack) {
+            Ok(length) => &on_stack[..length],
+            Err(DecodeSliceError::OutputSliceTooSmall) => {
+                on_heap = URL_SAFE_NO_PAD
+                    .decode(payload)
+                    .map_err(|_| AuthError::Malformed)?;
+                &on_heap[..]
+            }
+            Err(DecodeSliceError::DecodeError(_)) => return Err(AuthError::Malformed),
+        };
+        let claims: Claims = serde_json::from_slice(decoded).map_err(|_| AuthError::Malformed)?;
         let sub_ok = !claims.sub.is_empty()
             && claims.sub.len() <= OPENID_BYTES_MAX
             && claims.sub.bytes().all(|byte| (0x21..=0x7e).contains(&byte));
@@ -110,7 +140,7 @@ impl SessionKeys {
         if claims.exp <= now_seconds {
             return Err(AuthError::Expired);
         }
-        Ok(claims.sub)
+        Ok(claims.sub.into_owned())
     }
 
     /// Issues a token for `openid` expiring at `exp_seconds` (Unix time).
@@ -248,6 +278,57 @@ mod tests {
         let tag = hmac::sign(&keys.key, signed.as_bytes());
         let token = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()));
         assert_eq!(keys.verify(&token, 1), Err(AuthError::Malformed));
+    }
+
+    /// A token signed with the test secret from its two JSON parts.
+    fn signed(keys: &SessionKeys, header: &str, claims: &str) -> String {
+        let signed = format!(
+            "{}.{}",
+            URL_SAFE_NO_PAD.encode(header),
+            URL_SAFE_NO_PAD.encode(claims)
+        );
+        let tag = hmac::sign(&keys.key, signed.as_bytes());
+        format!("{signed}.{}", URL_SAFE_NO_PAD.encode(tag.as_ref()))
+    }
+
+    #[test]
+    fn tokens_from_other_issuers_verify_through_the_general_path() {
+        let keys = SessionKeys::new(SECRET);
+        // Another header spelling is decoded and parsed.
+        let reordered = signed(
+            &keys,
+            r#"{"typ":"JWT","alg":"HS256"}"#,
+            r#"{"sub":"o_1","exp":9999999999}"#,
+        );
+        assert_eq!(keys.verify(&reordered, 1), Ok("o_1".into()));
+        // A payload longer than the stack's room is decoded on the heap.
+        let padding = "p".repeat(PAYLOAD_BYTES_ON_STACK);
+        let long = signed(
+            &keys,
+            JWT_HEADER,
+            &format!(r#"{{"sub":"o_2","exp":9999999999,"name":"{padding}"}}"#),
+        );
+        assert_eq!(keys.verify(&long, 1), Ok("o_2".into()));
+        // A `sub` with escapes is unescaped.
+        let escaped = signed(
+            &keys,
+            JWT_HEADER,
+            r#"{"sub":"o_\"3\u0041","exp":9999999999}"#,
+        );
+        assert_eq!(keys.verify(&escaped, 1), Ok("o_\"3A".into()));
+    }
+
+    #[test]
+    fn a_signature_of_the_wrong_length_is_bad_and_one_that_is_not_base64_malformed() {
+        let keys = SessionKeys::new(SECRET);
+        let token = keys.issue("o_buyer_1", 2_000);
+        let (signed, _) = token.rsplit_once('.').unwrap();
+        for tag in [vec![7u8; 16], vec![7u8; 32], vec![7u8; 200]] {
+            let forged = format!("{signed}.{}", URL_SAFE_NO_PAD.encode(&tag));
+            assert_eq!(keys.verify(&forged, 1), Err(AuthError::BadSignature));
+        }
+        let not_base64 = format!("{signed}.not*base64");
+        assert_eq!(keys.verify(&not_base64, 1), Err(AuthError::Malformed));
     }
 
     #[test]

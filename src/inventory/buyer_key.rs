@@ -18,12 +18,22 @@ pub struct BuyerKey(Arc<str>);
 
 impl BuyerKey {
     pub fn new(buyer: &str, key: &str) -> BuyerKey {
-        use std::fmt::Write;
-        let mut text = String::with_capacity(4 + key.len() + buyer.len());
-        write!(text, "{}:", key.len()).expect("writing to a String cannot fail");
-        text.push_str(key);
-        text.push_str(buyer);
-        BuyerKey(text.into())
+        use std::io::Write;
+        // Made on the stack and copied once into the shared allocation;
+        // an unusually long pair goes through a `String`.
+        let mut on_stack = [0u8; 160];
+        let room = on_stack.len();
+        let mut cursor = std::io::Cursor::new(&mut on_stack[..]);
+        let written = write!(cursor, "{}:", key.len())
+            .and_then(|()| cursor.write_all(key.as_bytes()))
+            .and_then(|()| cursor.write_all(buyer.as_bytes()));
+        if written.is_ok() {
+            let length = cursor.position() as usize;
+            debug_assert!(length <= room);
+            let text = std::str::from_utf8(&on_stack[..length]).expect("two strs and digits");
+            return BuyerKey(Arc::from(text));
+        }
+        BuyerKey(format!("{}:{key}{buyer}", key.len()).into())
     }
 
     /// Where the key starts and ends in the text.
@@ -100,6 +110,7 @@ mod tests {
             ("", ""),
             ("12:ab", "3:x"),
             ("bu\"yer\\\u{e9}", &"k".repeat(130)),
+            (&"b".repeat(100), &"k".repeat(100)),
         ] {
             let both = BuyerKey::new(buyer, key);
             assert_eq!((both.buyer(), both.key()), (buyer, key));

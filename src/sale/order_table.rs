@@ -206,6 +206,13 @@ mod tests {
     }
 
     #[test]
+    fn an_open_holds_record_stays_small() {
+        // A million of them: docs/PERFORMANCE.md, "Memory per open hold".
+        // 96 bytes is a 112-byte malloc chunk; one field more is 128.
+        assert!(std::mem::size_of::<OrderRecord>() <= 96);
+    }
+
+    #[test]
     fn a_vacant_place_refuses_a_taken_id_and_holds_its_shard_until_it_is_filled() {
         let sale = Arc::new(Sale::new(spec(10, 1), T0, 1, false));
         let table = Arc::new(OrderTable::default());
