@@ -195,3 +195,108 @@ fn describe() {
          redis_unreachable), else 0"
     );
 }
+
+/// Every request counts itself by route and status and times itself by
+/// route, and every order attempt counts its outcome. `counter!` with
+/// labels finds its series in the recorder's registry on each call (the
+/// name and labels hashed, a shard's lock taken, the handle cloned); the
+/// handles are the same every time, so each worker thread keeps those it
+/// has used, keyed by the addresses of the `'static` label values.
+mod hot {
+    use ahash::RandomState;
+    use metrics::{Counter, Histogram};
+    use std::cell::RefCell;
+    use std::collections::HashMap;
+
+    type Handles<T, const N: usize> = RefCell<HashMap<[usize; N], T, RandomState>>;
+
+    thread_local! {
+        static REQUESTS: Handles<Counter, 2> = RefCell::default();
+        static DURATIONS: Handles<Histogram, 1> = RefCell::default();
+        static RESERVATIONS: Handles<Counter, 1> = RefCell::default();
+    }
+
+    /// The address of a `'static` string: two pointers to equal text may
+    /// differ, which only costs a second entry for the same series.
+    fn at(text: &'static str) -> usize {
+        text.as_ptr() as usize
+    }
+
+    fn cached<T, const N: usize>(
+        handles: &'static std::thread::LocalKey<Handles<T, N>>,
+        key: [usize; N],
+        use_it: impl FnOnce(&T),
+        make: impl FnOnce() -> T,
+    ) {
+        handles.with(|handles| {
+            let mut handles = handles.borrow_mut();
+            let handle = handles.entry(key).or_insert_with(|| {
+                // The recorder first: a handle made before it would count
+                // nowhere, forever.
+                super::handle();
+                make()
+            });
+            use_it(handle);
+        });
+    }
+
+    pub fn count_request(route: &'static str, status: &'static str) {
+        let key = [at(route), at(status)];
+        cached(
+            &REQUESTS,
+            key,
+            |counter| counter.increment(1),
+            || metrics::counter!(super::HTTP_REQUESTS_TOTAL, "route" => route, "status" => status),
+        );
+    }
+
+    pub fn time_request(route: &'static str, seconds: f64) {
+        cached(
+            &DURATIONS,
+            [at(route)],
+            |histogram| histogram.record(seconds),
+            || metrics::histogram!(super::HTTP_REQUEST_DURATION_SECONDS, "route" => route),
+        );
+    }
+
+    pub fn count_reservation(outcome: &'static str) {
+        cached(
+            &RESERVATIONS,
+            [at(outcome)],
+            |counter| counter.increment(1),
+            || metrics::counter!(super::RESERVATIONS_TOTAL, "outcome" => outcome),
+        );
+    }
+}
+
+pub use hot::{count_request, count_reservation, time_request};
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn kept_handles_count_into_the_same_series_from_every_thread() {
+        let route: &'static str = "/test/kept-handles";
+        super::count_request(route, "201");
+        super::count_request(route, "201");
+        std::thread::spawn(move || super::count_request(route, "201"))
+            .join()
+            .unwrap();
+        // Equal text at another address: the same series.
+        let same_route: &'static str = String::from(route).leak();
+        super::count_request(same_route, "201");
+        super::count_request(route, "409");
+        let text = super::handle().render();
+        let value = |status: &str| {
+            text.lines()
+                .find(|line| {
+                    line.starts_with("flashgate_http_requests_total{")
+                        && line.contains(&format!("route=\"{route}\""))
+                        && line.contains(&format!("status=\"{status}\""))
+                })
+                .and_then(|line| line.rsplit(' ').next())
+                .map(str::to_owned)
+        };
+        assert_eq!(value("201").as_deref(), Some("4"), "{text}");
+        assert_eq!(value("409").as_deref(), Some("1"), "{text}");
+    }
+}

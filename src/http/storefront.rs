@@ -88,7 +88,7 @@ fn place(
         shard_hint: shard_hint(),
     };
     let result = state.engine.place_order(command, now_ms());
-    metrics::counter!(names::RESERVATIONS_TOTAL, "outcome" => outcome_label(&result)).increment(1);
+    crate::metrics::count_reservation(outcome_label(&result));
     result
 }
 

@@ -70,7 +70,8 @@ pub struct JournalOptions {
     pub commit_batch_bytes_max: usize,
     /// Write segments into zero-filled files made ahead of time, so a
     /// commit overwrites in place instead of growing the file (see
-    /// [`segment`]).
+    /// [`segment`]). Only with [`Durability::Fsync`]: without a sync there
+    /// is nothing to spare.
     pub preallocate: bool,
 }
 

@@ -649,6 +649,22 @@ fn two_runs_onto_a_spare(dir: &Path) -> (DurableEnd, Vec<(u64, PathBuf)>) {
     (end, list_segments(dir).unwrap())
 }
 #[test]
+fn without_fdatasync_no_spare_is_made() {
+    let dir = TempDir::new("prealloc-none");
+    let options = JournalOptions {
+        durability: Durability::None,
+        ..preallocated(&dir.0, SPARE_TEST_SEGMENT_BYTES)
+    };
+    write_numbered(options, 0, 100, SPARE_TEST_SEGMENT_BYTES as usize / 2);
+    assert!(
+        !dir.0.join(segment::SPARE_NAME).exists(),
+        "a spare only helps a commit that syncs"
+    );
+    let (_, records) = collect(&dir.0).unwrap();
+    assert_numbered(&records, 100);
+}
+
+#[test]
 fn preallocated_segments_are_overwritten_in_place_and_replay_stops_at_their_zeros() {
     let dir = TempDir::new("prealloc");
     let (end, segments) = two_runs_onto_a_spare(&dir.0);

@@ -323,8 +323,11 @@ struct Spares {
 const SPARE_WANTED_AFTER_BYTES: u64 = 1 << 20;
 
 impl Spares {
+    /// `None` unless preallocation is on and commits `fdatasync`: a spare
+    /// only spares a sync the cost of a new file size, and making one
+    /// writes a whole segment of zeros.
     fn new(options: &JournalOptions) -> Option<Spares> {
-        if !options.preallocate {
+        if !options.preallocate || options.durability == Durability::None {
             return None;
         }
         let ready = existing_spare(&options.dir).unwrap_or_else(|error| {
