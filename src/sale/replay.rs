@@ -2,10 +2,10 @@
 //! that reads and decodes the journal and the thread that applies it.
 //!
 //! Nearly every record of a flash sale is an `order_reserved`. The reader
-//! decodes it straight into the strings the engine keeps (the order id, the
-//! buyer and the key, each allocated once and shared by the order, its
-//! buyer's count, its key and its hold; the sale and item ids travel
-//! inline), and does the part of the reservation that depends on no
+//! decodes it straight into the strings the engine keeps (the order id,
+//! shared by the order, its key's binding and its hold; the buyer and the
+//! key as one [`BuyerKey`], shared by the order, its buyer's count and its
+//! key; the sale and item ids travel inline), and does the part of the reservation that depends on no
 //! earlier record: it schedules the hold ([`Engine::replay_ahead`]). The
 //! applier does the rest, in journal order ([`Engine::apply_replayed`]):
 //! the stock, the buyer's count, the order record and the key, refusing

@@ -126,11 +126,12 @@ impl SaleSummary {
 /// An order in memory.
 ///
 /// A node holds a million of these, so they share rather than copy: the id
-/// is the same allocation as the order map's key, the hold timer's entry
-/// and the idempotency key's binding; the buyer and the key are one string,
-/// the idempotency map's own, which the buyer's count shares too. What only an order that moved on has
-/// (its later statuses, its payment) is one box away, so a hold that is
-/// never paid carries a pointer for it.
+/// is the same allocation as the hold timer's entry and the idempotency
+/// key's binding (the order table hashes the record's own id); the buyer
+/// and the key are one string, the idempotency map's own, which the
+/// buyer's count shares too. What only an order that moved on has (its
+/// later statuses, its payment) is one box away, so a hold that is never
+/// paid carries a pointer for it.
 #[derive(Clone)]
 pub struct OrderRecord {
     pub order_id: Arc<str>,
