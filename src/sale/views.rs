@@ -143,7 +143,8 @@ pub struct OrderRecord {
     pub expires_at: UnixMs,
     pub quantity: u32,
     /// The item's place in `sale.items` (see [`OrderRecord::item_index`]);
-    /// 32 bits, as `sale.items_per_sale_max` is far below that.
+    /// 32 bits: a sale's items all arrive in one request body (at most
+    /// `server.body_bytes_max`) or one journal record, far fewer than 2³².
     item: u32,
     pub status: OrderStatus,
     later: Option<Box<LaterState>>,
@@ -176,7 +177,8 @@ pub struct NewOrder {
 impl OrderRecord {
     /// A new `reserved` order.
     pub fn reserved(order: NewOrder) -> OrderRecord {
-        let item = u32::try_from(order.item_index).expect("items per sale fit in 32 bits");
+        let item = u32::try_from(order.item_index)
+            .expect("a sale's items fit in one body: far fewer than 2^32");
         OrderRecord {
             order_id: order.order_id,
             sale: order.sale,
