@@ -7,7 +7,8 @@ use crate::clock::now_ms;
 use crate::cluster::lock::DataDirLock;
 use crate::cluster::{ClusterNode, RedisFailure, RedisLink, Registry};
 use crate::config::Config;
-use crate::http::{server, AppState};
+use crate::http::server::{self, HttpThreads};
+use crate::http::AppState;
 use crate::journal::{self, Journal, JournalError, JournalOptions};
 use crate::metrics as names;
 use crate::pay::sim::SimHandle;
@@ -45,6 +46,8 @@ pub enum StartError {
     Store(#[from] StoreError),
     #[error("cluster: {0}")]
     Cluster(String),
+    #[error("cannot start the HTTP threads: {0}")]
+    Threads(std::io::Error),
 }
 
 /// A running gateway.
@@ -115,6 +118,8 @@ impl Gateway {
         let local_addr = listener
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
+        let http_threads =
+            HttpThreads::start(config.server.workers).map_err(StartError::Threads)?;
         let hold_tick = Duration::from_millis(config.sale.hold_tick_ms);
         let sweep_every = Duration::from_secs(config.pay.reconcile_interval_seconds);
         let (payments, simulator) = start_payments(&config, &engine, local_addr).await?;
@@ -131,7 +136,7 @@ impl Gateway {
         state.cluster = cluster.clone();
         let state = Arc::new(state);
         let mut tasks = vec![
-            tokio::spawn(server::serve(listener, Arc::clone(&state))),
+            tokio::spawn(server::serve(listener, http_threads, Arc::clone(&state))),
             tokio::spawn(expire_holds(
                 engine,
                 Arc::clone(&payments),

@@ -165,11 +165,10 @@ fn serve(config: Config) -> Result<(), String> {
              set auth.session_secret and auth.admin_tokens before going live"
         );
     }
-    let mut runtime = tokio::runtime::Builder::new_multi_thread();
-    if config.server.workers > 0 {
-        runtime.worker_threads(config.server.workers);
-    }
-    let runtime = runtime
+    // The background tasks' runtime (timers, sweeps, the accept loop); the
+    // connections run on `server.workers` HTTP threads of their own
+    // (http::server).
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|error| error.to_string())?;

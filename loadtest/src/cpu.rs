@@ -1,7 +1,7 @@
 //! CPU time from `/proc` (Linux): of a process, and of its threads by name.
 //! Sampled around a round, it tells a round that got less CPU (a noisy
 //! neighbour) from one that needed more, and where a spawned gateway spends
-//! its cores (tokio workers, journal writer, store writer).
+//! its cores (HTTP threads, journal writer, store writer).
 
 use serde::Serialize;
 use std::collections::BTreeMap;

@@ -1,5 +1,20 @@
-//! The accept loop: HTTP/1.1 keep-alive connections on hyper, bounded in
-//! number, drained gracefully on shutdown.
+//! The accept loop and the HTTP threads: HTTP/1.1 keep-alive connections on
+//! hyper, bounded in number, drained gracefully on shutdown.
+//!
+//! One task accepts (on the main runtime) and hands each connection to one
+//! of `server.workers` HTTP threads, the one serving the fewest connections
+//! at that moment. Each HTTP thread runs a current-thread tokio runtime of
+//! its own, and a connection stays on its thread for its whole life: its
+//! requests are parsed, handled and answered there, and what a request
+//! allocates is freed by the thread that allocated it. On tokio's
+//! work-stealing runtime a connection's task moved between workers, and
+//! `perf` showed the cost in a `flash` burst: glibc's arena locks contended
+//! (`__lll_lock_wait_private` and the futex wake-ups of their waiters, about
+//! 5% of the workers' samples) and about 12% more CPU per order
+//! (docs/PERFORMANCE.md, run G). What a thread does not get back is
+//! balance: a connection with slow requests delays the other connections of
+//! its thread instead of being stolen from. The timers, the payment sweeps
+//! and the cluster's tasks stay on the main runtime.
 
 use crate::http::{handle, AppState};
 use crate::metrics as names;
@@ -9,12 +24,14 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
+use std::thread::JoinHandle;
 use std::time::Duration;
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
 /// Serves until shutdown is triggered, then stops accepting, lets in-flight
 /// requests finish (up to `server.shutdown_grace_seconds`) and returns.
-pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
+pub async fn serve(listener: TcpListener, threads: HttpThreads, state: Arc<AppState>) {
     let graceful = GracefulShutdown::new();
     let connections = Arc::new(AtomicUsize::new(0));
     let connections_max = state.config.server.connections_max;
@@ -46,19 +63,37 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
             continue;
         }
         let _ = stream.set_nodelay(true);
+        // Off this runtime's reactor; the HTTP thread registers it with its own.
+        let stream = match stream.into_std() {
+            Ok(stream) => stream,
+            Err(error) => {
+                connections.fetch_sub(1, Ordering::AcqRel);
+                tracing::warn!(%error, "cannot hand over an accepted connection");
+                continue;
+            }
+        };
         let state = Arc::clone(&state);
-        let service = service_fn(move |request| handle(Arc::clone(&state), request));
-        let connection = http1::Builder::new()
-            .keep_alive(true)
-            .timer(TokioTimer::new())
-            .header_read_timeout(header_read_timeout)
-            .serve_connection(TokioIo::new(stream), service);
-        let connection = graceful.watch(connection);
+        let watcher = graceful.watcher();
         let connections = Arc::clone(&connections);
-        tokio::spawn(async move {
-            if let Err(error) = connection.await {
+        threads.spawn_connection(move |serving| async move {
+            let stream = match tokio::net::TcpStream::from_std(stream) {
+                Ok(stream) => stream,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot register an accepted connection");
+                    connections.fetch_sub(1, Ordering::AcqRel);
+                    return;
+                }
+            };
+            let service = service_fn(move |request| handle(Arc::clone(&state), request));
+            let connection = http1::Builder::new()
+                .keep_alive(true)
+                .timer(TokioTimer::new())
+                .header_read_timeout(header_read_timeout)
+                .serve_connection(TokioIo::new(stream), service);
+            if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
+            serving.fetch_sub(1, Ordering::AcqRel);
             connections.fetch_sub(1, Ordering::AcqRel);
         });
     }
@@ -67,5 +102,192 @@ pub async fn serve(listener: TcpListener, state: Arc<AppState>) {
     tokio::select! {
         _ = graceful.shutdown() => tracing::info!("all connections closed"),
         _ = tokio::time::sleep(grace) => tracing::warn!("shutdown grace period elapsed; closing"),
+    }
+    // Whatever is still open closes with its thread's runtime.
+    let _ = tokio::task::spawn_blocking(move || threads.stop()).await;
+}
+
+/// The HTTP threads, each a current-thread runtime serving the connections
+/// handed to it. Dropping this stops them and drops what they still serve.
+pub struct HttpThreads {
+    threads: Vec<HttpThread>,
+}
+
+struct HttpThread {
+    runtime: tokio::runtime::Handle,
+    /// Connections this thread serves now.
+    serving: Arc<AtomicUsize>,
+    stop: Option<oneshot::Sender<()>>,
+    join: Option<JoinHandle<()>>,
+}
+
+impl HttpThreads {
+    /// `count` threads (`server.workers`); 0 means one per core.
+    pub fn start(count: usize) -> std::io::Result<HttpThreads> {
+        let count = match count {
+            0 => std::thread::available_parallelism().map_or(1, usize::from),
+            count => count,
+        };
+        let mut threads = HttpThreads {
+            threads: Vec::with_capacity(count),
+        };
+        for index in 0..count {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()?;
+            let handle = runtime.handle().clone();
+            let (stop, stopped) = oneshot::channel::<()>();
+            let join = std::thread::Builder::new()
+                .name(format!("http-{index}"))
+                .spawn(move || {
+                    // Until stopped, or until the accept loop is gone.
+                    let _ = runtime.block_on(stopped);
+                    // Connections still open are dropped, not waited for.
+                    runtime.shutdown_background();
+                })?;
+            threads.threads.push(HttpThread {
+                runtime: handle,
+                serving: Arc::new(AtomicUsize::new(0)),
+                stop: Some(stop),
+                join: Some(join),
+            });
+        }
+        Ok(threads)
+    }
+
+    /// Runs the connection made by `connection` on the thread serving the
+    /// fewest connections; it gets that thread's count to decrement when
+    /// it ends.
+    fn spawn_connection<F, Fut>(&self, connection: F)
+    where
+        F: FnOnce(Arc<AtomicUsize>) -> Fut,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let thread = self
+            .threads
+            .iter()
+            .min_by_key(|thread| thread.serving.load(Ordering::Acquire))
+            .expect("at least one HTTP thread");
+        thread.serving.fetch_add(1, Ordering::AcqRel);
+        thread
+            .runtime
+            .spawn(connection(Arc::clone(&thread.serving)));
+    }
+
+    /// Stops every thread and waits for it to end.
+    fn stop(mut self) {
+        self.stop_all();
+    }
+
+    fn stop_all(&mut self) {
+        for thread in &mut self.threads {
+            if let Some(stop) = thread.stop.take() {
+                let _ = stop.send(());
+            }
+        }
+        for thread in &mut self.threads {
+            if let Some(join) = thread.join.take() {
+                let _ = join.join();
+            }
+        }
+    }
+}
+
+impl Drop for HttpThreads {
+    fn drop(&mut self) {
+        self.stop_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// Runs `count` connections that report their thread's name and then
+    /// wait for `release`; returns the names in the order they ran.
+    fn names_of(
+        threads: &HttpThreads,
+        count: usize,
+        release: &tokio::sync::watch::Receiver<bool>,
+    ) -> Vec<String> {
+        let names = Arc::new(Mutex::new(Vec::new()));
+        let (ran, mut ran_all) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for _ in 0..count {
+            let (names, ran, mut release) = (Arc::clone(&names), ran.clone(), release.clone());
+            threads.spawn_connection(move |serving| async move {
+                let name = std::thread::current().name().unwrap_or("").to_string();
+                names.lock().unwrap().push(name);
+                let _ = ran.send(());
+                let _ = release.wait_for(|released| *released).await;
+                serving.fetch_sub(1, Ordering::AcqRel);
+            });
+        }
+        for _ in 0..count {
+            ran_all.blocking_recv().expect("every connection runs");
+        }
+        let names = names.lock().unwrap().clone();
+        names
+    }
+
+    fn serving(threads: &HttpThreads) -> Vec<usize> {
+        threads
+            .threads
+            .iter()
+            .map(|thread| thread.serving.load(Ordering::Acquire))
+            .collect()
+    }
+
+    #[test]
+    fn connections_go_to_the_thread_serving_the_fewest_and_run_there() {
+        let threads = HttpThreads::start(3).unwrap();
+        let (release, released) = tokio::sync::watch::channel(false);
+        let mut names = names_of(&threads, 6, &released);
+        names.sort();
+        assert_eq!(
+            names,
+            ["http-0", "http-0", "http-1", "http-1", "http-2", "http-2"]
+        );
+        assert_eq!(serving(&threads), [2, 2, 2]);
+        release.send(true).unwrap();
+        while serving(&threads) != [0, 0, 0] {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // A thread left with fewer connections gets the next ones.
+        let (_hold, held) = tokio::sync::watch::channel(false);
+        let first = names_of(&threads, 2, &held);
+        let next = names_of(&threads, 1, &held);
+        let all = ["http-0", "http-1", "http-2"];
+        let idle: Vec<_> = all
+            .iter()
+            .filter(|name| !first.contains(&name.to_string()))
+            .collect();
+        assert_eq!(idle.len(), 1);
+        assert_eq!(&next[0], *idle[0]);
+    }
+
+    #[test]
+    fn zero_threads_means_one_per_core() {
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        assert_eq!(HttpThreads::start(0).unwrap().threads.len(), cores);
+    }
+
+    #[test]
+    fn stopping_ends_the_threads_and_drops_open_connections() {
+        let threads = HttpThreads::start(2).unwrap();
+        let (_never, never_released) = tokio::sync::watch::channel(false);
+        names_of(&threads, 4, &never_released);
+        // Each connection holds a clone of this; dropping them all drops it.
+        let dropped = Arc::new(());
+        for _ in 0..2 {
+            let dropped = Arc::clone(&dropped);
+            threads.spawn_connection(move |_serving| async move {
+                let _dropped = dropped;
+                std::future::pending::<()>().await;
+            });
+        }
+        assert_eq!(Arc::strong_count(&dropped), 3);
+        threads.stop();
+        assert_eq!(Arc::strong_count(&dropped), 1);
     }
 }
