@@ -7,7 +7,8 @@
 //! percentiles, and the two modes must alternate within one run.
 //!
 //! Per round: a fresh gateway (`Gateway::start`, in-process, on 127.0.0.1:0,
-//! its own temp data dir) on a fresh multi-thread tokio runtime; a live sale
+//! its own temp data dir; its connections on its own HTTP threads, its
+//! background tasks on a fresh multi-thread tokio runtime); a live sale
 //! with one hot SKU whose stock (10,000,000, per-user limit 1) cannot sell out
 //! within a round; then C keep-alive HTTP/1.1 connections (hyper's client),
 //! each a closed loop of `POST /v1/orders`, every request with its own buyer
@@ -17,7 +18,7 @@
 //! status or a transport error is reported. The gateway is shut down and its
 //! data dir removed between rounds.
 //!
-//! The load generator runs on the same runtime, in the same process, on the
+//! The load generator runs on that runtime, in the same process, on the
 //! same cores as the gateway: absolute requests/s are a floor for this
 //! machine, and the ratio of the two modes within one run is the figure to quote.
 //!
@@ -30,8 +31,8 @@
 //! Knobs (environment): `HTTP_BENCH_CONNECTIONS` (default 64),
 //! `HTTP_BENCH_SECS` (measured seconds per round, default 5),
 //! `HTTP_BENCH_WARMUP_MS` (default 500), `HTTP_BENCH_ROUNDS` (rounds per
-//! mode, default 2), `HTTP_BENCH_WORKERS` (tokio workers, default the
-//! number of CPUs), `HTTP_BENCH_POOL` (pre-signed buyer tokens, default
+//! mode, default 2), `HTTP_BENCH_WORKERS` (tokio workers of that runtime,
+//! default the number of CPUs), `HTTP_BENCH_POOL` (pre-signed buyer tokens, default
 //! enough for 100,000 requests/s), `HTTP_BENCH_DIR` (parent of the data
 //! dirs, default the system temp dir), `HTTP_BENCH_GROWING=1` (a third
 //! round per cycle: fsync with `storage.journal_preallocate = false`, so
@@ -616,8 +617,8 @@ fn main() {
     );
     let cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
     println!(
-        "  load generator and gateway share one process and one tokio runtime ({} workers) on {} CPUs \
-         (a machine shared with other work):",
+        "  load generator (a tokio runtime of {} workers) and gateway (its own HTTP threads, one per CPU) \
+         share one process on {} CPUs (a machine shared with other work):",
         knobs.workers, cpus
     );
     println!("  absolute requests/s are a floor; the fsync/none ratio within this run is the figure to quote");

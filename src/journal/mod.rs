@@ -24,13 +24,19 @@
 //!   instead of one oneshot per record: tokio still wakes each waiting
 //!   task one by one from this foreign thread, and every waiter would
 //!   also wake for syncs that do not cover it; not built.
-//! - Pre-allocated segments: in a Python probe on this disk, `fdatasync`
-//!   after overwriting pre-zeroed blocks took 0.18-0.21 ms (p50) against
-//!   0.28-0.41 ms for appends; `fallocate` or `set_len` alone gained
-//!   nothing (unwritten extents and block allocation are still metadata).
-//!   Doing it means writing zeros ahead of the tail off the commit path,
-//!   positioned writes instead of append, and teaching replay and
-//!   `tail.rs` that a zero-filled tail is the end: not done yet.
+//! - A mailbox per HTTP thread (the writer posts a commit's results for
+//!   that thread's requests in one go and wakes the thread once; the
+//!   oneshots are sent there): `flash` fsync at 512 connections 0.532 /
+//!   0.568 → 0.550 / 0.580 of the ceiling, at 64 connections 0.428 / 0.432
+//!   → 0.428 / 0.434, the writer 0.20 → 0.17–0.19 cores. Within noise for
+//!   170 lines on the commit path; not kept (docs/PERFORMANCE.md, run G).
+//!
+//! Pre-allocated segments (`storage.journal_preallocate`, with `fsync`):
+//! a spare segment of zeros is written and synced off the commit path, and
+//! commits overwrite it, because in a probe on this disk `fdatasync` after
+//! overwriting pre-zeroed blocks took 0.18-0.21 ms (p50) against
+//! 0.28-0.41 ms for appends (`fallocate` or `set_len` alone gained
+//! nothing). Replay and `tail.rs` read a zero-filled tail as the end.
 //!
 //! Order matters (docs/ARCHITECTURE.md, "the trap"): the engine submits a
 //! release or restock *before* the stock becomes reservable again, so a
