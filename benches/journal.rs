@@ -20,6 +20,7 @@
 //! default 3), `JOURNAL_BENCH_RECORDS` (recovery records, default 1000000),
 //! `JOURNAL_BENCH_DIR` (parent of the temp dirs, default the system temp dir).
 
+use flashgate::config::StorageConfig;
 use flashgate::ids::OrderIds;
 use flashgate::journal::{replay, Durability, Journal, JournalOptions, ReplayOutcome};
 use flashgate::metrics as names;
@@ -154,6 +155,9 @@ fn journal_options(dir: &Path, durability: Durability) -> JournalOptions {
         segment_bytes_max: SEGMENT_BYTES_MAX,
         commit_batch_bytes_max: COMMIT_BATCH_BYTES_MAX,
         preallocate: true,
+        // What ships: `[storage]`'s defaults (no gathering wait).
+        commit_gather_min_records: StorageConfig::default().commit_gather_min_records,
+        commit_gather: Duration::from_micros(StorageConfig::default().commit_gather_us),
     }
 }
 

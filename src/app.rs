@@ -405,6 +405,8 @@ fn recover(
         segment_bytes_max: config.storage.journal_segment_bytes_max,
         commit_batch_bytes_max: config.storage.commit_batch_bytes_max,
         preallocate: config.storage.journal_preallocate,
+        commit_gather_min_records: config.storage.commit_gather_min_records,
+        commit_gather: Duration::from_micros(config.storage.commit_gather_us),
     };
     let journal = Arc::new(Journal::start(options, &replayed)?);
     engine.attach_sink(journal.clone());

@@ -72,6 +72,8 @@ pub struct StorageConfig {
     pub journal_segment_bytes_max: u64,
     pub journal_preallocate: bool,
     pub commit_batch_bytes_max: usize,
+    pub commit_gather_us: u64,
+    pub commit_gather_min_records: usize,
     pub postgres_url: String,
     pub store_batch_records_max: usize,
     pub snapshot_every_records: u64,
@@ -223,6 +225,8 @@ impl Default for StorageConfig {
             journal_segment_bytes_max: 64 * 1024 * 1024,
             journal_preallocate: true,
             commit_batch_bytes_max: 1024 * 1024,
+            commit_gather_us: 0,
+            commit_gather_min_records: 8,
             postgres_url: String::new(),
             store_batch_records_max: 1000,
             snapshot_every_records: 1_000_000,
@@ -612,6 +616,10 @@ impl Config {
             let message = "must be within 65536..=268435456";
             return Err(key_error("storage.commit_batch_bytes_max", message));
         }
+        if self.storage.commit_gather_us > 10_000 {
+            let message = "must be at most 10000 (10 ms): every busy commit waits this long";
+            return Err(key_error("storage.commit_gather_us", message));
+        }
         self.pay.validate()?;
         self.cluster.validate()?;
         self.log
@@ -800,6 +808,19 @@ mod tests {
                 && error.contains("store_lag_seconds_max"),
             "{error}"
         );
+        let error = Config::load_from(
+            None,
+            env(&[("FLASHGATE__STORAGE__COMMIT_GATHER_US", "10001")]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(error.contains("storage.commit_gather_us"), "{error}");
+        let gathering = Config::load_from(
+            None,
+            env(&[("FLASHGATE__STORAGE__COMMIT_GATHER_US", "10000")]),
+        )
+        .unwrap();
+        assert_eq!(gathering.storage.commit_gather_us, 10_000);
     }
 
     #[test]

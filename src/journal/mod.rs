@@ -79,6 +79,12 @@ pub struct JournalOptions {
     /// [`segment`]). Only with [`Durability::Fsync`]: without a sync there
     /// is nothing to spare.
     pub preallocate: bool,
+    /// With [`Durability::Fsync`]: a batch that already holds this many
+    /// records waits [`JournalOptions::commit_gather`] for more before it
+    /// is written (0 never waits).
+    pub commit_gather_min_records: usize,
+    /// How long such a batch waits.
+    pub commit_gather: std::time::Duration,
 }
 
 /// How far the journal is durable: its last durable record, and where the

@@ -31,6 +31,9 @@ fn options(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
         segment_bytes_max,
         commit_batch_bytes_max: 64 * 1024,
         preallocate: false,
+        // Off unless a test turns it on: the others count commits.
+        commit_gather_min_records: 0,
+        commit_gather: std::time::Duration::ZERO,
     }
 }
 
@@ -779,4 +782,92 @@ fn a_tail_reads_no_further_than_the_durable_end_of_the_segment_being_written() {
         .is_empty()
     {}
     assert!(unbounded.buffered_bytes() > 0);
+}
+
+/// A journal that gathers for `gather` once a batch holds two records,
+/// whose syncs wait for a token each (all pass once the sender is
+/// dropped); with the count of syncs begun.
+fn gathering(
+    dir: &Path,
+    gather: std::time::Duration,
+) -> (Journal, std::sync::mpsc::Sender<()>, impl Fn() -> usize) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (tokens, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let syncs_started = Arc::new(AtomicUsize::new(0));
+    let options = JournalOptions {
+        commit_gather_min_records: 2,
+        commit_gather: gather,
+        ..options(dir, 1 << 30)
+    };
+    let (outcome, _) = collect(dir).unwrap();
+    let sync = {
+        let syncs_started = Arc::clone(&syncs_started);
+        move |file: &fs::File| {
+            syncs_started.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.lock().unwrap().recv();
+            file.sync_data()
+        }
+    };
+    let journal = Journal::start_with_sync(options, &outcome, Box::new(sync)).unwrap();
+    (journal, tokens, move || {
+        syncs_started.load(Ordering::SeqCst)
+    })
+}
+
+#[test]
+fn a_busy_batch_waits_for_the_records_behind_it_and_they_share_its_sync() {
+    let dir = TempDir::new("gather");
+    let (journal, tokens, started) = gathering(&dir.0, std::time::Duration::from_millis(300));
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    // A lone record: below the threshold, written at once.
+    let first = journal.submit(vec![1; 10]);
+    wait_until("the first sync starts", || started() == 1);
+    // Two arrive during that sync: together they make a busy batch, which
+    // waits; a third arriving during the wait joins it.
+    let second = journal.submit(vec![2; 10]);
+    let third = journal.submit(vec![3; 10]);
+    tokens.send(()).unwrap();
+    assert_eq!(runtime.block_on(first.durable()).unwrap(), 1);
+    std::thread::sleep(std::time::Duration::from_millis(50));
+    assert_eq!(started(), 1, "the busy batch is still gathering");
+    let fourth = journal.submit(vec![4; 10]);
+    wait_until("the second sync starts", || started() == 2);
+    let file_bytes = fs::metadata(&list_segments(&dir.0).unwrap()[0].1)
+        .unwrap()
+        .len();
+    assert_eq!(
+        file_bytes,
+        4 * RECORD_BYTES,
+        "the latecomer is in the gathered write"
+    );
+    drop(tokens);
+    for (commit, seq) in [(second, 2), (third, 3), (fourth, 4)] {
+        assert_eq!(runtime.block_on(commit.durable()).unwrap(), seq);
+    }
+    assert_eq!(started(), 2, "three records, one sync");
+    journal.shutdown();
+}
+
+#[test]
+fn a_lone_record_is_not_held_back_by_the_gathering_wait() {
+    let dir = TempDir::new("gather-lone");
+    let (journal, tokens, started) = gathering(&dir.0, std::time::Duration::from_secs(30));
+    drop(tokens);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .unwrap();
+    let durable = runtime.block_on(async {
+        tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            journal.submit(vec![1; 10]).durable(),
+        )
+        .await
+    });
+    assert_eq!(durable.expect("not held for the 30 s wait").unwrap(), 1);
+    assert_eq!(started(), 1);
+    journal.shutdown();
 }

@@ -474,22 +474,14 @@ fn run_writer(
         buffer.clear();
         waiting.clear();
         let first_seq = next_seq;
-        while buffer.len() < shared.options.commit_batch_bytes_max {
-            let Some(pending) = shared.inbox.pop() else {
-                break;
-            };
-            shared.queued.fetch_sub(1, Ordering::AcqRel);
-            let seq = match &pending.payload {
-                Some(payload) => {
-                    encode(next_seq, payload, &mut buffer);
-                    next_seq += 1;
-                    next_seq - 1
-                }
-                None => next_seq - 1, // a barrier: durable with what precedes it
-            };
-            if let Some(done) = pending.done {
-                waiting.push((seq, done));
-            }
+        take_queued(shared, &mut buffer, &mut waiting, &mut next_seq);
+        let room = buffer.len() < shared.options.commit_batch_bytes_max;
+        if room && should_gather(shared, next_seq - first_seq) {
+            // Busy: more requests are on their way. Let them share this
+            // sync instead of each waiting for a sync of its own (a sleep,
+            // not a park: a submit unparks the writer).
+            thread::sleep(shared.options.commit_gather);
+            take_queued(shared, &mut buffer, &mut waiting, &mut next_seq);
         }
         if buffer.is_empty() {
             // Only barriers, or nothing: everything before them is durable.
@@ -545,6 +537,47 @@ fn run_writer(
             Err(error) => fail(shared, &mut waiting, error),
         }
     }
+}
+
+/// Moves queued records into `buffer` (up to the batch bound), and their
+/// waiters into `waiting`, numbering them from `next_seq`.
+fn take_queued(
+    shared: &Shared,
+    buffer: &mut Vec<u8>,
+    waiting: &mut Vec<(u64, Done)>,
+    next_seq: &mut u64,
+) {
+    while buffer.len() < shared.options.commit_batch_bytes_max {
+        let Some(pending) = shared.inbox.pop() else {
+            break;
+        };
+        shared.queued.fetch_sub(1, Ordering::AcqRel);
+        let seq = match &pending.payload {
+            Some(payload) => {
+                encode(*next_seq, payload, buffer);
+                *next_seq += 1;
+                *next_seq - 1
+            }
+            None => *next_seq - 1, // a barrier: durable with what precedes it
+        };
+        if let Some(done) = pending.done {
+            waiting.push((seq, done));
+        }
+    }
+}
+
+/// Whether a batch of `records` waits for more before its commit: only
+/// with fsync (the wait buys fewer syncs), only for a batch that shows
+/// load (`commit_gather_min_records`: a lone order is written at once),
+/// never while shutting down. Like PostgreSQL's `commit_delay`, which
+/// applies only with `commit_siblings` transactions active.
+fn should_gather(shared: &Shared, records: u64) -> bool {
+    let options = &shared.options;
+    options.durability == Durability::Fsync
+        && !options.commit_gather.is_zero()
+        && options.commit_gather_min_records > 0
+        && records >= options.commit_gather_min_records as u64
+        && !shared.stopping.load(Ordering::Acquire)
 }
 
 /// Closes `segment` (synced, whatever the mode) and opens the next, from a
