@@ -431,6 +431,28 @@ fn wait_until(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
+/// A sync that waits for a token each time (dropping the sender lets the
+/// rest through), with the count of syncs begun.
+fn gated_sync() -> (
+    impl Fn(&fs::File) -> std::io::Result<()> + Send + Sync + 'static,
+    std::sync::mpsc::Sender<()>,
+    impl Fn() -> usize,
+) {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let (tokens, gate) = std::sync::mpsc::channel::<()>();
+    let gate = std::sync::Mutex::new(gate);
+    let syncs_started = Arc::new(AtomicUsize::new(0));
+    let sync = {
+        let syncs_started = Arc::clone(&syncs_started);
+        move |file: &fs::File| {
+            syncs_started.fetch_add(1, Ordering::SeqCst);
+            let _ = gate.lock().unwrap().recv();
+            file.sync_data()
+        }
+    };
+    (sync, tokens, move || syncs_started.load(Ordering::SeqCst))
+}
+
 #[test]
 fn a_record_is_reported_durable_only_after_a_sync_that_covers_it() {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -478,19 +500,8 @@ fn a_record_is_reported_durable_only_after_a_sync_that_covers_it() {
 #[test]
 fn records_arriving_during_a_sync_share_the_next_write_and_sync() {
     let dir = TempDir::new("overlap");
-    // Each sync waits for a token; dropping the sender lets the rest through.
-    let (tokens, gate) = std::sync::mpsc::channel::<()>();
-    let gate = std::sync::Mutex::new(gate);
-    let syncs_started = Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let journal = start_with_sync(&dir.0, {
-        let syncs_started = Arc::clone(&syncs_started);
-        move |file| {
-            syncs_started.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
-            let _ = gate.lock().unwrap().recv();
-            file.sync_data()
-        }
-    });
-    let started = || syncs_started.load(std::sync::atomic::Ordering::SeqCst);
+    let (sync, tokens, started) = gated_sync();
+    let journal = start_with_sync(&dir.0, sync);
     let file_bytes = || {
         fs::metadata(&list_segments(&dir.0).unwrap()[0].1)
             .unwrap()
@@ -785,34 +796,20 @@ fn a_tail_reads_no_further_than_the_durable_end_of_the_segment_being_written() {
 }
 
 /// A journal that gathers for `gather` once a batch holds two records,
-/// whose syncs wait for a token each (all pass once the sender is
-/// dropped); with the count of syncs begun.
+/// its syncs gated as by [`gated_sync`].
 fn gathering(
     dir: &Path,
     gather: std::time::Duration,
 ) -> (Journal, std::sync::mpsc::Sender<()>, impl Fn() -> usize) {
-    use std::sync::atomic::{AtomicUsize, Ordering};
-    let (tokens, gate) = std::sync::mpsc::channel::<()>();
-    let gate = std::sync::Mutex::new(gate);
-    let syncs_started = Arc::new(AtomicUsize::new(0));
+    let (sync, tokens, started) = gated_sync();
     let options = JournalOptions {
         commit_gather_min_records: 2,
         commit_gather: gather,
         ..options(dir, 1 << 30)
     };
     let (outcome, _) = collect(dir).unwrap();
-    let sync = {
-        let syncs_started = Arc::clone(&syncs_started);
-        move |file: &fs::File| {
-            syncs_started.fetch_add(1, Ordering::SeqCst);
-            let _ = gate.lock().unwrap().recv();
-            file.sync_data()
-        }
-    };
     let journal = Journal::start_with_sync(options, &outcome, Box::new(sync)).unwrap();
-    (journal, tokens, move || {
-        syncs_started.load(Ordering::SeqCst)
-    })
+    (journal, tokens, started)
 }
 
 #[test]
