@@ -50,3 +50,12 @@ run "holds-1m-fsync" holds --requests 1000000 --connections 64 --durability fsyn
 # The same without a snapshot during the measurement, settled longer.
 run "holds-1m-none-nosnapshot" holds --requests 1000000 --connections 64 --durability none \
     --settle-seconds 20 --gateway-env FLASHGATE__STORAGE__SNAPSHOT_EVERY_RECORDS=100000000
+# One HTTP thread against a one-thread ceiling: rejections and orders with
+# the generator's thread not competing for a core (docs/PERFORMANCE.md, run G).
+run "soldout-64-fsync-1thread" soldout --connections 64 --durability fsync --ceiling-threads 1 \
+    --gateway-env FLASHGATE__SERVER__WORKERS=1
+run "flash-64-none-1thread" flash --connections 64 --durability none --ceiling-threads 1 \
+    --gateway-env FLASHGATE__SERVER__WORKERS=1
+# fsync at 512 connections with the gathering sleep on (off by default).
+run "flash-512-fsync-gather300" flash --connections 512 --durability fsync \
+    --gateway-env FLASHGATE__STORAGE__COMMIT_GATHER_US=300
