@@ -22,6 +22,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
+use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -56,31 +57,30 @@ pub async fn serve(listener: TcpListener, threads: HttpThreads, state: Arc<AppSt
                 break;
             }
         };
-        if connections.fetch_add(1, Ordering::AcqRel) >= connections_max {
-            connections.fetch_sub(1, Ordering::AcqRel);
+        let Some(counted) = Counted::within(&connections, connections_max) else {
             metrics::counter!(names::HTTP_CONNECTIONS_REFUSED_TOTAL).increment(1);
             drop(stream);
             continue;
-        }
+        };
         let _ = stream.set_nodelay(true);
         // Off this runtime's reactor; the HTTP thread registers it with its own.
         let stream = match stream.into_std() {
             Ok(stream) => stream,
             Err(error) => {
-                connections.fetch_sub(1, Ordering::AcqRel);
                 tracing::warn!(%error, "cannot hand over an accepted connection");
                 continue;
             }
         };
         let state = Arc::clone(&state);
         let watcher = graceful.watcher();
-        let connections = Arc::clone(&connections);
-        threads.spawn_connection(move |serving| async move {
+        threads.spawn_connection(async move {
+            // Counted until this future ends, whichever way: finished,
+            // failed, panicked or dropped with its thread.
+            let _counted = counted;
             let stream = match tokio::net::TcpStream::from_std(stream) {
                 Ok(stream) => stream,
                 Err(error) => {
                     tracing::warn!(%error, "cannot register an accepted connection");
-                    connections.fetch_sub(1, Ordering::AcqRel);
                     return;
                 }
             };
@@ -93,8 +93,6 @@ pub async fn serve(listener: TcpListener, threads: HttpThreads, state: Arc<AppSt
             if let Err(error) = watcher.watch(connection).await {
                 tracing::debug!(%error, "connection ended with an error");
             }
-            serving.fetch_sub(1, Ordering::AcqRel);
-            connections.fetch_sub(1, Ordering::AcqRel);
         });
     }
     drop(listener);
@@ -155,23 +153,19 @@ impl HttpThreads {
         Ok(threads)
     }
 
-    /// Runs the connection made by `connection` on the thread serving the
-    /// fewest connections; it gets that thread's count to decrement when
-    /// it ends.
-    fn spawn_connection<F, Fut>(&self, connection: F)
-    where
-        F: FnOnce(Arc<AtomicUsize>) -> Fut,
-        Fut: std::future::Future<Output = ()> + Send + 'static,
-    {
+    /// Runs `connection` on the thread serving the fewest connections,
+    /// counted there until the future ends.
+    fn spawn_connection(&self, connection: impl Future<Output = ()> + Send + 'static) {
         let thread = self
             .threads
             .iter()
             .min_by_key(|thread| thread.serving.load(Ordering::Acquire))
             .expect("at least one HTTP thread");
-        thread.serving.fetch_add(1, Ordering::AcqRel);
-        thread
-            .runtime
-            .spawn(connection(Arc::clone(&thread.serving)));
+        let serving = Counted::add(&thread.serving);
+        thread.runtime.spawn(async move {
+            let _serving = serving;
+            connection.await;
+        });
     }
 
     /// Stops every thread and waits for it to end.
@@ -190,6 +184,29 @@ impl HttpThreads {
                 let _ = join.join();
             }
         }
+    }
+}
+
+/// One unit of a count, given back when dropped.
+struct Counted(Arc<AtomicUsize>);
+
+impl Counted {
+    fn add(count: &Arc<AtomicUsize>) -> Counted {
+        count.fetch_add(1, Ordering::AcqRel);
+        Counted(Arc::clone(count))
+    }
+
+    /// A unit, unless the count is at `max` already.
+    fn within(count: &Arc<AtomicUsize>, max: usize) -> Option<Counted> {
+        let before = count.fetch_add(1, Ordering::AcqRel);
+        let counted = Counted(Arc::clone(count));
+        (before < max).then_some(counted)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
     }
 }
 
@@ -215,12 +232,11 @@ mod tests {
         let (ran, mut ran_all) = tokio::sync::mpsc::unbounded_channel::<()>();
         for _ in 0..count {
             let (names, ran, mut release) = (Arc::clone(&names), ran.clone(), release.clone());
-            threads.spawn_connection(move |serving| async move {
+            threads.spawn_connection(async move {
                 let name = std::thread::current().name().unwrap_or("").to_string();
                 names.lock().unwrap().push(name);
                 let _ = ran.send(());
                 let _ = release.wait_for(|released| *released).await;
-                serving.fetch_sub(1, Ordering::AcqRel);
             });
         }
         for _ in 0..count {
@@ -281,7 +297,7 @@ mod tests {
         let dropped = Arc::new(());
         for _ in 0..2 {
             let dropped = Arc::clone(&dropped);
-            threads.spawn_connection(move |_serving| async move {
+            threads.spawn_connection(async move {
                 let _dropped = dropped;
                 std::future::pending::<()>().await;
             });
@@ -289,5 +305,32 @@ mod tests {
         assert_eq!(Arc::strong_count(&dropped), 3);
         threads.stop();
         assert_eq!(Arc::strong_count(&dropped), 1);
+    }
+
+    #[test]
+    fn a_connection_that_panics_still_gives_its_place_back() {
+        let threads = HttpThreads::start(1).unwrap();
+        threads.spawn_connection(async { panic!("a handler bug") });
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while serving(&threads) != [0] {
+            assert!(std::time::Instant::now() < deadline, "still counted");
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        // And the thread still serves.
+        let (_hold, held) = tokio::sync::watch::channel(false);
+        assert_eq!(names_of(&threads, 1, &held), ["http-0"]);
+    }
+
+    #[test]
+    fn the_connection_bound_refuses_past_its_max_and_counts_back_down() {
+        let count = Arc::new(AtomicUsize::new(0));
+        let first = Counted::within(&count, 2).expect("room");
+        let second = Counted::within(&count, 2).expect("room");
+        assert!(Counted::within(&count, 2).is_none(), "full");
+        assert_eq!(count.load(Ordering::Acquire), 2, "a refusal takes nothing");
+        drop(first);
+        assert!(Counted::within(&count, 2).is_some(), "room again");
+        drop(second);
+        assert_eq!(count.load(Ordering::Acquire), 0);
     }
 }
