@@ -819,7 +819,7 @@ mod tests {
             None,
             env(&[("FLASHGATE__STORAGE__COMMIT_GATHER_US", "10000")]),
         )
-        .unwrap();
+        .expect("10 ms is the largest wait allowed");
         assert_eq!(gathering.storage.commit_gather_us, 10_000);
     }
 
