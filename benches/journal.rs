@@ -158,6 +158,7 @@ fn journal_options(dir: &Path, durability: Durability) -> JournalOptions {
         // What ships: `[storage]`'s defaults (no gathering wait).
         commit_gather_min_records: StorageConfig::default().commit_gather_min_records,
         commit_gather: Duration::from_micros(StorageConfig::default().commit_gather_us),
+        writer_policy: StorageConfig::default().journal_writer_policy,
     }
 }
 

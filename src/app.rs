@@ -407,6 +407,7 @@ fn recover(
         preallocate: config.storage.journal_preallocate,
         commit_gather_min_records: config.storage.commit_gather_min_records,
         commit_gather: Duration::from_micros(config.storage.commit_gather_us),
+        writer_policy: config.storage.journal_writer_policy,
     };
     let journal = Arc::new(Journal::start(options, &replayed)?);
     engine.attach_sink(journal.clone());

@@ -6,7 +6,7 @@
 //! takes a comma list). Every key is documented in `config/flashgate.toml`.
 //! A bad value stops start-up with an error that names the key.
 
-use crate::journal::Durability;
+use crate::journal::{Durability, WriterPolicy};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -74,6 +74,7 @@ pub struct StorageConfig {
     pub commit_batch_bytes_max: usize,
     pub commit_gather_us: u64,
     pub commit_gather_min_records: usize,
+    pub journal_writer_policy: WriterPolicy,
     pub postgres_url: String,
     pub store_batch_records_max: usize,
     pub snapshot_every_records: u64,
@@ -227,6 +228,7 @@ impl Default for StorageConfig {
             commit_batch_bytes_max: 1024 * 1024,
             commit_gather_us: 0,
             commit_gather_min_records: 8,
+            journal_writer_policy: WriterPolicy::Batch,
             postgres_url: String::new(),
             store_batch_records_max: 1000,
             snapshot_every_records: 1_000_000,
@@ -821,6 +823,17 @@ mod tests {
         )
         .expect("10 ms is the largest wait allowed");
         assert_eq!(gathering.storage.commit_gather_us, 10_000);
+        let policy = ("FLASHGATE__STORAGE__JOURNAL_WRITER_POLICY", "fifo");
+        let error = Config::load_from(None, env(&[policy]))
+            .expect_err("only batch and normal are policies")
+            .to_string();
+        assert!(
+            error.contains("journal_writer_policy") && error.contains("batch"),
+            "{error}"
+        );
+        let policy = ("FLASHGATE__STORAGE__JOURNAL_WRITER_POLICY", "normal");
+        let normal = Config::load_from(None, env(&[policy])).expect("normal is a policy");
+        assert_eq!(normal.storage.journal_writer_policy, WriterPolicy::Normal);
     }
 
     #[test]

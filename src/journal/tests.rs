@@ -34,6 +34,7 @@ fn options(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
         // Off unless a test turns it on: the others count commits.
         commit_gather_min_records: 0,
         commit_gather: std::time::Duration::ZERO,
+        writer_policy: WriterPolicy::Batch,
     }
 }
 
@@ -867,4 +868,27 @@ fn a_lone_record_is_not_held_back_by_the_gathering_wait() {
     assert_eq!(durable.expect("not held for the 30 s wait").unwrap(), 1);
     assert_eq!(started(), 1);
     journal.shutdown();
+}
+
+/// The writer thread asks the kernel for its policy and reads it back:
+/// `SCHED_BATCH` by default, `SCHED_OTHER` when configured so.
+#[test]
+fn the_writer_runs_under_the_scheduling_policy_it_was_given() {
+    for policy in [WriterPolicy::Batch, WriterPolicy::Normal] {
+        let dir = TempDir::new("writer-policy");
+        let options = JournalOptions {
+            writer_policy: policy,
+            ..options(&dir.0, 1 << 20)
+        };
+        let (outcome, _) = collect(&dir.0).expect("empty journal");
+        let journal = Journal::start(options, &outcome).expect("journal starts");
+        // A resolved barrier means the writer is running: its policy is set.
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("a runtime")
+            .block_on(journal.barrier().durable())
+            .expect("the barrier resolves");
+        assert_eq!(journal.writer_policy(), Some(policy));
+        journal.shutdown();
+    }
 }

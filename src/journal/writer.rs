@@ -4,13 +4,15 @@ use crate::journal::record::encode;
 use crate::journal::segment::{
     existing_spare, first_seq_of, prepare_spare, segment_path, sync_dir,
 };
-use crate::journal::{Durability, DurableEnd, JournalError, JournalOptions, ReplayOutcome};
+use crate::journal::{
+    Durability, DurableEnd, JournalError, JournalOptions, ReplayOutcome, WriterPolicy,
+};
 use crate::metrics as names;
 use crossbeam_queue::SegQueue;
 use std::fs::{self, File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{fence, AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicI32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
@@ -45,6 +47,9 @@ struct Shared {
     /// unparks the writer only then; in a burst the writer gathers records
     /// for [`UNSYNCED_GATHER`] between writes instead of being woken by each.
     writer_idle: AtomicBool,
+    /// The writer thread's scheduling policy as the kernel reports it once
+    /// the writer has set it (`-1` before).
+    writer_policy: AtomicI32,
     options: JournalOptions,
     sync: Box<SyncFn>,
 }
@@ -115,6 +120,7 @@ impl Journal {
             stopping: AtomicBool::new(false),
             stopped: AtomicBool::new(false),
             writer_idle: AtomicBool::new(false),
+            writer_policy: AtomicI32::new(-1),
             options,
             sync,
         });
@@ -200,6 +206,17 @@ impl Journal {
             .durable_end
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// The writer thread's scheduling policy as the kernel reports it, once
+    /// the writer has started (any commit or barrier resolved means it has);
+    /// `None` before, or for a policy other than these two.
+    pub fn writer_policy(&self) -> Option<WriterPolicy> {
+        match self.shared.writer_policy.load(Ordering::Acquire) {
+            libc::SCHED_BATCH => Some(WriterPolicy::Batch),
+            libc::SCHED_OTHER => Some(WriterPolicy::Normal),
+            _ => None,
+        }
     }
 
     /// False once a write or sync has failed: the node must stop taking changes.
@@ -430,6 +447,10 @@ const IDLE_PARK: Duration = Duration::from_secs(30);
 const UNSYNCED_GATHER: Duration = Duration::from_millis(1);
 
 fn write_loop(shared: &Shared, segment: SegmentFile, next_seq: u64) {
+    set_policy(shared.options.writer_policy);
+    // SAFETY: no arguments; 0 is the calling thread.
+    let policy = unsafe { libc::sched_getscheduler(0) };
+    shared.writer_policy.store(policy, Ordering::Release);
     let mut segment = segment;
     let mut spares = Spares::new(&shared.options);
     run_writer(shared, &mut segment, &mut spares, next_seq);
@@ -599,6 +620,22 @@ fn rotate_segment(
         }
     }
     SegmentFile::create(dir, next_seq)
+}
+
+/// Puts the calling thread (the writer) under `policy`. Any thread may
+/// move itself between `SCHED_OTHER` and `SCHED_BATCH`: no privilege is
+/// needed. A refusal (a seccomp filter, say) leaves the thread as it was.
+fn set_policy(policy: WriterPolicy) {
+    let wanted = match policy {
+        WriterPolicy::Batch => libc::SCHED_BATCH,
+        WriterPolicy::Normal => libc::SCHED_OTHER,
+    };
+    let param = libc::sched_param { sched_priority: 0 };
+    // SAFETY: `param` outlives the call; 0 is the calling thread.
+    if unsafe { libc::sched_setscheduler(0, wanted, &param) } != 0 {
+        let error = std::io::Error::last_os_error();
+        tracing::warn!(%error, ?policy, "journal: cannot set the writer's scheduling policy; it stays as it was");
+    }
 }
 
 /// Parks the writer with nothing to write, announcing it so that any submit
