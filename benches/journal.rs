@@ -18,11 +18,15 @@
 //!
 //! Knobs (environment): `JOURNAL_BENCH_SECS` (seconds per append case,
 //! default 3), `JOURNAL_BENCH_RECORDS` (recovery records, default 1000000),
-//! `JOURNAL_BENCH_DIR` (parent of the temp dirs, default the system temp dir).
+//! `JOURNAL_BENCH_DIR` (parent of the temp dirs, default the system temp dir),
+//! `JOURNAL_BENCH_WRITER_POLICY` (`batch` or `normal`, default what ships:
+//! `storage.journal_writer_policy`).
 
 use flashgate::config::StorageConfig;
 use flashgate::ids::OrderIds;
-use flashgate::journal::{replay, Durability, Journal, JournalOptions, ReplayOutcome};
+use flashgate::journal::{
+    replay, Durability, Journal, JournalOptions, ReplayOutcome, WriterPolicy,
+};
 use flashgate::metrics as names;
 use flashgate::sale::{Engine, EngineLimits, Event, ItemSpec, OrderAction, SaleAction, SaleSpec};
 use metrics::{Counter, Gauge, Histogram, HistogramFn, Key, KeyName, Metadata, SharedString, Unit};
@@ -99,6 +103,15 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
         .unwrap_or(default)
 }
 
+/// `JOURNAL_BENCH_WRITER_POLICY`, else the shipped default.
+fn writer_policy() -> WriterPolicy {
+    match std::env::var("JOURNAL_BENCH_WRITER_POLICY").as_deref() {
+        Ok("normal") => WriterPolicy::Normal,
+        Ok("batch") => WriterPolicy::Batch,
+        _ => StorageConfig::default().journal_writer_policy,
+    }
+}
+
 struct TempDir(PathBuf);
 
 impl TempDir {
@@ -158,7 +171,7 @@ fn journal_options(dir: &Path, durability: Durability) -> JournalOptions {
         // What ships: `[storage]`'s defaults (no gathering wait).
         commit_gather_min_records: StorageConfig::default().commit_gather_min_records,
         commit_gather: Duration::from_micros(StorageConfig::default().commit_gather_us),
-        writer_policy: StorageConfig::default().journal_writer_policy,
+        writer_policy: writer_policy(),
     }
 }
 
@@ -609,7 +622,10 @@ fn main() {
         .iter()
         .map(|&(writers, durability)| run_appends(&parent, &stats, writers, durability, run_for))
         .collect();
-    println!("1. appends (latency = submit -> durable() resolved, per record)");
+    println!(
+        "1. appends (latency = submit -> durable() resolved, per record; writer {:?})",
+        writer_policy()
+    );
     println!(
         "  {:>7} {:>10} {:>12} {:>9} {:>9} {:>9} {:>9} | {:>8} {:>9} {:>9} {:>10} {:>8} {:>7}",
         "writers",
