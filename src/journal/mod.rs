@@ -11,6 +11,12 @@
 //! `durability = "none"` nobody waits, so a submit wakes the writer only
 //! when it is idle; in a burst it writes what gathered every millisecond.
 //!
+//! The writer runs as `SCHED_BATCH` ([`WriterPolicy`]): when the disk
+//! answers it waits for the running thread to yield instead of preempting
+//! it, so on a busy machine each commit takes more records (run H in
+//! docs/PERFORMANCE.md: flash fsync +20% at 64 connections). Raising its
+//! priority did the opposite (more, smaller commits).
+//!
 //! Shapes measured and not taken (docs/PROFILE.md has the figures; their
 //! code was an experiment that did not land):
 //! - A separate syncer thread, so batch N+1 is written while batch N's
