@@ -105,7 +105,10 @@ pub struct JournalOptions {
 /// the writer keeps its fair share of CPU but never preempts on waking:
 /// on a busy machine it runs when the running thread yields, and by then
 /// more records wait for the same sync. On an idle core it runs at once
-/// either way. Measured in docs/PERFORMANCE.md (run H).
+/// either way. Measured in docs/PERFORMANCE.md (run H). The price: next
+/// to a thread that never yields (a CPU-bound neighbour) the writer waits
+/// for the scheduler tick, milliseconds per commit; `Normal` is for
+/// machines shared with such work.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum WriterPolicy {
