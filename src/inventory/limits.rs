@@ -82,46 +82,5 @@ impl PerUserLimits {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn limit_counts_live_units_and_frees_them_on_release() {
-        let limits = PerUserLimits::default();
-        let alice = |key: &str| BuyerKey::new("alice", key);
-        assert_eq!(limits.try_acquire(&alice("k-1"), 2, 3), Ok(()));
-        assert_eq!(
-            limits.try_acquire(&alice("k-2"), 2, 3),
-            Err(LimitExceeded { held: 2 })
-        );
-        assert_eq!(limits.try_acquire(&alice("k-3"), 1, 3), Ok(()));
-        assert_eq!(
-            limits.try_acquire(&BuyerKey::new("bob", "k-1"), 4, 3),
-            Err(LimitExceeded { held: 0 })
-        );
-        limits.release("alice", 3);
-        assert_eq!(limits.held("alice"), 0);
-        assert_eq!(limits.try_acquire(&alice("k-4"), 3, 3), Ok(()));
-    }
-
-    #[test]
-    fn concurrent_orders_of_one_buyer_never_pass_the_limit() {
-        let limits = std::sync::Arc::new(PerUserLimits::default());
-        let threads: Vec<_> = (0..8)
-            .map(|_| {
-                let limits = limits.clone();
-                std::thread::spawn(move || {
-                    (0..100)
-                        .filter(|_| {
-                            let names = BuyerKey::new("carol", "k");
-                            limits.try_acquire(&names, 1, 5).is_ok()
-                        })
-                        .count()
-                })
-            })
-            .collect();
-        let granted: usize = threads.into_iter().map(|t| t.join().unwrap()).sum();
-        assert_eq!(granted, 5);
-        assert_eq!(limits.held("carol"), 5);
-    }
-}
+#[path = "limits_tests.rs"]
+mod tests;
