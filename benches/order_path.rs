@@ -2,15 +2,18 @@
 //! (a counting global allocator) and a steady loop to run under
 //! `valgrind --tool=callgrind` (deterministic instruction counts).
 //!
-//! One in-process gateway (`durability = "none"`, so no disk wait) on a
-//! current-thread tokio runtime, and one keep-alive HTTP/1.1 connection
-//! sending orders back to back, each with its own buyer token and
-//! Idempotency-Key signed before any counting. The client runs on the same
-//! thread, so the same loop is also run against a bare hyper server that
-//! answers a fixed 201: the difference is the gateway's share.
+//! One in-process gateway (`durability = "none"`, so no disk wait) with one
+//! HTTP thread (`server.workers = 1`), and one keep-alive HTTP/1.1
+//! connection sending orders back to back from a current-thread tokio
+//! runtime, each with its own buyer token and Idempotency-Key signed before
+//! any counting. The same loop is also run against a bare hyper server on
+//! the client's own thread that answers a fixed 201: the difference is the
+//! gateway's share.
 //!
-//! Allocations are counted on the runtime thread only: the journal writer
-//! and the store writer (SQLite) work on other threads, off the request path.
+//! Allocations are counted on the client's thread and on the gateway's HTTP
+//! thread (`http-0`, where its requests are parsed, handled and answered):
+//! the journal writer and the store writer (SQLite) work on other threads,
+//! off the request path.
 //!
 //! Knobs: `ORDER_PATH_ORDERS` (default 20,000), `ORDER_PATH_WARMUP`
 //! (default 2,000). docs/PROFILE.md has the callgrind recipe and results.
@@ -28,7 +31,7 @@ use hyper_util::rt::TokioIo;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 use tokio::net::{TcpListener, TcpStream};
 
@@ -39,12 +42,35 @@ struct Counting;
 static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
 static ALLOCATED_BYTES: AtomicU64 = AtomicU64::new(0);
 
+/// While the measured loops run: the gateway's HTTP threads count too.
+static COUNTING: AtomicBool = AtomicBool::new(false);
+
 thread_local! {
+    /// The client's thread, while it measures.
     static COUNTED: Cell<bool> = const { Cell::new(false) };
+    /// 0: not known yet; 1: one of the gateway's HTTP threads; 2: another.
+    static HTTP_THREAD: Cell<u8> = const { Cell::new(0) };
+}
+
+fn is_http_thread() -> bool {
+    HTTP_THREAD
+        .try_with(|known| {
+            if known.get() == 0 {
+                // Asking for the name may allocate: answer "no" meanwhile.
+                known.set(2);
+                let current = std::thread::current();
+                let http = current.name().is_some_and(|name| name.starts_with("http-"));
+                known.set(if http { 1 } else { 2 });
+            }
+            known.get() == 1
+        })
+        .unwrap_or(false)
 }
 
 fn count(bytes: usize) {
-    if COUNTED.try_with(Cell::get).unwrap_or(false) {
+    let counted = COUNTED.try_with(Cell::get).unwrap_or(false)
+        || (COUNTING.load(Ordering::Relaxed) && is_http_thread());
+    if counted {
         ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
         ALLOCATED_BYTES.fetch_add(bytes as u64, Ordering::Relaxed);
     }
@@ -232,6 +258,7 @@ fn main() {
         config.server.listen = "127.0.0.1:0".into();
         config.storage.data_dir = data_dir.clone();
         config.storage.durability = Durability::None;
+        config.server.workers = 1;
         let gateway = Gateway::start(config).await.expect("gateway");
         let host = HeaderValue::from_str(&gateway.local_addr.to_string()).expect("host");
         let mut sender = connect(gateway.local_addr).await;
@@ -246,6 +273,7 @@ fn main() {
 
         let (warm, measured) = pool.requests.split_at(warmup);
         COUNTED.with(|counted| counted.set(true));
+        COUNTING.store(true, Ordering::Relaxed);
         run_orders(&mut sender, &host, warm, &pool.body, StatusCode::CREATED).await;
         let gateway_cost =
             run_orders(&mut sender, &host, measured, &pool.body, StatusCode::CREATED).await;
@@ -255,9 +283,10 @@ fn main() {
         run_orders(&mut bare, &host, warm, &pool.body, StatusCode::CREATED).await;
         let bare_cost = run_orders(&mut bare, &host, measured, &pool.body, StatusCode::CREATED).await;
         COUNTED.with(|counted| counted.set(false));
+        COUNTING.store(false, Ordering::Relaxed);
 
         let per = |value: u64| value as f64 / measured.len() as f64;
-        println!("flashgate order path: {} orders after {warmup} warm-up, one connection, current-thread runtime", measured.len());
+        println!("flashgate order path: {} orders after {warmup} warm-up, one connection, one HTTP thread", measured.len());
         println!("                              allocs/order  bytes/order   us/order");
         for (name, (allocations, bytes, seconds)) in
             [("gateway + client", gateway_cost), ("bare hyper + client", bare_cost)]

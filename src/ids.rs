@@ -91,9 +91,26 @@ impl OrderIds {
         self.next.load(Ordering::Relaxed) - 1
     }
 
+    /// The prefix and the counter in at least 11 decimal digits, as
+    /// `format!("{prefix}{sequence:011}")` writes it, without the
+    /// formatting machinery: this runs for every order.
     pub fn next_id(&self) -> String {
         let sequence = self.next.fetch_add(1, Ordering::Relaxed);
-        let id = format!("{}{:011}", self.prefix, sequence);
+        let mut digits = [b'0'; 20]; // u64::MAX has 20
+        let mut start = digits.len();
+        let mut rest = sequence;
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let start = start.min(digits.len() - 11);
+        let mut id = String::with_capacity(self.prefix.len() + digits.len() - start);
+        id.push_str(&self.prefix);
+        id.extend(digits[start..].iter().map(|&digit| char::from(digit)));
         debug_assert!(is_valid_order_id(&id), "{id}");
         id
     }
@@ -123,6 +140,16 @@ mod tests {
         );
         let last = OrderIds::tagged(1_764_000_000_000, 36 * 36 * 36 - 1).next_id();
         assert!(last.contains("zzz") && is_valid_order_id(&last), "{last}");
+    }
+
+    #[test]
+    fn the_counter_is_written_as_at_least_eleven_decimal_digits() {
+        let ids = OrderIds::new(1_764_000_000_000);
+        let longest = 9_999_999_999_999_999_999; // 19 digits: 32 characters in all
+        for sequence in [1, 9, 10, 12_345, 99_999_999_999, 100_000_000_000, longest] {
+            ids.next.store(sequence, Ordering::Relaxed);
+            assert_eq!(ids.next_id(), format!("{}{sequence:011}", ids.prefix));
+        }
     }
 
     #[test]
