@@ -74,11 +74,32 @@ pub fn bytes_response(
     response
 }
 
+/// `{"error":{"code","message","request_id"}}`, borrowed: a rejection (a
+/// sold-out burst is made of them) builds no JSON tree for it.
+#[derive(serde::Serialize)]
+struct ErrorBody<'a> {
+    error: ErrorFields<'a>,
+}
+
+#[derive(serde::Serialize)]
+struct ErrorFields<'a> {
+    code: &'a str,
+    message: &'a str,
+    request_id: &'a str,
+}
+
 pub fn error_response(error: &ApiError, request_id: &str) -> Response<ResponseBody> {
-    let body = serde_json::json!({
-        "error": { "code": error.code, "message": error.message, "request_id": request_id }
-    });
-    let mut response = bytes_response(error.status, "application/json", body.to_string().into());
+    let body = ErrorBody {
+        error: ErrorFields {
+            code: error.code,
+            message: &error.message,
+            request_id,
+        },
+    };
+    let mut bytes = Vec::with_capacity(128 + error.message.len());
+    // Three strings into a `Vec`: serde_json cannot fail here.
+    let _ = serde_json::to_writer(&mut bytes, &body);
+    let mut response = bytes_response(error.status, "application/json", bytes.into());
     if let Some(seconds) = error.retry_after_seconds {
         response
             .headers_mut()
@@ -170,6 +191,23 @@ mod tests {
     struct Probe {
         name: String,
         quantity: u32,
+    }
+
+    #[test]
+    fn an_error_body_is_the_contract_s_shape_with_its_strings_escaped() {
+        let error = ApiError::invalid("quantity: \"x\" is not \\ a number\n\u{1}, 数量");
+        let response = error_response(&error, "fg-00000000000000ab");
+        let ResponseBody::Full(Some(bytes)) = response.into_body() else {
+            panic!("a whole body");
+        };
+        let expected = serde_json::json!({
+            "error": {
+                "code": "INVALID_REQUEST",
+                "message": error.message,
+                "request_id": "fg-00000000000000ab",
+            }
+        });
+        assert_eq!(std::str::from_utf8(&bytes).unwrap(), expected.to_string());
     }
 
     #[test]
