@@ -41,11 +41,25 @@ fn list_snapshots(dir: &Path) -> Result<Vec<(u64, PathBuf)>, JournalError> {
 
 /// Writes `snapshot` durably and removes older snapshots.
 pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, JournalError> {
-    let path = snapshot_path(dir, snapshot.seq);
+    write_with(dir, snapshot.seq, |writer| {
+        serde_json::to_writer(writer, snapshot)
+    })
+}
+
+/// Writes the snapshot after record `seq` that `encode` writes (the JSON of
+/// a [`Snapshot`]) durably, and removes older snapshots. For an encoder
+/// that streams from an engine instead of holding the snapshot as data
+/// ([`crate::sale::Engine::write_snapshot`]).
+pub fn write_with(
+    dir: &Path,
+    seq: u64,
+    encode: impl FnOnce(&mut BufWriter<File>) -> serde_json::Result<()>,
+) -> Result<PathBuf, JournalError> {
+    let path = snapshot_path(dir, seq);
     let temporary = path.with_extension("tmp");
     let file = File::create(&temporary).map_err(|e| JournalError::io(&temporary, e))?;
     let mut writer = BufWriter::new(file);
-    serde_json::to_writer(&mut writer, snapshot)
+    encode(&mut writer)
         .map_err(|e| JournalError::Unavailable(format!("snapshot cannot be encoded: {e}")))?;
     let file = writer
         .into_inner()
@@ -54,8 +68,8 @@ pub fn write(dir: &Path, snapshot: &Snapshot) -> Result<PathBuf, JournalError> {
         .map_err(|e| JournalError::io(&temporary, e))?;
     fs::rename(&temporary, &path).map_err(|e| JournalError::io(&path, e))?;
     sync_dir(dir).map_err(|e| JournalError::io(dir, e))?;
-    for (seq, old) in list_snapshots(dir)? {
-        if seq < snapshot.seq {
+    for (older, old) in list_snapshots(dir)? {
+        if older < seq {
             fs::remove_file(&old).map_err(|e| JournalError::io(&old, e))?;
         }
     }

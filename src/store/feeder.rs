@@ -289,10 +289,12 @@ impl Follower {
     fn checkpoint(&mut self, seq: u64) {
         let started = Instant::now();
         let written = self.state_after(seq).and_then(|engine| {
-            let snapshot = engine.snapshot(seq);
-            drop(engine);
-            checkpoint::write(&self.options.snapshot_dir, &snapshot)
-                .map_err(|error| error.to_string())
+            // Streamed from the engine: the orders are never all held as
+            // snapshot data too.
+            checkpoint::write_with(&self.options.snapshot_dir, seq, |writer| {
+                engine.write_snapshot(seq, writer)
+            })
+            .map_err(|error| error.to_string())
         });
         // The engine was this thread's alone: hand its memory back.
         release_free_memory();
