@@ -422,13 +422,7 @@ fn a_snapshot_restores_stock_orders_limits_keys_and_holds() {
 
     let snapshot = engine.snapshot(42);
     let json = serde_json::to_string(&snapshot).unwrap();
-    let mut streamed = Vec::new();
-    engine.write_snapshot(42, &mut streamed).unwrap();
-    assert_eq!(
-        String::from_utf8(streamed).unwrap(),
-        json,
-        "the streamed snapshot is the snapshot's JSON"
-    );
+    assert_streamed_snapshot_is_the_held_one(&engine, 42);
     let restored = Engine::restore(limits(), T0, &serde_json::from_str(&json).unwrap()).unwrap();
     assert_eq!(
         restored.snapshot(42),

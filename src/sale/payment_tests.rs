@@ -638,13 +638,7 @@ fn a_snapshot_restores_payments_refunds_and_their_counts_exactly() {
     let ids = payment_session(&engine);
     let snapshot = engine.snapshot(7);
     let json = serde_json::to_string(&snapshot).unwrap();
-    let mut streamed = Vec::new();
-    engine.write_snapshot(7, &mut streamed).unwrap();
-    assert_eq!(
-        String::from_utf8(streamed).unwrap(),
-        json,
-        "streamed as held"
-    );
+    assert_streamed_snapshot_is_the_held_one(&engine, 7);
     let restored = Engine::restore(limits(), T0, &serde_json::from_str(&json).unwrap()).unwrap();
     assert_eq!(restored.snapshot(7), snapshot);
     assert_eq!(state(&restored, &ids), state(&engine, &ids));

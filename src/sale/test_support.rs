@@ -105,3 +105,15 @@ pub fn order(
 pub fn counts(engine: &Engine) -> crate::inventory::StockCounts {
     engine.stats("s1", T0).unwrap().items[0].counts
 }
+
+/// `Engine::write_snapshot` writes exactly the JSON of `Engine::snapshot`.
+pub fn assert_streamed_snapshot_is_the_held_one(engine: &Engine, seq: u64) {
+    let held = serde_json::to_string(&engine.snapshot(seq)).unwrap();
+    let mut streamed = Vec::new();
+    engine.write_snapshot(seq, &mut streamed).unwrap();
+    assert_eq!(
+        String::from_utf8(streamed).unwrap(),
+        held,
+        "the streamed snapshot is the snapshot's JSON"
+    );
+}
