@@ -888,6 +888,21 @@ async fn beyond_requests_in_flight_max_requests_get_503_with_retry_after() {
     let head = order_head(&[format!("content-length: {}", body.len())]);
     raw_write(&mut slow, head.as_bytes()).await;
     raw_write(&mut slow, first_half).await;
+    // Scrapes bypass admission: wait until the held order is in flight, so
+    // no request below races it for the one place (the held one would be
+    // refused instead, and nothing would be held).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let metrics = client.get_anonymous("/metrics").await.text();
+        if metrics.contains("\nflashgate_http_requests_in_flight 1\n") {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the held order never showed in flight:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
 
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     let shed = loop {
