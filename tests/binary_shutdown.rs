@@ -1,5 +1,5 @@
-//! The real `flashgate` binary: graceful SIGTERM, a refused bad config, and
-//! the `session-token` command.
+//! The real `flashgate` binary: graceful SIGTERM, a refused bad config, the
+//! `session-token` command, and its allocator's start-up options.
 
 mod common;
 
@@ -179,6 +179,34 @@ async fn sigterm_finishes_the_in_flight_request_and_exits_zero() {
         status.success(),
         "flashgate exited with {status} after SIGTERM; stderr:\n{}",
         running.stderr()
+    );
+}
+
+/// The binary's allocator is jemalloc with the options `src/main.rs` bakes
+/// in: its one background thread (which returns freed pages to the system;
+/// without the options, or on glibc's malloc, there is none) runs beside
+/// the gateway's own threads.
+#[cfg(target_os = "linux")]
+#[tokio::test]
+async fn the_binary_runs_jemalloc_with_one_background_purging_thread() {
+    let (running, _addr) = serve().await;
+    let tasks = format!("/proc/{}/task", running.child.id());
+    let names: Vec<String> = std::fs::read_dir(&tasks)
+        .unwrap_or_else(|error| panic!("cannot list {tasks}: {error}"))
+        .filter_map(|task| std::fs::read_to_string(task.ok()?.path().join("comm")).ok())
+        .map(|name| name.trim().to_owned())
+        .collect();
+    let purging = names
+        .iter()
+        .filter(|name| *name == "jemalloc_bg_thd")
+        .count();
+    assert_eq!(
+        purging, 1,
+        "expected one jemalloc background thread; the threads are {names:?}"
+    );
+    assert!(
+        names.iter().any(|name| name == "journal-writer"),
+        "the gateway's own threads are missing: {names:?}"
     );
 }
 

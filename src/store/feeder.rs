@@ -386,9 +386,12 @@ fn decode(records: Vec<(u64, Vec<u8>)>) -> Vec<(u64, Event)> {
         .collect()
 }
 
-/// Returns the free memory of this process's heaps to the system: after a
-/// snapshot the engine it was built in is gone, and without this its pages
-/// would stay resident, unused, in the store writer's malloc arena.
+/// Returns the free memory of glibc's heaps to the system: after a snapshot
+/// the engine it was built in is gone, and without this its pages would
+/// stay resident, unused, in the store writer's malloc arena. The
+/// `flashgate` binary allocates through jemalloc instead (src/main.rs),
+/// whose background thread returns freed pages within a second; there this
+/// trims what still uses glibc's heap (SQLite's caches).
 fn release_free_memory() {
     // SAFETY: malloc_trim only releases free memory; it touches no live
     // allocation and may be called from any thread.
