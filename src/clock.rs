@@ -16,15 +16,38 @@ pub fn now_ms() -> UnixMs {
 }
 
 /// RFC 3339 UTC with millisecond precision: `2026-11-24T12:00:00.250Z`.
-///
-/// Every order view formats two of these, so years 1970..=9999 take a
-/// direct path (days to civil date, digits into a fixed buffer: one
-/// allocation, no `fmt` machinery); anything else goes through `time`.
 pub fn format_rfc3339(at: UnixMs) -> String {
+    match rfc3339_text(at) {
+        Some(text) => String::from_utf8(text.to_vec()).expect("digits and separators are ASCII"),
+        None => format_rfc3339_slow(at),
+    }
+}
+
+/// An instant that serializes as [`format_rfc3339`] writes it, the text
+/// made on the stack instead of allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Rfc3339Ms(pub UnixMs);
+
+impl serde::Serialize for Rfc3339Ms {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        match rfc3339_text(self.0) {
+            Some(text) => serializer.serialize_str(
+                std::str::from_utf8(&text).expect("digits and separators are ASCII"),
+            ),
+            None => serializer.serialize_str(&format_rfc3339_slow(self.0)),
+        }
+    }
+}
+
+/// [`format_rfc3339`]'s text for years 1970..=9999, which every order
+/// view writes two of: a direct path (days to civil date, digits into a
+/// fixed buffer, no `fmt` machinery). `None` for anything else, which
+/// goes through `time`.
+fn rfc3339_text(at: UnixMs) -> Option<[u8; 24]> {
     const MS_PER_DAY: i64 = 86_400_000;
     const YEAR_10000_MS: i64 = 253_402_300_800_000;
     if !(0..YEAR_10000_MS).contains(&at) {
-        return format_rfc3339_slow(at);
+        return None;
     }
     let (days, ms_of_day) = (at / MS_PER_DAY, at % MS_PER_DAY);
     let (year, month, day) = civil_from_days(days);
@@ -43,7 +66,7 @@ pub fn format_rfc3339(at: UnixMs) -> String {
     put(14, 2, ms_of_day / 60_000 % 60);
     put(17, 2, ms_of_day / 1000 % 60);
     put(20, 3, ms_of_day % 1000);
-    String::from_utf8(text.to_vec()).expect("digits and separators are ASCII")
+    Some(text)
 }
 
 /// Days since 1970-01-01 to (year, month, day), proleptic Gregorian

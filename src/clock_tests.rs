@@ -48,3 +48,18 @@ fn rfc3339_round_trips_in_utc() {
     assert_eq!(parse_rfc3339(&format_rfc3339(at + 7)), Some(at + 7));
     assert_eq!(parse_rfc3339("yesterday"), None);
 }
+
+#[test]
+fn an_instant_serializes_as_format_rfc3339_writes_it() {
+    for at in [
+        0,
+        1_764_000_000_250,
+        951_782_400_000,
+        253_402_300_799_999,
+        -1,
+        253_402_300_800_000,
+    ] {
+        let json = serde_json::to_string(&Rfc3339Ms(at)).unwrap();
+        assert_eq!(json, format!("\"{}\"", format_rfc3339(at)), "{at}");
+    }
+}

@@ -50,6 +50,48 @@ pub fn format_yuan(value: Decimal) -> String {
     rounded.to_string()
 }
 
+/// An amount that serializes as [`format_yuan`] writes it, the text made
+/// on the stack instead of allocated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Yuan(pub Decimal);
+
+impl serde::Serialize for Yuan {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use std::fmt::Write as _;
+        let mut rounded = self.0;
+        rounded.rescale(2);
+        let mut text = StackText::default();
+        match write!(text, "{rounded}") {
+            Ok(()) => serializer.serialize_str(text.as_str()),
+            Err(_) => serializer.serialize_str(&rounded.to_string()),
+        }
+    }
+}
+
+/// A `fmt::Write` into a fixed buffer, wide enough for any `Decimal`
+/// (29 digits, a sign and a point: 31 bytes); a longer text is an error.
+#[derive(Default)]
+struct StackText {
+    bytes: [u8; 32],
+    len: usize,
+}
+
+impl StackText {
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("written from a str")
+    }
+}
+
+impl std::fmt::Write for StackText {
+    fn write_str(&mut self, text: &str) -> std::fmt::Result {
+        let end = self.len + text.len();
+        let slot = self.bytes.get_mut(self.len..end).ok_or(std::fmt::Error)?;
+        slot.copy_from_slice(text.as_bytes());
+        self.len = end;
+        Ok(())
+    }
+}
+
 /// Yuan to integer fen for WeChat Pay. Exact: refuses a sub-fen remainder.
 pub fn yuan_to_fen(value: Decimal) -> Result<i64, MoneyError> {
     let fen = value * Decimal::ONE_HUNDRED;

@@ -30,3 +30,20 @@ fn converts_yuan_to_fen_without_rounding() {
         Err(MoneyError::TooPrecise)
     );
 }
+
+#[test]
+fn an_amount_serializes_as_format_yuan_writes_it() {
+    for value in [
+        Decimal::new(29850, 2),
+        Decimal::new(99, 0),
+        Decimal::new(1, 1),
+        Decimal::new(5, 3),
+        Decimal::MAX,
+        Decimal::MIN,
+        Decimal::new(1, 28),
+        Decimal::ZERO,
+    ] {
+        let json = serde_json::to_string(&Yuan(value)).unwrap();
+        assert_eq!(json, format!("\"{}\"", format_yuan(value)), "{value}");
+    }
+}

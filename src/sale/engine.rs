@@ -348,8 +348,8 @@ impl Engine {
             KeyClaim::Replay { order_id } => {
                 let order = self.order_for_buyer(buyer, &order_id)?;
                 let request = &command.request;
-                let same_body = order.sale_id == request.sale_id
-                    && order.sku_id == request.sku_id
+                let same_body = order.sale_id() == request.sale_id
+                    && order.sku_id() == request.sku_id
                     && order.quantity == request.quantity;
                 if !same_body {
                     return Err(SaleError::IdempotencyConflict);

@@ -9,7 +9,9 @@ fn orders_reserve_stock_and_the_amount_is_exact() {
     let engine = live_engine(5, 3);
     let placed = order(&engine, "alice", "k-1", 3, T0).unwrap();
     assert!(!placed.replayed);
-    assert_eq!(placed.order.amount, "298.50");
+    assert_eq!(placed.order.amount, Decimal::new(29850, 2));
+    let json = serde_json::to_value(&placed.order).unwrap();
+    assert_eq!(json["amount"], "298.50");
     assert_eq!(placed.order.status, "reserved");
     assert_eq!(counts(&engine).remaining, 2);
     assert_eq!(counts(&engine).reserved, 3);
@@ -656,4 +658,55 @@ fn the_buyer_watch_hears_live_releases_only() {
     }
     assert!(replay_watch.0.lock().unwrap().is_empty());
     assert!(replayed.knows_key("bob", "k-1"));
+}
+
+/// The order view shares the record's strings and formats its times and
+/// amount while it is serialized; the JSON is what the owned view with a
+/// `String` per field wrote, key for key and byte for byte.
+#[test]
+fn an_order_view_serializes_as_the_owned_view_did() {
+    #[derive(serde::Serialize)]
+    struct OwnedView {
+        order_id: String,
+        sale_id: String,
+        sku_id: String,
+        quantity: u32,
+        amount: String,
+        currency: &'static str,
+        status: &'static str,
+        created_at: String,
+        expires_at: String,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        paid_at: Option<String>,
+    }
+    let owned = |view: &crate::sale::views::OrderView| OwnedView {
+        order_id: view.order_id.to_string(),
+        sale_id: view.sale_id().to_owned(),
+        sku_id: view.sku_id().to_owned(),
+        quantity: view.quantity,
+        amount: crate::money::format_yuan(view.amount),
+        currency: view.currency,
+        status: view.status,
+        created_at: crate::clock::format_rfc3339(view.created_at),
+        expires_at: crate::clock::format_rfc3339(view.expires_at),
+        paid_at: view.paid_at.map(crate::clock::format_rfc3339),
+    };
+    let engine = live_engine(5, 3);
+    let mut view = order(&engine, "alice", "k-1", 3, T0 + 7).unwrap().order;
+    assert_eq!((view.sale_id(), view.sku_id()), ("s1", "k1"));
+    let json = serde_json::to_string(&view).unwrap();
+    assert_eq!(json, serde_json::to_string(&owned(&view)).unwrap());
+    assert!(json.contains(r#""amount":"298.50""#), "{json}");
+    assert!(!json.contains("paid_at"), "{json}");
+    view.paid_at = Some(T0 + 60_123);
+    let json = serde_json::to_string(&view).unwrap();
+    assert_eq!(json, serde_json::to_string(&owned(&view)).unwrap());
+    assert!(json.contains(r#""paid_at":""#), "{json}");
+    // Flattened into the admin view, the same keys come first.
+    let admin = engine.order_for_admin(&view.order_id).unwrap();
+    let admin_json = serde_json::to_value(&admin).unwrap();
+    let plain = serde_json::to_value(&admin.order).unwrap();
+    for (key, value) in plain.as_object().unwrap() {
+        assert_eq!(&admin_json[key], value, "{key}");
+    }
 }

@@ -31,6 +31,7 @@ fn order_id(engine: &Engine, buyer: &str, key: &str, quantity: u32, now: UnixMs)
         .unwrap()
         .order
         .order_id
+        .to_string()
 }
 
 fn status(engine: &Engine, order_id: &str) -> &'static str {

@@ -1,8 +1,8 @@
 //! Read models: what the API returns for a sale, an order and the stats.
 
-use crate::clock::{format_rfc3339, UnixMs};
+use crate::clock::{format_rfc3339, Rfc3339Ms, UnixMs};
 use crate::inventory::{BuyerKey, StockCounts};
-use crate::money::format_yuan;
+use crate::money::{format_yuan, Yuan};
 use crate::sale::payment::PaymentState;
 use crate::sale::{OrderStatus, RejectReason, Sale};
 use rust_decimal::Decimal;
@@ -255,19 +255,68 @@ impl OrderRecord {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
+/// An order as the API shows it. It shares the record's strings (the id,
+/// the sale) and keeps times and the amount as numbers, formatted only
+/// while it is serialized: making one allocates nothing.
+#[derive(Clone)]
 pub struct OrderView {
-    pub order_id: String,
-    pub sale_id: String,
-    pub sku_id: String,
+    pub order_id: Arc<str>,
+    sale: Arc<Sale>,
+    item_index: usize,
     pub quantity: u32,
-    pub amount: String,
+    pub amount: Decimal,
     pub currency: &'static str,
     pub status: &'static str,
-    pub created_at: String,
-    pub expires_at: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub paid_at: Option<String>,
+    pub created_at: UnixMs,
+    pub expires_at: UnixMs,
+    pub paid_at: Option<UnixMs>,
+}
+
+impl OrderView {
+    pub fn sale_id(&self) -> &str {
+        &self.sale.spec.sale_id
+    }
+
+    pub fn sku_id(&self) -> &str {
+        &self.sale.spec.items[self.item_index].sku_id
+    }
+}
+
+impl Serialize for OrderView {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let fields = if self.paid_at.is_some() { 10 } else { 9 };
+        let mut out = serializer.serialize_struct("OrderView", fields)?;
+        out.serialize_field("order_id", &*self.order_id)?;
+        out.serialize_field("sale_id", self.sale_id())?;
+        out.serialize_field("sku_id", self.sku_id())?;
+        out.serialize_field("quantity", &self.quantity)?;
+        out.serialize_field("amount", &Yuan(self.amount))?;
+        out.serialize_field("currency", self.currency)?;
+        out.serialize_field("status", self.status)?;
+        out.serialize_field("created_at", &Rfc3339Ms(self.created_at))?;
+        out.serialize_field("expires_at", &Rfc3339Ms(self.expires_at))?;
+        if let Some(paid_at) = self.paid_at {
+            out.serialize_field("paid_at", &Rfc3339Ms(paid_at))?;
+        }
+        out.end()
+    }
+}
+
+impl std::fmt::Debug for OrderView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OrderView")
+            .field("order_id", &self.order_id)
+            .field("sale_id", &self.sale_id())
+            .field("sku_id", &self.sku_id())
+            .field("quantity", &self.quantity)
+            .field("amount", &self.amount)
+            .field("status", &self.status)
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .field("paid_at", &self.paid_at)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -295,16 +344,16 @@ pub struct HistoryEntry {
 impl OrderRecord {
     pub fn view(&self) -> OrderView {
         OrderView {
-            order_id: self.order_id.to_string(),
-            sale_id: self.sale.spec.sale_id.clone(),
-            sku_id: self.sale.spec.items[self.item_index()].sku_id.clone(),
+            order_id: Arc::clone(&self.order_id),
+            sale: Arc::clone(&self.sale),
+            item_index: self.item_index(),
             quantity: self.quantity,
-            amount: format_yuan(self.amount),
+            amount: self.amount,
             currency: CURRENCY,
             status: self.status.as_str(),
-            created_at: format_rfc3339(self.created_at),
-            expires_at: format_rfc3339(self.expires_at),
-            paid_at: self.paid_at().map(format_rfc3339),
+            created_at: self.created_at,
+            expires_at: self.expires_at,
+            paid_at: self.paid_at(),
         }
     }
 
