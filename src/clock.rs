@@ -25,7 +25,7 @@ pub fn format_rfc3339(at: UnixMs) -> String {
 
 /// An instant that serializes as [`format_rfc3339`] writes it, the text
 /// made on the stack instead of allocated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Rfc3339Ms(pub UnixMs);
 
 impl serde::Serialize for Rfc3339Ms {

@@ -6,8 +6,9 @@
 //! `wxpay-sim` runs the WeChat Pay simulator as its own process.
 
 /// jemalloc, not glibc's malloc: an order's blocks are made on an HTTP
-/// thread and many are freed on the journal or store writer's, and glibc's
-/// per-thread cache runs dry on that pattern (docs/PROFILE.md, "the
+/// thread and are either kept for good by the tables or freed on the
+/// journal writer's thread, and glibc's per-thread cache runs dry on that
+/// pattern (docs/PROFILE.md, "the
 /// allocator": `flash` fsync at 64 connections +16%, `none` +6%).
 #[cfg(not(target_env = "msvc"))]
 #[global_allocator]

@@ -52,7 +52,7 @@ pub fn format_yuan(value: Decimal) -> String {
 
 /// An amount that serializes as [`format_yuan`] writes it, the text made
 /// on the stack instead of allocated.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug)]
 pub struct Yuan(pub Decimal);
 
 impl serde::Serialize for Yuan {
