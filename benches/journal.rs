@@ -281,7 +281,7 @@ fn order_reserved(ids: &OrderIds, rng: &mut Rng, index: u64, at: i64) -> Event {
     let price: Decimal = spec_prices[item].parse().expect("price");
     Event::OrderReserved {
         at,
-        order_id: ids.next_id(),
+        order_id: ids.next_id().to_string(),
         sale_id: SALE_ID.into(),
         sku_id: skus[item].into(),
         buyer: buyer_id(rng, index),

@@ -2,6 +2,7 @@
 //! order ids the gateway makes (also the WeChat Pay `out_trade_no`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 /// `sale_id` and `sku_id`: 1–32 chars of `[A-Za-z0-9_-]`.
 pub fn is_valid_host_id(id: &str) -> bool {
@@ -56,6 +57,10 @@ fn is_id_byte(byte: u8) -> bool {
     byte.is_ascii_alphanumeric() || byte == b'_' || byte == b'-'
 }
 
+/// Room for the longest order id: the prefix at its longest (`FG`, an
+/// `i64`'s 16 hex digits, a node's 3-character tag) and `u64::MAX`'s 20 digits.
+const ORDER_ID_BYTES_ON_STACK: usize = 2 + 16 + 3 + 20;
+
 /// Makes order ids unique within the process and across restarts: a prefix
 /// from the start time in milliseconds, then a counter. 24 characters; 27
 /// on a cluster node, whose prefix also holds its node tag (three base-36
@@ -93,26 +98,34 @@ impl OrderIds {
 
     /// The prefix and the counter in at least 11 decimal digits, as
     /// `format!("{prefix}{sequence:011}")` writes it, without the
-    /// formatting machinery: this runs for every order.
-    pub fn next_id(&self) -> String {
+    /// formatting machinery: this runs for every order. Made on the stack
+    /// and copied once into the `Arc` the order's record, key and hold share.
+    pub fn next_id(&self) -> Arc<str> {
         let sequence = self.next.fetch_add(1, Ordering::Relaxed);
-        let mut digits = [b'0'; 20]; // u64::MAX has 20
-        let mut start = digits.len();
-        let mut rest = sequence;
-        loop {
-            start -= 1;
-            digits[start] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
+        let mut digits = [b'0'; 20];
+        let start = decimal_digits(sequence, &mut digits).min(digits.len() - 11);
+        let mut id = [0u8; ORDER_ID_BYTES_ON_STACK];
+        let length = self.prefix.len() + digits.len() - start;
+        id[..self.prefix.len()].copy_from_slice(self.prefix.as_bytes());
+        id[self.prefix.len()..length].copy_from_slice(&digits[start..]);
+        let id = std::str::from_utf8(&id[..length]).expect("ASCII prefix and digits");
+        debug_assert!(is_valid_order_id(id), "{id}");
+        Arc::from(id)
+    }
+}
+
+/// Writes `value` in decimal at the end of `digits` (`u64::MAX` has 20)
+/// and answers where it starts; the bytes before are left as they were.
+pub fn decimal_digits(value: u64, digits: &mut [u8; 20]) -> usize {
+    let mut start = digits.len();
+    let mut rest = value;
+    loop {
+        start -= 1;
+        digits[start] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            return start;
         }
-        let start = start.min(digits.len() - 11);
-        let mut id = String::with_capacity(self.prefix.len() + digits.len() - start);
-        id.push_str(&self.prefix);
-        id.extend(digits[start..].iter().map(|&digit| char::from(digit)));
-        debug_assert!(is_valid_order_id(&id), "{id}");
-        id
     }
 }
 
@@ -148,8 +161,14 @@ mod tests {
         let longest = 9_999_999_999_999_999_999; // 19 digits: 32 characters in all
         for sequence in [1, 9, 10, 12_345, 99_999_999_999, 100_000_000_000, longest] {
             ids.next.store(sequence, Ordering::Relaxed);
-            assert_eq!(ids.next_id(), format!("{}{sequence:011}", ids.prefix));
+            assert_eq!(*ids.next_id(), format!("{}{sequence:011}", ids.prefix));
         }
+        let longest_prefix = OrderIds::tagged(i64::MAX, 36 * 36 * 36 - 1).prefix;
+        assert_eq!(
+            longest_prefix.len() + u64::MAX.to_string().len(),
+            ORDER_ID_BYTES_ON_STACK,
+            "the stack buffer holds the longest id"
+        );
     }
 
     #[test]
@@ -172,7 +191,7 @@ mod tests {
         let order_id = OrderIds::new(1_764_000_000_000).next_id();
         let out_refund_no = out_refund_no_of(&order_id);
         assert!(is_valid_out_refund_no(&out_refund_no), "{out_refund_no}");
-        assert_eq!(order_id_of_refund(&out_refund_no), Some(order_id.as_str()));
+        assert_eq!(order_id_of_refund(&out_refund_no), Some(&*order_id));
         // An order id that itself ends in R1 still round-trips.
         assert_eq!(
             order_id_of_refund(&out_refund_no_of("abcR1")),

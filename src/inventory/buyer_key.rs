@@ -6,6 +6,7 @@
 //! its own header and malloc's rounding, the key's the same) and two fat
 //! pointers in each map entry; one shared allocation and one pointer do.
 
+use crate::ids::decimal_digits;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -18,18 +19,20 @@ pub struct BuyerKey(Arc<str>);
 
 impl BuyerKey {
     pub fn new(buyer: &str, key: &str) -> BuyerKey {
-        use std::io::Write;
+        let mut digits = [0u8; 20];
+        let start = decimal_digits(key.len() as u64, &mut digits);
+        let digits = &digits[start..];
+        let parts: [&[u8]; 4] = [digits, b":", key.as_bytes(), buyer.as_bytes()];
+        let length: usize = parts.iter().map(|part| part.len()).sum();
         // Made on the stack and copied once into the shared allocation;
         // an unusually long pair goes through a `String`.
         let mut on_stack = [0u8; 160];
-        let room = on_stack.len();
-        let mut cursor = std::io::Cursor::new(&mut on_stack[..]);
-        let written = write!(cursor, "{}:", key.len())
-            .and_then(|()| cursor.write_all(key.as_bytes()))
-            .and_then(|()| cursor.write_all(buyer.as_bytes()));
-        if written.is_ok() {
-            let length = cursor.position() as usize;
-            debug_assert!(length <= room);
+        if length <= on_stack.len() {
+            let mut at = 0;
+            for part in parts {
+                on_stack[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
             let text = std::str::from_utf8(&on_stack[..length]).expect("two strs and digits");
             return BuyerKey(Arc::from(text));
         }
@@ -111,6 +114,9 @@ mod tests {
             ("12:ab", "3:x"),
             ("bu\"yer\\\u{e9}", &"k".repeat(130)),
             (&"b".repeat(100), &"k".repeat(100)),
+            // 160 bytes in all, the stack buffer's size, then one more.
+            (&"b".repeat(147), &"k".repeat(10)),
+            (&"b".repeat(148), &"k".repeat(10)),
         ] {
             let both = BuyerKey::new(buyer, key);
             assert_eq!((both.buyer(), both.key()), (buyer, key));

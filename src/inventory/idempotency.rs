@@ -2,8 +2,9 @@
 //! order, never a second one.
 //!
 //! A key is scoped to the buyer (two buyers may use the same key). The first
-//! request claims the key, with its body, before it reserves anything; a
-//! concurrent duplicate sees the claim and is told to retry. Once the order
+//! request claims the key, with what its body asked for ([`Asked`]), before
+//! it reserves anything; a concurrent duplicate sees the claim and is told
+//! to retry. Once the order
 //! exists the key holds only its id: the order itself says what was asked
 //! for, so the engine compares a replayed body against it (one allocation
 //! per key instead of a copy of every body). A claim whose reservation
@@ -14,9 +15,11 @@ use crate::inventory::{BuyerKey, ConcurrentMap};
 use dashmap::mapref::entry::Entry;
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// What the body of an order request asked for; the key is bound to it.
+/// What the body of an order request names; the engine finds its item and
+/// claims the key with an [`Asked`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OrderRequest {
     pub sale_id: String,
@@ -24,10 +27,32 @@ pub struct OrderRequest {
     pub quantity: u32,
 }
 
+/// Names one item of one sale for the life of the process: two items
+/// never share a serial, whichever engine made them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ItemSerial(u64);
+
+impl ItemSerial {
+    pub fn next() -> ItemSerial {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        ItemSerial(NEXT.fetch_add(1, Ordering::Relaxed))
+    }
+}
+
+/// What an order request asked for, once the engine has found its item:
+/// the same two requests ask for the same item and quantity. A claim keeps
+/// this instead of a copy of the body's strings.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Asked {
+    pub item: ItemSerial,
+    pub quantity: u32,
+}
+
 enum Claim {
-    /// Being processed: the body, to tell a duplicate from a conflict.
-    /// Boxed: a million bound keys should not each reserve room for a body.
-    InProgress(Box<OrderRequest>),
+    /// Being processed: what it asked for, to tell a duplicate from a
+    /// conflict. Boxed: a million bound keys should not each reserve room
+    /// for it (the map's slot stays the size of the order id's `Arc<str>`).
+    InProgress(Box<Asked>),
     /// Made this order; the id is shared with the order's own record.
     Bound(Arc<str>),
 }
@@ -125,26 +150,23 @@ impl IdempotencyKeys {
         IdempotencyKeys { claims }
     }
 
-    pub fn claim(&self, buyer: &str, key: &str, request: &OrderRequest) -> KeyClaim {
-        let seen = |claim: &Claim| match claim {
-            Claim::Bound(order_id) => KeyClaim::Replay {
-                order_id: Arc::clone(order_id),
-            },
-            Claim::InProgress(claimed) if **claimed == *request => KeyClaim::InProgress,
-            Claim::InProgress(_) => KeyClaim::Conflict,
-        };
-        // A retry finds its key without allocating; a new key is entered
-        // through `entry`, which decides between two racing claims.
-        if let Some(claim) = self.claims.get(&(buyer, key) as &dyn KeyPair) {
-            return seen(&claim);
-        }
+    pub fn claim(&self, buyer: &str, key: &str, asked: Asked) -> KeyClaim {
+        // One lookup: a new key (nearly every request of a burst) is
+        // entered by it, and `entry` decides between two racing claims. A
+        // retry pays for the owned key it did not need.
         match self.claims.entry(ClaimKey(BuyerKey::new(buyer, key))) {
             Entry::Vacant(vacant) => {
                 let shared = vacant.key().0.clone();
-                vacant.insert(Claim::InProgress(Box::new(request.clone())));
+                vacant.insert(Claim::InProgress(Box::new(asked)));
                 KeyClaim::Claimed(shared)
             }
-            Entry::Occupied(occupied) => seen(occupied.get()),
+            Entry::Occupied(occupied) => match occupied.get() {
+                Claim::Bound(order_id) => KeyClaim::Replay {
+                    order_id: Arc::clone(order_id),
+                },
+                Claim::InProgress(claimed) if **claimed == asked => KeyClaim::InProgress,
+                Claim::InProgress(_) => KeyClaim::Conflict,
+            },
         }
     }
 

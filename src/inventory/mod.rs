@@ -12,7 +12,7 @@ pub mod limits;
 pub mod shards;
 
 pub use buyer_key::{BuyerKey, BuyerOf};
-pub use idempotency::{IdempotencyKeys, KeyClaim, OrderRequest};
+pub use idempotency::{Asked, IdempotencyKeys, ItemSerial, KeyClaim, OrderRequest};
 pub use limits::{LimitExceeded, PerUserLimits};
 pub use shards::{Cell, Shards, Shortage};
 

@@ -176,9 +176,8 @@ mod tests;
 
 const EVENT_BYTES_INITIAL: usize = 512;
 
-/// The journal as the engine's sink: events are stored as JSON.
-impl crate::sale::EventSink for Journal {
-    fn submit(&self, event: &crate::sale::Event) -> writer::Commit {
+impl Journal {
+    fn submit_encoded(&self, event: &impl serde::Serialize) -> writer::Commit {
         // An order_reserved event is about 290 bytes: one allocation, no
         // regrowth (`serde_json::to_vec` starts at 128 and doubles).
         let mut payload = Vec::with_capacity(EVENT_BYTES_INITIAL);
@@ -188,6 +187,17 @@ impl crate::sale::EventSink for Journal {
                 "event cannot be encoded: {error}"
             )))),
         }
+    }
+}
+
+/// The journal as the engine's sink: events are stored as JSON.
+impl crate::sale::EventSink for Journal {
+    fn submit(&self, event: &crate::sale::Event) -> writer::Commit {
+        self.submit_encoded(event)
+    }
+
+    fn submit_reserved(&self, reservation: &crate::sale::Reservation<'_>) -> writer::Commit {
+        self.submit_encoded(reservation)
     }
 
     fn barrier(&self) -> writer::Commit {

@@ -13,7 +13,7 @@ use crate::clock::UnixMs;
 use crate::inventory::{BuyerKey, Shortage};
 use crate::journal::Commit;
 use crate::sale::engine::{item_index, shard_hint_of};
-use crate::sale::event::{Event, SaleSpec};
+use crate::sale::event::{Event, Reservation, SaleSpec};
 use crate::sale::payment::{LatePayment, Prepay, RefundReason, RefundRecord};
 use crate::sale::replay::{ReplayCursor, ReservedOrder};
 use crate::sale::views::{NewOrder, OrderRecord, OrderView};
@@ -200,33 +200,33 @@ impl Engine {
 
     /// Records a reservation whose stock is already taken, and binds its
     /// idempotency key (after the order is readable: a concurrent duplicate
-    /// reads it at once).
-    /// `names`: the buyer and key as the claim holds them.
-    /// `want_view`: the live path answers with the order.
+    /// reads it at once). Answers with the order's view.
+    /// `order_id`: the one allocation of the id, shared by the record, the
+    /// key and the timer. `names`: the buyer and key as the claim holds them.
     pub(super) fn insert_order(
         &self,
         sale: &Arc<Sale>,
         index: usize,
-        event: &Event,
+        reservation: &Reservation<'_>,
+        order_id: &Arc<str>,
         names: BuyerKey,
-        want_view: bool,
-    ) -> Option<OrderView> {
-        let Event::OrderReserved {
-            order_id,
-            expires_at,
-            ..
-        } = event
-        else {
-            unreachable!("insert_order is only called with OrderReserved");
-        };
-        // One allocation for the id, shared by the map, the key and the timer.
-        let order_id: Arc<str> = order_id.as_str().into();
-        let record = reserved_record(event, sale, index, Arc::clone(&order_id), names.clone());
-        let view = want_view.then(|| record.view());
+    ) -> OrderView {
+        let record = OrderRecord::reserved(NewOrder {
+            order_id: Arc::clone(order_id),
+            sale: Arc::clone(sale),
+            item_index: index,
+            names: names.clone(),
+            quantity: reservation.quantity,
+            amount: reservation.amount,
+            created_at: reservation.at,
+            expires_at: reservation.expires_at,
+        });
+        let view = record.view();
         self.orders.insert(Box::new(record));
         // After the insert: a retry that finds the binding reads the order.
-        self.keys.bind(&names, &order_id);
-        self.holds.schedule(*expires_at, order_id);
+        self.keys.bind(&names, order_id);
+        self.holds
+            .schedule(reservation.expires_at, Arc::clone(order_id));
         sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
         view
     }
@@ -499,34 +499,4 @@ fn record_payment(order: &mut OrderRecord, event: &Event) {
         | Event::OrderReserved { .. }
         | Event::OrderTransitioned { .. } => {}
     }
-}
-
-/// A new order's record, from its `OrderReserved` event and its shared strings.
-fn reserved_record(
-    event: &Event,
-    sale: &Arc<Sale>,
-    item_index: usize,
-    order_id: Arc<str>,
-    names: BuyerKey,
-) -> OrderRecord {
-    let Event::OrderReserved {
-        at,
-        quantity,
-        amount,
-        expires_at,
-        ..
-    } = event
-    else {
-        unreachable!("reserved_record is only called with OrderReserved");
-    };
-    OrderRecord::reserved(NewOrder {
-        order_id,
-        sale: Arc::clone(sale),
-        item_index,
-        names,
-        quantity: *quantity,
-        amount: *amount,
-        created_at: *at,
-        expires_at: *expires_at,
-    })
 }

@@ -3,17 +3,19 @@
 //!
 //! Every change is an [`Event`]. Host actions, cancels and expiries build the
 //! event first and go through [`Engine::apply`], the same function replay
-//! uses. A reservation decides with a CAS on the stock, then records its
-//! outcome through the same `insert_order` that replay uses. Callers get the
-//! event back to journal it before they acknowledge.
+//! uses. A reservation decides with a CAS on the stock, submits its
+//! `order_reserved` as a borrowed [`Reservation`] (the same JSON as the
+//! event, no strings copied) and records the order with `insert_order`;
+//! replay rebuilds the same state from the event (`replay_reservation`).
+//! Callers get a commit to await before they acknowledge.
 
 use crate::clock::UnixMs;
 use crate::ids::{is_valid_host_id, OrderIds};
 use crate::inventory::{
-    BuyerKey, ConcurrentMap, IdempotencyKeys, KeyClaim, OrderRequest, Shortage,
+    Asked, BuyerKey, ConcurrentMap, IdempotencyKeys, KeyClaim, OrderRequest, Shortage,
 };
 use crate::journal::Commit;
-use crate::sale::event::{Event, SaleSpec};
+use crate::sale::event::{Event, Reservation, SaleSpec};
 use crate::sale::holds::HoldTimers;
 use crate::sale::order_table::OrderTable;
 use crate::sale::payment::PendingPayments;
@@ -343,7 +345,11 @@ impl Engine {
                 return Err(refusal);
             }
         }
-        let names = match self.keys.claim(buyer, key, &command.request) {
+        let asked = Asked {
+            item: sale.items[index].serial,
+            quantity,
+        };
+        let names = match self.keys.claim(buyer, key, asked) {
             KeyClaim::Claimed(names) => names,
             KeyClaim::Replay { order_id } => {
                 let order = self.order_for_buyer(buyer, &order_id)?;
@@ -437,22 +443,21 @@ impl Engine {
                 Shortage::Insufficient => SaleError::InsufficientStock { quantity },
             });
         }
-        let event = Event::OrderReserved {
+        let order_id = self.order_ids.next_id();
+        let reservation = Reservation {
             at: now,
-            order_id: self.order_ids.next_id(),
-            sale_id: sale.spec.sale_id.clone(),
-            sku_id: command.request.sku_id.clone(),
-            buyer: command.buyer.to_owned(),
+            order_id: &order_id,
+            sale_id: sale.id(),
+            sku_id: &sale.spec.items[index].sku_id,
+            buyer: command.buyer,
             quantity,
             amount: sale.spec.items[index].price * Decimal::from(quantity),
-            idempotency_key: command.idempotency_key.to_owned(),
+            idempotency_key: command.idempotency_key,
             expires_at: now + i64::from(sale.spec.hold_seconds) * 1000,
         };
         // Queued after any release whose stock this CAS may have taken.
-        let commit = self.sink.submit(&event);
-        let order = self
-            .insert_order(sale, index, &event, names, true)
-            .expect("a view was asked for");
+        let commit = self.sink.submit_reserved(&reservation);
+        let order = self.insert_order(sale, index, &reservation, &order_id, names);
         Ok((order, commit))
     }
 

@@ -710,3 +710,52 @@ fn an_order_view_serializes_as_the_owned_view_did() {
         assert_eq!(&admin_json[key], value, "{key}");
     }
 }
+
+#[test]
+fn a_reservation_encodes_as_its_event_does() {
+    // Strings that need escaping, a negative time, an amount with a scale.
+    let reservation = Reservation {
+        at: -1,
+        order_id: "FG19ab0000000000000000001",
+        sale_id: "s1",
+        sku_id: "k-1",
+        buyer: "o\"pen\\id\u{1}é",
+        quantity: 3,
+        amount: Decimal::new(29850, 2),
+        idempotency_key: "key:\"1\"",
+        expires_at: i64::MAX,
+    };
+    let event = reservation.to_event();
+    let borrowed = serde_json::to_string(&reservation).unwrap();
+    assert_eq!(borrowed, serde_json::to_string(&event).unwrap());
+    assert!(borrowed.starts_with(r#"{"order_reserved":{"at":-1,"order_id":"#));
+    assert_eq!(serde_json::from_str::<Event>(&borrowed).unwrap(), event);
+}
+
+#[test]
+fn a_live_order_submits_its_reservation_as_the_event_replay_reads() {
+    let (engine, recording) = recorded_engine(5, 3);
+    let placed = order(&engine, "alice", "k-1", 2, T0).unwrap();
+    let Some(Event::OrderReserved {
+        order_id,
+        sale_id,
+        sku_id,
+        buyer,
+        quantity,
+        amount,
+        idempotency_key,
+        ..
+    }) = recording.events().last().cloned()
+    else {
+        panic!("no reservation recorded: {:?}", recording.events());
+    };
+    assert_eq!(*placed.order.order_id, order_id);
+    assert_eq!(
+        (sale_id.as_str(), sku_id.as_str(), buyer.as_str()),
+        ("s1", "k1", "alice")
+    );
+    assert_eq!(
+        (quantity, amount, idempotency_key.as_str()),
+        (2, placed.order.amount, "k-1")
+    );
+}

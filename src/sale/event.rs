@@ -104,6 +104,68 @@ pub enum Event {
     },
 }
 
+/// A new order's `OrderReserved` event, borrowed from the live path: the
+/// strings stay where the request and the sale hold them, and the journal
+/// encodes the same JSON as [`Event::OrderReserved`] without copying them
+/// (`a_reservation_encodes_as_its_event_does`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Reservation<'a> {
+    pub at: UnixMs,
+    pub order_id: &'a str,
+    pub sale_id: &'a str,
+    pub sku_id: &'a str,
+    pub buyer: &'a str,
+    pub quantity: u32,
+    pub amount: Decimal,
+    pub idempotency_key: &'a str,
+    pub expires_at: UnixMs,
+}
+
+impl Reservation<'_> {
+    /// The owned event, for sinks that keep events rather than bytes.
+    pub fn to_event(&self) -> Event {
+        Event::OrderReserved {
+            at: self.at,
+            order_id: self.order_id.to_owned(),
+            sale_id: self.sale_id.to_owned(),
+            sku_id: self.sku_id.to_owned(),
+            buyer: self.buyer.to_owned(),
+            quantity: self.quantity,
+            amount: self.amount,
+            idempotency_key: self.idempotency_key.to_owned(),
+            expires_at: self.expires_at,
+        }
+    }
+}
+
+impl Serialize for Reservation<'_> {
+    /// As serde derives it for [`Event::OrderReserved`]: the variant's
+    /// name around its fields, in declaration order, the amount as text.
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStructVariant;
+        let mut fields = serializer.serialize_struct_variant("Event", 3, "order_reserved", 9)?;
+        fields.serialize_field("at", &self.at)?;
+        fields.serialize_field("order_id", self.order_id)?;
+        fields.serialize_field("sale_id", self.sale_id)?;
+        fields.serialize_field("sku_id", self.sku_id)?;
+        fields.serialize_field("buyer", self.buyer)?;
+        fields.serialize_field("quantity", &self.quantity)?;
+        fields.serialize_field("amount", &DecimalText(&self.amount))?;
+        fields.serialize_field("idempotency_key", self.idempotency_key)?;
+        fields.serialize_field("expires_at", &self.expires_at)?;
+        fields.end()
+    }
+}
+
+/// A `Decimal` as `rust_decimal::serde::str` writes it.
+struct DecimalText<'a>(&'a Decimal);
+
+impl Serialize for DecimalText<'_> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        rust_decimal::serde::str::serialize(self.0, serializer)
+    }
+}
+
 /// A sale as the host defined it, validated.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

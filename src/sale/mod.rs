@@ -19,7 +19,7 @@ pub(crate) mod test_support;
 pub mod views;
 
 pub use engine::{BuyerCountWatch, Engine, EngineLimits, ExpiryBatch, PlaceOrder, Placed};
-pub use event::{Event, ItemSpec, SaleSpec};
+pub use event::{Event, ItemSpec, Reservation, SaleSpec};
 pub use lifecycle::{SaleAction, SaleStatus};
 pub use order::{OrderAction, OrderStatus};
 pub use payment::{
@@ -27,7 +27,7 @@ pub use payment::{
 };
 
 use crate::clock::UnixMs;
-use crate::inventory::{ItemStock, PerUserLimits};
+use crate::inventory::{ItemSerial, ItemStock, PerUserLimits};
 use crate::journal::Commit;
 use std::sync::atomic::{AtomicU64, AtomicU8, Ordering};
 use std::sync::Mutex;
@@ -75,6 +75,11 @@ pub fn invalid(field: &str, message: impl Into<String>) -> SaleError {
 pub trait EventSink: Send + Sync {
     /// Queues the event; the [`Commit`] resolves when it is durable.
     fn submit(&self, event: &Event) -> Commit;
+    /// Queues a new order's event; a sink that writes bytes encodes it
+    /// without making the owned [`Event`] first (every order comes here).
+    fn submit_reserved(&self, reservation: &Reservation<'_>) -> Commit {
+        self.submit(&reservation.to_event())
+    }
     /// Resolves when everything submitted before it is durable.
     fn barrier(&self) -> Commit;
 }
@@ -146,6 +151,8 @@ pub struct Sale {
 }
 
 pub struct Item {
+    /// Which item an idempotency claim asked for ([`crate::inventory::Asked`]).
+    pub serial: ItemSerial,
     pub stock: ItemStock,
     pub buyers: PerUserLimits,
 }
@@ -204,6 +211,7 @@ impl Sale {
         let items = stocks
             .into_iter()
             .map(|stock| Item {
+                serial: ItemSerial::next(),
                 stock,
                 buyers: PerUserLimits::default(),
             })

@@ -137,9 +137,8 @@ fn replaying_ahead_and_in_order_rebuilds_what_apply_does() {
             let claim = engine.keys.claim(
                 &engine.order_for_admin(id).unwrap().buyer,
                 &key,
-                &crate::inventory::OrderRequest {
-                    sale_id: "s1".into(),
-                    sku_id: "k1".into(),
+                crate::inventory::Asked {
+                    item: engine.sale("s1").unwrap().items[0].serial,
                     quantity: 1,
                 },
             );
