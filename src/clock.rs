@@ -28,14 +28,21 @@ pub fn format_rfc3339(at: UnixMs) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct Rfc3339Ms(pub UnixMs);
 
+impl Rfc3339Ms {
+    /// Hands the text to `use_text`: from the stack for years 1970..=9999.
+    pub fn with_text<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
+        match rfc3339_text(self.0) {
+            Some(text) => {
+                use_text(std::str::from_utf8(&text).expect("digits and separators are ASCII"))
+            }
+            None => use_text(&format_rfc3339_slow(self.0)),
+        }
+    }
+}
+
 impl serde::Serialize for Rfc3339Ms {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match rfc3339_text(self.0) {
-            Some(text) => serializer.serialize_str(
-                std::str::from_utf8(&text).expect("digits and separators are ASCII"),
-            ),
-            None => serializer.serialize_str(&format_rfc3339_slow(self.0)),
-        }
+        self.with_text(|text| serializer.serialize_str(text))
     }
 }
 

@@ -16,6 +16,7 @@ pub mod http;
 pub mod ids;
 pub mod inventory;
 pub mod journal;
+pub mod json;
 pub mod metrics;
 pub mod money;
 pub mod pay;

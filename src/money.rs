@@ -55,16 +55,84 @@ pub fn format_yuan(value: Decimal) -> String {
 #[derive(Clone, Copy, Debug)]
 pub struct Yuan(pub Decimal);
 
-impl serde::Serialize for Yuan {
-    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        use std::fmt::Write as _;
+impl Yuan {
+    /// Hands the text to `use_text`, made on the stack.
+    pub fn with_text<R>(self, use_text: impl FnOnce(&str) -> R) -> R {
         let mut rounded = self.0;
         rounded.rescale(2);
-        let mut text = StackText::default();
-        match write!(text, "{rounded}") {
-            Ok(()) => serializer.serialize_str(text.as_str()),
-            Err(_) => serializer.serialize_str(&rounded.to_string()),
+        with_decimal_text(rounded, use_text)
+    }
+}
+
+/// Hands `value`'s text at its own scale (as `Display` and
+/// `rust_decimal::serde::str` write it) to `use_text`, made on the stack.
+pub fn with_decimal_text<R>(value: Decimal, use_text: impl FnOnce(&str) -> R) -> R {
+    use std::fmt::Write as _;
+    if let Some(text) = DecimalDigits::of(value) {
+        return use_text(text.as_str());
+    }
+    let mut text = StackText::default();
+    match write!(text, "{value}") {
+        Ok(()) => use_text(text.as_str()),
+        Err(_) => use_text(&value.to_string()),
+    }
+}
+
+impl serde::Serialize for Yuan {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.with_text(|text| serializer.serialize_str(text))
+    }
+}
+
+/// A decimal's text written straight from its mantissa when that fits a
+/// `u64` and its scale is at most 19 (every price and amount here), with
+/// the rules of `Display`: digits padded to the scale, `0` before a bare
+/// point, a zero of scale 0 as `0`, the sign of a negative zero kept.
+struct DecimalDigits {
+    bytes: [u8; 24],
+    len: usize,
+}
+
+impl DecimalDigits {
+    fn of(value: Decimal) -> Option<DecimalDigits> {
+        let mantissa = u64::try_from(value.mantissa().unsigned_abs()).ok()?;
+        let scale = value.scale() as usize;
+        if scale > 19 {
+            return None;
         }
+        let mut digits = [b'0'; 20];
+        let start = match mantissa {
+            0 => digits.len(),
+            _ => crate::ids::decimal_digits(mantissa, &mut digits),
+        };
+        // Padded with the buffer's zeros to at least `scale` digits.
+        let start = start.min(digits.len() - scale);
+        let point = digits.len() - scale;
+        let mut text = DecimalDigits {
+            bytes: [0; 24],
+            len: 0,
+        };
+        if value.is_sign_negative() {
+            text.push(b"-");
+        }
+        match point - start {
+            0 => text.push(b"0"),
+            _ => text.push(&digits[start..point]),
+        }
+        if scale > 0 {
+            text.push(b".");
+            text.push(&digits[point..]);
+        }
+        Some(text)
+    }
+
+    fn push(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn as_str(&self) -> &str {
+        std::str::from_utf8(&self.bytes[..self.len]).expect("digits, a sign and a point")
     }
 }
 

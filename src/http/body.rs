@@ -3,6 +3,7 @@
 //! and the SSE stream.
 
 use crate::http::error::ApiError;
+use crate::sale::views::OrderView;
 use bytes::Bytes;
 use http::{header, HeaderMap, Response, StatusCode};
 use http_body::{Body, Frame, SizeHint};
@@ -58,6 +59,14 @@ pub fn json_response<T: serde::Serialize>(status: StatusCode, value: &T) -> Resp
         Ok(()) => bytes_response(status, "application/json", bytes.into()),
         Err(error) => error_response(&ApiError::internal(error.to_string()), ""),
     }
+}
+
+/// An order's answer, written by [`OrderView::write_json`] (the bytes
+/// `json_response` would write, without serde's per-token calls).
+pub fn order_response(status: StatusCode, order: &OrderView) -> Response<ResponseBody> {
+    let mut bytes = Vec::with_capacity(JSON_RESPONSE_BYTES_INITIAL);
+    order.write_json(&mut bytes);
+    bytes_response(status, "application/json", bytes.into())
 }
 
 pub fn bytes_response(

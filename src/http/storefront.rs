@@ -2,7 +2,7 @@
 
 use crate::clock::now_ms;
 use crate::cluster::LimitRefusal;
-use crate::http::body::{json_response, parse_json, read_body, ResponseBody};
+use crate::http::body::{json_response, order_response, parse_json, read_body, ResponseBody};
 use crate::http::error::ApiError;
 use crate::http::{shard_hint, AppState};
 use crate::ids::{is_valid_host_id, is_valid_idempotency_key, is_valid_order_id};
@@ -72,7 +72,7 @@ pub async fn create_order(
     } else {
         StatusCode::CREATED
     };
-    Ok(json_response(status, &placed.order))
+    Ok(order_response(status, &placed.order))
 }
 
 fn place(
@@ -171,7 +171,7 @@ pub fn get_order(
     let buyer = state.buyer(headers)?;
     check_order_id(order_id)?;
     let order = state.engine.order_for_buyer(&buyer, order_id)?;
-    Ok(json_response(StatusCode::OK, &order))
+    Ok(order_response(StatusCode::OK, &order))
 }
 
 pub async fn cancel_order(
@@ -195,7 +195,7 @@ pub async fn cancel_order(
     if !paying && state.payments.had_prepay(order_id) {
         state.payments.cancelled(order_id);
     }
-    Ok(json_response(StatusCode::OK, &order))
+    Ok(order_response(StatusCode::OK, &order))
 }
 
 pub fn check_host_id(field: &str, id: &str) -> Result<(), ApiError> {

@@ -702,6 +702,24 @@ fn an_order_view_serializes_as_the_owned_view_did() {
     let json = serde_json::to_string(&view).unwrap();
     assert_eq!(json, serde_json::to_string(&owned(&view)).unwrap());
     assert!(json.contains(r#""paid_at":""#), "{json}");
+    // Written field by field, the same bytes: paid or not, odd amounts,
+    // times outside 1970..=9999 (the slow path).
+    for (amount, created_at, paid_at) in [
+        (Decimal::new(29850, 2), T0, None),
+        (Decimal::new(1, 0), -1, Some(T0 + 60_123)),
+        (Decimal::new(123_456_789, 5), 253_402_300_800_000, Some(0)),
+        (Decimal::MAX, i64::MIN / 2, None),
+    ] {
+        view.amount = amount;
+        view.created_at = created_at;
+        view.paid_at = paid_at;
+        let mut written = Vec::new();
+        view.write_json(&mut written);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&view).unwrap()
+        );
+    }
     // Flattened into the admin view, the same keys come first.
     let admin = engine.order_for_admin(&view.order_id).unwrap();
     let admin_json = serde_json::to_value(&admin).unwrap();
@@ -730,6 +748,29 @@ fn a_reservation_encodes_as_its_event_does() {
     assert_eq!(borrowed, serde_json::to_string(&event).unwrap());
     assert!(borrowed.starts_with(r#"{"order_reserved":{"at":-1,"order_id":"#));
     assert_eq!(serde_json::from_str::<Event>(&borrowed).unwrap(), event);
+    // Written field by field (the journal's way), the same bytes, whatever
+    // the amount's scale and sign.
+    let mut negative_zero = Decimal::new(0, 3);
+    negative_zero.set_sign_negative(true);
+    for amount in [
+        Decimal::new(29850, 2),
+        Decimal::new(5, 0),
+        Decimal::new(-1234, 3),
+        negative_zero,
+        Decimal::MAX,
+        Decimal::MIN,
+    ] {
+        let reservation = Reservation {
+            amount,
+            ..reservation
+        };
+        let mut written = Vec::new();
+        reservation.write_json(&mut written);
+        assert_eq!(
+            String::from_utf8(written).unwrap(),
+            serde_json::to_string(&reservation.to_event()).unwrap()
+        );
+    }
 }
 
 #[test]

@@ -138,6 +138,26 @@ impl Reservation<'_> {
     }
 }
 
+impl Reservation<'_> {
+    /// The record's JSON, the bytes [`Serialize`] writes, field by field
+    /// (`crate::json`): this runs for every order.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut event = crate::json::Object::new(out);
+        let mut fields = event.object("order_reserved");
+        fields.i64("at", self.at);
+        fields.str("order_id", self.order_id);
+        fields.str("sale_id", self.sale_id);
+        fields.str("sku_id", self.sku_id);
+        fields.str("buyer", self.buyer);
+        fields.u32("quantity", self.quantity);
+        crate::money::with_decimal_text(self.amount, |text| fields.str("amount", text));
+        fields.str("idempotency_key", self.idempotency_key);
+        fields.i64("expires_at", self.expires_at);
+        fields.end();
+        event.end();
+    }
+}
+
 impl Serialize for Reservation<'_> {
     /// As serde derives it for [`Event::OrderReserved`]: the variant's
     /// name around its fields, in declaration order, the amount as text.

@@ -282,6 +282,27 @@ impl OrderView {
     }
 }
 
+impl OrderView {
+    /// The view's JSON, the bytes [`Serialize`] writes, field by field
+    /// (`crate::json`): every order's answer.
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        let mut object = crate::json::Object::new(out);
+        object.str("order_id", &self.order_id);
+        object.str("sale_id", self.sale_id());
+        object.str("sku_id", self.sku_id());
+        object.u32("quantity", self.quantity);
+        Yuan(self.amount).with_text(|text| object.str("amount", text));
+        object.str("currency", self.currency);
+        object.str("status", self.status);
+        Rfc3339Ms(self.created_at).with_text(|text| object.str("created_at", text));
+        Rfc3339Ms(self.expires_at).with_text(|text| object.str("expires_at", text));
+        if let Some(paid_at) = self.paid_at {
+            Rfc3339Ms(paid_at).with_text(|text| object.str("paid_at", text));
+        }
+        object.end();
+    }
+}
+
 impl Serialize for OrderView {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeStruct as _;
