@@ -138,8 +138,12 @@ impl HttpThreads {
             let join = std::thread::Builder::new()
                 .name(format!("http-{index}"))
                 .spawn(move || {
-                    // Until stopped, or until the accept loop is gone.
-                    let _ = runtime.block_on(stopped);
+                    // Until stopped, or until the accept loop is gone. The
+                    // journal answers this thread's requests through its relay.
+                    runtime.block_on(async move {
+                        crate::journal::relay::install_here();
+                        let _ = stopped.await;
+                    });
                     // Connections still open are dropped, not waited for.
                     runtime.shutdown_background();
                 })?;

@@ -51,6 +51,7 @@
 
 pub mod checkpoint;
 pub mod record;
+pub mod relay;
 pub mod replay;
 pub mod segment;
 pub mod tail;

@@ -892,3 +892,61 @@ fn the_writer_runs_under_the_scheduling_policy_it_was_given() {
         journal.shutdown();
     }
 }
+
+#[test]
+fn a_thread_with_a_relay_gets_every_answer_through_it_failures_included() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = TempDir::new("relay");
+    let failing = Arc::new(AtomicBool::new(false));
+    let journal = Arc::new(start_with_sync(&dir.0, {
+        let failing = Arc::clone(&failing);
+        move |file| {
+            if failing.load(Ordering::SeqCst) {
+                return Err(std::io::Error::other("injected: disk gone"));
+            }
+            file.sync_data()
+        }
+    }));
+    let submitter = Arc::clone(&journal);
+    let (seqs, failed, answered) = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_time()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            relay::install_here();
+            let relay = relay::current().expect("installed on this thread");
+            let within = |commit: Commit| {
+                tokio::time::timeout(std::time::Duration::from_secs(10), commit.durable())
+            };
+            // Concurrent waiters, so commits answer several at once.
+            let waits: Vec<_> = (0..50u8)
+                .map(|index| tokio::spawn(within(submitter.submit(vec![index; 10]))))
+                .collect();
+            let mut seqs = Vec::new();
+            for wait in waits {
+                seqs.push(wait.await.unwrap().expect("answered").unwrap());
+            }
+            failing.store(true, Ordering::SeqCst);
+            let failed = within(submitter.submit(vec![9; 10]))
+                .await
+                .expect("a failure is answered too");
+            (seqs, failed, relay.answered())
+        })
+    })
+    .join()
+    .unwrap();
+    let mut sorted = seqs.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, (1..=50).collect::<Vec<u64>>());
+    assert!(matches!(failed, Err(JournalError::Io { .. })), "{failed:?}");
+    assert_eq!(answered, 51, "every answer went through the relay");
+    // A thread without a relay is answered directly.
+    assert!(relay::current().is_none());
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
+    let direct = runtime.block_on(journal.submit(vec![7; 10]).durable());
+    assert!(direct.is_err(), "{direct:?}");
+    journal.shutdown();
+}

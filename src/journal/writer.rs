@@ -18,7 +18,7 @@ use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 use tokio::sync::oneshot;
 
-type Done = oneshot::Sender<Result<u64, JournalError>>;
+use crate::journal::relay::{self, answer_all, Done};
 
 /// How a segment is made durable: `File::sync_data`, or in tests a
 /// wrapper that delays or fails it.
@@ -168,7 +168,8 @@ impl Journal {
             shared.options.durability == Durability::Fsync || queued >= UNSYNCED_QUEUE_RECORDS_MAX;
         let (done, commit) = if wait {
             let (sender, receiver) = oneshot::channel();
-            (Some(sender), Commit::Waiting(receiver))
+            let relay = relay::current();
+            (Some(Done { sender, relay }), Commit::Waiting(receiver))
         } else {
             (None, Commit::Ready(Ok(0)))
         };
@@ -506,9 +507,7 @@ fn run_writer(
         }
         if buffer.is_empty() {
             // Only barriers, or nothing: everything before them is durable.
-            for (seq, done) in waiting.drain(..) {
-                let _ = done.send(Ok(seq));
-            }
+            answer_all(waiting.drain(..).map(|(seq, done)| (done, Ok(seq))));
             if shared.stopping.load(Ordering::Acquire) && shared.inbox.is_empty() {
                 return;
             }
@@ -532,9 +531,7 @@ fn run_writer(
                     segment_bytes: segment.bytes,
                 };
                 shared.durable_seq.store(next_seq - 1, Ordering::Release);
-                for (seq, done) in waiting.drain(..) {
-                    let _ = done.send(Ok(seq)); // the request may have gone; fine
-                }
+                answer_all(waiting.drain(..).map(|(seq, done)| (done, Ok(seq))));
                 let unsynced = shared.options.durability == Durability::None;
                 if unsynced && shared.inbox.is_empty() && !shared.stopping.load(Ordering::Acquire) {
                     // Not idle: a submit does not wake the writer, which
@@ -668,18 +665,22 @@ fn commit(shared: &Shared, segment: &mut SegmentFile, buffer: &[u8]) -> Result<(
 fn fail(shared: &Shared, waiting: &mut Vec<(u64, Done)>, error: JournalError) {
     tracing::error!(%error, "journal write failed; the node refuses further changes");
     shared.healthy.store(false, Ordering::Release);
-    for (_, done) in waiting.drain(..) {
-        let _ = done.send(Err(error.clone()));
-    }
+    answer_all(
+        waiting
+            .drain(..)
+            .map(|(_, done)| (done, Err(error.clone()))),
+    );
     fail_queued(shared, &error);
 }
 
 /// Answers every queued record with `error`.
 fn fail_queued(shared: &Shared, error: &JournalError) {
+    let mut failed = Vec::new();
     while let Some(pending) = shared.inbox.pop() {
         shared.queued.fetch_sub(1, Ordering::AcqRel);
         if let Some(done) = pending.done {
-            let _ = done.send(Err(error.clone()));
+            failed.push((done, Err(error.clone())));
         }
     }
+    answer_all(failed);
 }
