@@ -10,6 +10,10 @@
 //! it once, and the relay's task, on the HTTP thread's own runtime,
 //! completes them there, where a wake is a push onto the local queue.
 //! A submit from any other thread is answered by the writer directly.
+//! Answers go to the relay of the thread that submitted, so a commit is
+//! meant to be awaited there (tasks of a current-thread runtime stay on
+//! it); once that thread's runtime is gone, its relay's pending answers
+//! are dropped, and a wait elsewhere would read "the writer stopped".
 
 use crate::journal::JournalError;
 use std::cell::RefCell;
@@ -44,19 +48,25 @@ pub fn install_here() {
 
 /// The relay of the calling thread, if it installed one.
 pub fn current() -> Option<Arc<Relay>> {
-    CURRENT.with(|current| current.borrow().clone())
+    // None while the thread's locals are being torn down.
+    CURRENT
+        .try_with(|current| current.borrow().clone())
+        .ok()
+        .flatten()
 }
 
 impl Relay {
     async fn run(self: Arc<Self>) {
+        // Swapped with the shared list each time: no allocation per wake.
+        let mut ready = Vec::new();
         loop {
             // A wake given while the answers were being sent is kept as a
             // permit: nothing handed over is left waiting.
             self.wake.notified().await;
-            let ready = std::mem::take(&mut *self.lock());
+            std::mem::swap(&mut *self.lock(), &mut ready);
             self.answered
                 .fetch_add(ready.len() as u64, Ordering::Relaxed);
-            for (sender, answer) in ready {
+            for (sender, answer) in ready.drain(..) {
                 let _ = sender.send(answer); // the request may have gone; fine
             }
         }
