@@ -25,7 +25,7 @@
 use flashgate::config::StorageConfig;
 use flashgate::ids::OrderIds;
 use flashgate::journal::{
-    replay, Durability, Journal, JournalOptions, ReplayOutcome, WriterPolicy,
+    replay, Durability, Journal, JournalOptions, ReplayOutcome, ThreadPolicy,
 };
 use flashgate::metrics as names;
 use flashgate::sale::{Engine, EngineLimits, Event, ItemSpec, OrderAction, SaleAction, SaleSpec};
@@ -104,10 +104,10 @@ fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
 }
 
 /// `JOURNAL_BENCH_WRITER_POLICY`, else the shipped default.
-fn writer_policy() -> WriterPolicy {
+fn writer_policy() -> ThreadPolicy {
     match std::env::var("JOURNAL_BENCH_WRITER_POLICY").as_deref() {
-        Ok("normal") => WriterPolicy::Normal,
-        Ok("batch") => WriterPolicy::Batch,
+        Ok("normal") => ThreadPolicy::Normal,
+        Ok("batch") => ThreadPolicy::Batch,
         _ => StorageConfig::default().journal_writer_policy,
     }
 }

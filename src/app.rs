@@ -119,7 +119,8 @@ impl Gateway {
             .local_addr()
             .map_err(|source| StartError::Bind { addr, source })?;
         let http_threads =
-            HttpThreads::start(config.server.workers).map_err(StartError::Threads)?;
+            HttpThreads::start(config.server.workers, config.server.http_thread_policy)
+                .map_err(StartError::Threads)?;
         let hold_tick = Duration::from_millis(config.sale.hold_tick_ms);
         let sweep_every = Duration::from_secs(config.pay.reconcile_interval_seconds);
         let (payments, simulator) = start_payments(&config, &engine, local_addr).await?;

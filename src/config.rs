@@ -6,7 +6,8 @@
 //! takes a comma list). Every key is documented in `config/flashgate.toml`.
 //! A bad value stops start-up with an error that names the key.
 
-use crate::journal::{Durability, WriterPolicy};
+use crate::journal::Durability;
+use crate::sched::ThreadPolicy;
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -38,6 +39,7 @@ pub struct ServerConfig {
     pub header_read_timeout_seconds: u64,
     pub sse_streams_max: usize,
     pub workers: usize,
+    pub http_thread_policy: ThreadPolicy,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -74,7 +76,7 @@ pub struct StorageConfig {
     pub commit_batch_bytes_max: usize,
     pub commit_gather_us: u64,
     pub commit_gather_min_records: usize,
-    pub journal_writer_policy: WriterPolicy,
+    pub journal_writer_policy: ThreadPolicy,
     pub postgres_url: String,
     pub store_batch_records_max: usize,
     pub snapshot_every_records: u64,
@@ -182,6 +184,7 @@ impl Default for ServerConfig {
             header_read_timeout_seconds: 30,
             sse_streams_max: 1024,
             workers: 0,
+            http_thread_policy: ThreadPolicy::Batch,
         }
     }
 }
@@ -228,7 +231,7 @@ impl Default for StorageConfig {
             commit_batch_bytes_max: 1024 * 1024,
             commit_gather_us: 0,
             commit_gather_min_records: 8,
-            journal_writer_policy: WriterPolicy::Batch,
+            journal_writer_policy: ThreadPolicy::Batch,
             postgres_url: String::new(),
             store_batch_records_max: 1000,
             snapshot_every_records: 1_000_000,

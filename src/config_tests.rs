@@ -106,7 +106,7 @@ fn bad_values_name_the_key() {
     );
     let policy = ("FLASHGATE__STORAGE__JOURNAL_WRITER_POLICY", "normal");
     let normal = Config::load_from(None, env(&[policy])).expect("normal is a policy");
-    assert_eq!(normal.storage.journal_writer_policy, WriterPolicy::Normal);
+    assert_eq!(normal.storage.journal_writer_policy, ThreadPolicy::Normal);
 }
 
 #[test]

@@ -22,5 +22,6 @@ pub mod money;
 pub mod pay;
 pub mod payments;
 pub mod sale;
+pub mod sched;
 pub mod shutdown;
 pub mod store;

@@ -18,6 +18,7 @@
 
 use crate::http::{handle, AppState};
 use crate::metrics as names;
+use crate::sched::ThreadPolicy;
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
@@ -120,8 +121,10 @@ struct HttpThread {
 }
 
 impl HttpThreads {
-    /// `count` threads (`server.workers`); 0 means one per core.
-    pub fn start(count: usize) -> std::io::Result<HttpThreads> {
+    /// `count` threads (`server.workers`); 0 means one per core. Each puts
+    /// itself under `policy` (`server.http_thread_policy`, see
+    /// [`crate::sched`]); a refusal is logged and the thread serves as it is.
+    pub fn start(count: usize, policy: ThreadPolicy) -> std::io::Result<HttpThreads> {
         let count = match count {
             0 => std::thread::available_parallelism().map_or(1, usize::from),
             count => count,
@@ -138,6 +141,9 @@ impl HttpThreads {
             let join = std::thread::Builder::new()
                 .name(format!("http-{index}"))
                 .spawn(move || {
+                    if let Err(error) = policy.apply_here() {
+                        tracing::warn!(%error, ?policy, "cannot set an HTTP thread's scheduling policy; it stays as it was");
+                    }
                     // Until stopped, or until the accept loop is gone. The
                     // journal answers this thread's requests through its relay.
                     runtime.block_on(async move {

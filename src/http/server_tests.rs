@@ -38,7 +38,7 @@ fn serving(threads: &HttpThreads) -> Vec<usize> {
 
 #[test]
 fn connections_go_to_the_thread_serving_the_fewest_and_run_there() {
-    let threads = HttpThreads::start(3).unwrap();
+    let threads = HttpThreads::start(3, ThreadPolicy::Batch).unwrap();
     let (release, released) = tokio::sync::watch::channel(false);
     let mut names = names_of(&threads, 6, &released);
     names.sort();
@@ -67,12 +67,18 @@ fn connections_go_to_the_thread_serving_the_fewest_and_run_there() {
 #[test]
 fn zero_threads_means_one_per_core() {
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    assert_eq!(HttpThreads::start(0).unwrap().threads.len(), cores);
+    assert_eq!(
+        HttpThreads::start(0, ThreadPolicy::Batch)
+            .unwrap()
+            .threads
+            .len(),
+        cores
+    );
 }
 
 #[test]
 fn stopping_ends_the_threads_and_drops_open_connections() {
-    let threads = HttpThreads::start(2).unwrap();
+    let threads = HttpThreads::start(2, ThreadPolicy::Normal).unwrap();
     let (_never, never_released) = tokio::sync::watch::channel(false);
     names_of(&threads, 4, &never_released);
     // Each connection holds a clone of this; dropping them all drops it.
@@ -91,7 +97,7 @@ fn stopping_ends_the_threads_and_drops_open_connections() {
 
 #[test]
 fn a_connection_that_panics_still_gives_its_place_back() {
-    let threads = HttpThreads::start(1).unwrap();
+    let threads = HttpThreads::start(1, ThreadPolicy::Batch).unwrap();
     threads.spawn_connection(async { panic!("a handler bug") });
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while serving(&threads) != [0] {
@@ -114,4 +120,22 @@ fn the_connection_bound_refuses_past_its_max_and_counts_back_down() {
     assert!(Counted::within(&count, 2).is_some(), "room again");
     drop(second);
     assert_eq!(count.load(Ordering::Acquire), 0);
+}
+
+#[test]
+fn connections_run_under_the_configured_scheduling_policy() {
+    for policy in [ThreadPolicy::Batch, ThreadPolicy::Normal] {
+        let threads = HttpThreads::start(2, policy).unwrap();
+        let (seen, mut seen_all) = tokio::sync::mpsc::unbounded_channel();
+        for _ in 0..2 {
+            let seen = seen.clone();
+            threads.spawn_connection(async move {
+                let _ = seen.send(ThreadPolicy::of_this_thread());
+            });
+        }
+        for _ in 0..2 {
+            let reported = seen_all.blocking_recv().expect("every connection runs");
+            assert_eq!(reported, Some(policy));
+        }
+    }
 }

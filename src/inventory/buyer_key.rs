@@ -7,6 +7,8 @@
 //! pointers in each map entry; one shared allocation and one pointer do.
 
 use crate::ids::decimal_digits;
+use crate::inventory::prehashed;
+use std::borrow::Borrow;
 use std::fmt;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
@@ -75,30 +77,96 @@ impl fmt::Debug for BuyerKey {
     }
 }
 
-/// A [`BuyerKey`] that counts as its buyer alone: hashed, compared and
-/// looked up (`Borrow<str>`) by the buyer, for the per-buyer counts.
+/// A [`BuyerKey`] that counts as its buyer alone, with the buyer's hash
+/// beside it ([`prehashed`]): hashed, compared and looked up (by a
+/// [`Buyer`]) by the buyer, for the per-buyer counts.
 #[derive(Clone)]
-pub struct BuyerOf(pub BuyerKey);
+pub struct BuyerOf {
+    hash: u64,
+    names: BuyerKey,
+}
+
+impl BuyerOf {
+    pub fn new(names: BuyerKey) -> BuyerOf {
+        BuyerOf {
+            hash: prehashed::hash_buyer(names.buyer()),
+            names,
+        }
+    }
+}
+
+/// A buyer and their hash, to look their count up without a [`BuyerKey`].
+pub struct Buyer<'a> {
+    hash: u64,
+    name: &'a str,
+}
+
+impl Buyer<'_> {
+    pub fn new(name: &str) -> Buyer<'_> {
+        Buyer {
+            hash: prehashed::hash_buyer(name),
+            name,
+        }
+    }
+}
+
+/// What [`BuyerOf`] and [`Buyer`] share, for `Borrow`.
+pub trait BuyerName {
+    fn hash_value(&self) -> u64;
+    fn name(&self) -> &str;
+}
+
+impl BuyerName for BuyerOf {
+    fn hash_value(&self) -> u64 {
+        self.hash
+    }
+    fn name(&self) -> &str {
+        self.names.buyer()
+    }
+}
+
+impl BuyerName for Buyer<'_> {
+    fn hash_value(&self) -> u64 {
+        self.hash
+    }
+    fn name(&self) -> &str {
+        self.name
+    }
+}
+
+impl<'a> Borrow<dyn BuyerName + 'a> for BuyerOf {
+    fn borrow(&self) -> &(dyn BuyerName + 'a) {
+        self
+    }
+}
+
+impl Hash for dyn BuyerName + '_ {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        prehashed::carried(self.hash_value(), state);
+    }
+}
+
+impl PartialEq for dyn BuyerName + '_ {
+    fn eq(&self, other: &Self) -> bool {
+        self.hash_value() == other.hash_value() && self.name() == other.name()
+    }
+}
+
+impl Eq for dyn BuyerName + '_ {}
 
 impl Hash for BuyerOf {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.0.buyer().hash(state);
+        (self as &dyn BuyerName).hash(state);
     }
 }
 
 impl PartialEq for BuyerOf {
     fn eq(&self, other: &Self) -> bool {
-        self.0.buyer() == other.0.buyer()
+        (self as &dyn BuyerName) == (other as &dyn BuyerName)
     }
 }
 
 impl Eq for BuyerOf {}
-
-impl std::borrow::Borrow<str> for BuyerOf {
-    fn borrow(&self) -> &str {
-        self.0.buyer()
-    }
-}
 
 #[cfg(test)]
 mod tests {
@@ -128,14 +196,15 @@ mod tests {
 
     #[test]
     fn as_a_buyer_it_is_found_by_the_buyer_whatever_the_key() {
-        let mut counts = HashMap::new();
-        counts.insert(BuyerOf(BuyerKey::new("alice", "k-1")), 1);
-        assert_eq!(counts.get("alice"), Some(&1));
-        assert_eq!(counts.get("alic"), None);
+        let mut counts = HashMap::with_hasher(prehashed::PassThrough);
+        counts.insert(BuyerOf::new(BuyerKey::new("alice", "k-1")), 1);
+        let count = |name| counts.get(&Buyer::new(name) as &dyn BuyerName).copied();
+        assert_eq!(count("alice"), Some(1));
+        assert_eq!(count("alic"), None);
         *counts
-            .entry(BuyerOf(BuyerKey::new("alice", "k-2")))
+            .entry(BuyerOf::new(BuyerKey::new("alice", "k-2")))
             .or_insert(0) += 1;
         assert_eq!(counts.len(), 1);
-        assert_eq!(counts.get("alice"), Some(&2));
+        assert_eq!(counts.get(&Buyer::new("alice") as &dyn BuyerName), Some(&2));
     }
 }

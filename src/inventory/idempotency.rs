@@ -11,7 +11,8 @@
 //! failed is dropped so the buyer may try again. Keys are kept for the life
 //! of the process: their number is bounded by the orders made.
 
-use crate::inventory::{BuyerKey, ConcurrentMap};
+use crate::inventory::prehashed::{self, PrehashedMap};
+use crate::inventory::BuyerKey;
 use dashmap::mapref::entry::Entry;
 use std::borrow::Borrow;
 use std::hash::{Hash, Hasher};
@@ -59,31 +60,67 @@ enum Claim {
 
 /// A buyer's key as the map holds it: shared with the order the key made
 /// ([`KeyClaim::Claimed`] hands it out), so a bound key costs no strings
-/// of its own. Hashed and compared as the (buyer, key) pair, so a lookup
-/// by the borrowed pair finds it.
-struct ClaimKey(BuyerKey);
+/// of its own, with the pair's hash beside it ([`prehashed`]). Compared
+/// as the (buyer, key) pair, so a lookup by the borrowed [`Pair`] finds it.
+struct ClaimKey {
+    hash: u64,
+    names: BuyerKey,
+}
 
-/// The borrowed form of a [`ClaimKey`], so a lookup needs no allocation.
+impl ClaimKey {
+    fn new(names: BuyerKey) -> ClaimKey {
+        ClaimKey {
+            hash: prehashed::hash_pair(names.buyer(), names.key()),
+            names,
+        }
+    }
+}
+
+/// A (buyer, key) pair and its hash, to look a key up without making it.
+struct Pair<'a> {
+    hash: u64,
+    buyer: &'a str,
+    key: &'a str,
+}
+
+impl Pair<'_> {
+    fn new<'a>(buyer: &'a str, key: &'a str) -> Pair<'a> {
+        Pair {
+            hash: prehashed::hash_pair(buyer, key),
+            buyer,
+            key,
+        }
+    }
+}
+
+/// What the owned and the borrowed form share, for `Borrow`.
 trait KeyPair {
+    fn hash_value(&self) -> u64;
     fn buyer(&self) -> &str;
     fn key(&self) -> &str;
 }
 
 impl KeyPair for ClaimKey {
+    fn hash_value(&self) -> u64 {
+        self.hash
+    }
     fn buyer(&self) -> &str {
-        self.0.buyer()
+        self.names.buyer()
     }
     fn key(&self) -> &str {
-        self.0.key()
+        self.names.key()
     }
 }
 
-impl KeyPair for (&str, &str) {
+impl KeyPair for Pair<'_> {
+    fn hash_value(&self) -> u64 {
+        self.hash
+    }
     fn buyer(&self) -> &str {
-        self.0
+        self.buyer
     }
     fn key(&self) -> &str {
-        self.1
+        self.key
     }
 }
 
@@ -97,14 +134,15 @@ impl<'a> Borrow<dyn KeyPair + 'a> for ClaimKey {
 // `Borrow` requires.
 impl Hash for dyn KeyPair + '_ {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.buyer().hash(state);
-        self.key().hash(state);
+        prehashed::carried(self.hash_value(), state);
     }
 }
 
 impl PartialEq for dyn KeyPair + '_ {
     fn eq(&self, other: &Self) -> bool {
-        self.buyer() == other.buyer() && self.key() == other.key()
+        self.hash_value() == other.hash_value()
+            && self.buyer() == other.buyer()
+            && self.key() == other.key()
     }
 }
 
@@ -126,7 +164,7 @@ impl Eq for ClaimKey {}
 
 #[derive(Default)]
 pub struct IdempotencyKeys {
-    claims: ConcurrentMap<ClaimKey, Claim>,
+    claims: PrehashedMap<ClaimKey, Claim>,
 }
 
 /// The outcome of claiming a key.
@@ -146,7 +184,7 @@ pub enum KeyClaim {
 
 impl IdempotencyKeys {
     pub fn with_capacity(keys: usize) -> IdempotencyKeys {
-        let claims = ConcurrentMap::with_capacity_and_hasher(keys, Default::default());
+        let claims = PrehashedMap::with_capacity_and_hasher(keys, Default::default());
         IdempotencyKeys { claims }
     }
 
@@ -154,9 +192,9 @@ impl IdempotencyKeys {
         // One lookup: a new key (nearly every request of a burst) is
         // entered by it, and `entry` decides between two racing claims. A
         // retry pays for the owned key it did not need.
-        match self.claims.entry(ClaimKey(BuyerKey::new(buyer, key))) {
+        match self.claims.entry(ClaimKey::new(BuyerKey::new(buyer, key))) {
             Entry::Vacant(vacant) => {
-                let shared = vacant.key().0.clone();
+                let shared = vacant.key().names.clone();
                 vacant.insert(Claim::InProgress(Box::new(asked)));
                 KeyClaim::Claimed(shared)
             }
@@ -175,30 +213,32 @@ impl IdempotencyKeys {
     /// be read: a retry that finds the binding looks the order up.
     pub fn bind(&self, names: &BuyerKey, order_id: &Arc<str>) {
         let bound = Claim::Bound(Arc::clone(order_id));
-        let pair = (names.buyer(), names.key());
+        let pair = Pair::new(names.buyer(), names.key());
         if let Some(mut claim) = self.claims.get_mut(&pair as &dyn KeyPair) {
             *claim = bound;
             return;
         }
-        self.claims.insert(ClaimKey(names.clone()), bound);
+        self.claims.insert(ClaimKey::new(names.clone()), bound);
     }
 
     /// Replay: binds a journaled order's key with one lookup. Nobody
     /// claims keys while the journal replays; a key bound before (a log
     /// that reused one) is rebound to the later order, as [`Self::bind`] does.
     pub fn bind_replayed(&self, names: BuyerKey, order_id: Arc<str>) {
-        self.claims.insert(ClaimKey(names), Claim::Bound(order_id));
+        self.claims
+            .insert(ClaimKey::new(names), Claim::Bound(order_id));
     }
 
     /// True when the key is claimed or bound.
     pub fn contains(&self, buyer: &str, key: &str) -> bool {
-        self.claims.contains_key(&(buyer, key) as &dyn KeyPair)
+        self.claims
+            .contains_key(&Pair::new(buyer, key) as &dyn KeyPair)
     }
 
     /// Drops a claim whose order was not made, so the key can be retried.
     pub fn abandon(&self, buyer: &str, key: &str) {
         self.claims
-            .remove_if(&(buyer, key) as &dyn KeyPair, |_, claim| {
+            .remove_if(&Pair::new(buyer, key) as &dyn KeyPair, |_, claim| {
                 matches!(claim, Claim::InProgress(_))
             });
     }

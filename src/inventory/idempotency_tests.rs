@@ -59,9 +59,12 @@ fn a_bound_key_shares_the_claims_string_and_keeps_buyer_and_key_apart() {
     let keys = IdempotencyKeys::default();
     let names = claimed(keys.claim("alice", "k", request(1)));
     keys.bind(&names, &"order-1".into());
-    let entry = keys.claims.get(&("alice", "k") as &dyn KeyPair).unwrap();
+    let entry = keys
+        .claims
+        .get(&Pair::new("alice", "k") as &dyn KeyPair)
+        .unwrap();
     assert!(
-        entry.key().0.shares(&names),
+        entry.key().names.shares(&names),
         "the claim's own string, not a copy"
     );
     drop(entry);

@@ -9,6 +9,7 @@
 pub mod buyer_key;
 pub mod idempotency;
 pub mod limits;
+pub mod prehashed;
 pub mod shards;
 
 pub use buyer_key::{BuyerKey, BuyerOf};

@@ -11,7 +11,7 @@
 //! `durability = "none"` nobody waits, so a submit wakes the writer only
 //! when it is idle; in a burst it writes what gathered every millisecond.
 //!
-//! The writer runs as `SCHED_BATCH` ([`WriterPolicy`]): when the disk
+//! The writer runs as `SCHED_BATCH` ([`crate::sched`]): when the disk
 //! answers it waits for the running thread to yield instead of preempting
 //! it, so on a busy machine each commit takes more records (run H in
 //! docs/PERFORMANCE.md: flash fsync +20% at 64 connections). Raising its
@@ -57,6 +57,7 @@ pub mod segment;
 pub mod tail;
 mod writer;
 
+pub use crate::sched::ThreadPolicy;
 pub use replay::{replay, ReplayOutcome};
 pub use writer::{Commit, Journal};
 
@@ -92,31 +93,8 @@ pub struct JournalOptions {
     pub commit_gather_min_records: usize,
     /// How long such a batch waits.
     pub commit_gather: std::time::Duration,
-    /// The writer thread's Linux scheduling policy (see [`WriterPolicy`]).
-    pub writer_policy: WriterPolicy,
-}
-
-/// The journal writer thread's scheduling policy.
-///
-/// The writer sleeps in `fdatasync` and wakes when the disk answers. As an
-/// ordinary thread (`SCHED_OTHER`) that wake-up preempts whatever runs on
-/// the core, an HTTP thread mid-request, and the writer takes the few
-/// records queued so far: more, smaller commits, each a disk round of its
-/// own and a context switch for the thread it displaced. As `SCHED_BATCH`
-/// the writer keeps its fair share of CPU but never preempts on waking:
-/// on a busy machine it runs when the running thread yields, and by then
-/// more records wait for the same sync. On an idle core it runs at once
-/// either way. Measured in docs/PERFORMANCE.md (run H). The price: next
-/// to a thread that never yields (a CPU-bound neighbour) the writer waits
-/// for the scheduler tick, milliseconds per commit; `Normal` is for
-/// machines shared with such work.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum WriterPolicy {
-    /// `SCHED_BATCH` (the default): no wake-up preemption.
-    Batch,
-    /// `SCHED_OTHER`, as every other thread.
-    Normal,
+    /// The writer thread's Linux scheduling policy (see [`crate::sched`]).
+    pub writer_policy: ThreadPolicy,
 }
 
 /// How far the journal is durable: its last durable record, and where the

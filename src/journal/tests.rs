@@ -34,7 +34,7 @@ fn options(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
         // Off unless a test turns it on: the others count commits.
         commit_gather_min_records: 0,
         commit_gather: std::time::Duration::ZERO,
-        writer_policy: WriterPolicy::Batch,
+        writer_policy: ThreadPolicy::Batch,
     }
 }
 
@@ -874,7 +874,7 @@ fn a_lone_record_is_not_held_back_by_the_gathering_wait() {
 /// `SCHED_BATCH` by default, `SCHED_OTHER` when configured so.
 #[test]
 fn the_writer_runs_under_the_scheduling_policy_it_was_given() {
-    for policy in [WriterPolicy::Batch, WriterPolicy::Normal] {
+    for policy in [ThreadPolicy::Batch, ThreadPolicy::Normal] {
         let dir = TempDir::new("writer-policy");
         let options = JournalOptions {
             writer_policy: policy,

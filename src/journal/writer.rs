@@ -5,7 +5,7 @@ use crate::journal::segment::{
     existing_spare, first_seq_of, prepare_spare, segment_path, sync_dir,
 };
 use crate::journal::{
-    Durability, DurableEnd, JournalError, JournalOptions, ReplayOutcome, WriterPolicy,
+    Durability, DurableEnd, JournalError, JournalOptions, ReplayOutcome, ThreadPolicy,
 };
 use crate::metrics as names;
 use crossbeam_queue::SegQueue;
@@ -212,12 +212,8 @@ impl Journal {
     /// The writer thread's scheduling policy as the kernel reports it, once
     /// the writer has started (any commit or barrier resolved means it has);
     /// `None` before, or for a policy other than these two.
-    pub fn writer_policy(&self) -> Option<WriterPolicy> {
-        match self.shared.writer_policy.load(Ordering::Acquire) {
-            libc::SCHED_BATCH => Some(WriterPolicy::Batch),
-            libc::SCHED_OTHER => Some(WriterPolicy::Normal),
-            _ => None,
-        }
+    pub fn writer_policy(&self) -> Option<ThreadPolicy> {
+        ThreadPolicy::from_raw(self.shared.writer_policy.load(Ordering::Acquire))
     }
 
     /// False once a write or sync has failed: the node must stop taking changes.
@@ -448,7 +444,10 @@ const IDLE_PARK: Duration = Duration::from_secs(30);
 const UNSYNCED_GATHER: Duration = Duration::from_millis(1);
 
 fn write_loop(shared: &Shared, segment: SegmentFile, next_seq: u64) {
-    set_policy(shared.options.writer_policy);
+    let policy = shared.options.writer_policy;
+    if let Err(error) = policy.apply_here() {
+        tracing::warn!(%error, ?policy, "journal: cannot set the writer's scheduling policy; it stays as it was");
+    }
     // SAFETY: no arguments; 0 is the calling thread.
     let policy = unsafe { libc::sched_getscheduler(0) };
     shared.writer_policy.store(policy, Ordering::Release);
@@ -617,22 +616,6 @@ fn rotate_segment(
         }
     }
     SegmentFile::create(dir, next_seq)
-}
-
-/// Puts the calling thread (the writer) under `policy`. Any thread may
-/// move itself between `SCHED_OTHER` and `SCHED_BATCH`: no privilege is
-/// needed. A refusal (a seccomp filter, say) leaves the thread as it was.
-fn set_policy(policy: WriterPolicy) {
-    let wanted = match policy {
-        WriterPolicy::Batch => libc::SCHED_BATCH,
-        WriterPolicy::Normal => libc::SCHED_OTHER,
-    };
-    let param = libc::sched_param { sched_priority: 0 };
-    // SAFETY: `param` outlives the call; 0 is the calling thread.
-    if unsafe { libc::sched_setscheduler(0, wanted, &param) } != 0 {
-        let error = std::io::Error::last_os_error();
-        tracing::warn!(%error, ?policy, "journal: cannot set the writer's scheduling policy; it stays as it was");
-    }
 }
 
 /// Parks the writer with nothing to write, announcing it so that any submit

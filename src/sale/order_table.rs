@@ -3,9 +3,12 @@
 //!
 //! A `DashMap<Arc<str>, Box<OrderRecord>>` slot held the id's fat pointer
 //! beside the box, 24 bytes, in a table that runs 44–88% full. The record
-//! holds its id already, so a slot here is the box alone (8 bytes), hashed
-//! by that id. Otherwise the same shape: a lock per shard, held for one
-//! lookup or one change to one order; no lock shared by all requests.
+//! holds its id already, so a slot here is the box and the id's hash (16
+//! bytes): growing a shard rehashes from the slots, in order, instead of
+//! following each box and then its id (two cache misses per order, under
+//! the shard's write lock; see `inventory::prehashed`). Otherwise the same
+//! shape: a lock per shard, held for one lookup or one change to one
+//! order; no lock shared by all requests.
 
 use crate::sale::views::OrderRecord;
 use hashbrown::HashTable;
@@ -18,7 +21,13 @@ pub type OrderRef<'a> = MappedRwLockReadGuard<'a, OrderRecord>;
 /// An order, locked for a change: nobody else reads or moves it meanwhile.
 pub type OrderRefMut<'a> = MappedRwLockWriteGuard<'a, OrderRecord>;
 
-type Shard = RwLock<HashTable<Box<OrderRecord>>>;
+/// An order and the hash of its id.
+struct Slot {
+    hash: u64,
+    order: Box<OrderRecord>,
+}
+
+type Shard = RwLock<HashTable<Slot>>;
 
 pub struct OrderTable {
     shards: Box<[Shard]>,
@@ -67,8 +76,10 @@ impl OrderTable {
         let table = self.shard(hash).read();
         RwLockReadGuard::try_map(table, |table| {
             table
-                .find(hash, |order| &*order.order_id == order_id)
-                .map(|order| &**order)
+                .find(hash, |slot| {
+                    slot.hash == hash && &*slot.order.order_id == order_id
+                })
+                .map(|slot| &*slot.order)
         })
         .ok()
     }
@@ -78,8 +89,10 @@ impl OrderTable {
         let table = self.shard(hash).write();
         RwLockWriteGuard::try_map(table, |table| {
             table
-                .find_mut(hash, |order| &*order.order_id == order_id)
-                .map(|order| &mut **order)
+                .find_mut(hash, |slot| {
+                    slot.hash == hash && &*slot.order.order_id == order_id
+                })
+                .map(|slot| &mut *slot.order)
         })
         .ok()
     }
@@ -88,11 +101,13 @@ impl OrderTable {
     pub fn insert(&self, order: Box<OrderRecord>) {
         let hash = self.hash(&order.order_id);
         let mut table = self.shard(hash).write();
-        let found = table.find_mut(hash, |held| held.order_id == order.order_id);
+        let found = table.find_mut(hash, |slot| {
+            slot.hash == hash && slot.order.order_id == order.order_id
+        });
         match found {
-            Some(held) => *held = order,
+            Some(slot) => slot.order = order,
             None => {
-                table.insert_unique(hash, order, |held| self.hasher.hash_one(&*held.order_id));
+                table.insert_unique(hash, Slot { hash, order }, |slot| slot.hash);
             }
         }
     }
@@ -103,7 +118,9 @@ impl OrderTable {
         let hash = self.hash(order_id);
         let table = self.shard(hash).write();
         if table
-            .find(hash, |order| &*order.order_id == order_id)
+            .find(hash, |slot| {
+                slot.hash == hash && &*slot.order.order_id == order_id
+            })
             .is_some()
         {
             return None;
@@ -119,7 +136,7 @@ impl OrderTable {
     pub fn map_all<T>(&self, mut f: impl FnMut(&OrderRecord) -> T) -> Vec<T> {
         let mut all = Vec::with_capacity(self.len());
         for shard in self.shards.iter() {
-            all.extend(shard.read().iter().map(|order| f(order)));
+            all.extend(shard.read().iter().map(|slot| f(&slot.order)));
         }
         all
     }
@@ -135,7 +152,7 @@ impl OrderTable {
 
 /// See [`OrderTable::vacant`].
 pub struct VacantOrder<'a> {
-    table: RwLockWriteGuard<'a, HashTable<Box<OrderRecord>>>,
+    table: RwLockWriteGuard<'a, HashTable<Slot>>,
     hash: u64,
     hasher: &'a ahash::RandomState,
 }
@@ -144,9 +161,9 @@ impl VacantOrder<'_> {
     /// Puts in the order whose id this place was asked for.
     pub fn insert(mut self, order: Box<OrderRecord>) {
         debug_assert_eq!(self.hasher.hash_one(&*order.order_id), self.hash);
-        let hasher = self.hasher;
+        let hash = self.hash;
         self.table
-            .insert_unique(self.hash, order, |held| hasher.hash_one(&*held.order_id));
+            .insert_unique(hash, Slot { hash, order }, |slot| slot.hash);
     }
 }
 
