@@ -79,3 +79,28 @@ fn a_bound_key_shares_the_claims_string_and_keeps_buyer_and_key_apart() {
     claimed(keys.claim("alicek", "", request(1)));
     assert_eq!(keys.len(), 4);
 }
+
+#[test]
+fn keys_are_found_through_every_doubling_of_the_table() {
+    let keys = IdempotencyKeys::default();
+    let count = 40_000;
+    for n in 0..count {
+        let names = claimed(keys.claim(&format!("buyer-{n}"), "k", request(1)));
+        if n % 2 == 0 {
+            keys.bind(&names, &format!("order-{n}").into());
+        }
+    }
+    assert_eq!(keys.len(), count);
+    for n in 0..count {
+        let buyer = format!("buyer-{n}");
+        let expected = if n % 2 == 0 {
+            KeyClaim::Replay {
+                order_id: format!("order-{n}").into(),
+            }
+        } else {
+            KeyClaim::InProgress
+        };
+        assert_eq!(keys.claim(&buyer, "k", request(1)), expected, "{buyer}");
+        assert!(!keys.contains(&buyer, "k2"));
+    }
+}
