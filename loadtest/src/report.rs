@@ -426,16 +426,38 @@ impl Report {
             "  tool, gw: CPU cores used by this process (load generator, + the ceiling in its rounds) and by the \
              spawned gateway; gw us: the gateway's CPU µs per request"
         );
+        let mut explained = false;
         for round in &self.rounds {
-            if let Some(cpu) = &round.gateway_cpu {
+            for (whose, cpu) in [("tool", &round.tool_cpu), ("gateway", &round.gateway_cpu)] {
+                let Some(cpu) = cpu else { continue };
                 let threads: Vec<String> = cpu
                     .threads
                     .iter()
-                    .map(|(name, cores)| format!("{name} {cores:.2}"))
+                    .map(|(name, cores)| match cpu.per_request.get(name) {
+                        Some(each) => format!(
+                            "{name} {cores:.2} ({:.1}+{:.1} µs, {:.0} sleeps, {:.0} preempted)",
+                            each.user_us,
+                            each.system_us,
+                            each.sleeps_per_1000,
+                            each.preempted_per_1000
+                        ),
+                        None => format!("{name} {cores:.2}"),
+                    })
                     .collect();
+                if threads.is_empty() {
+                    continue;
+                }
+                if !explained {
+                    let _ = writeln!(
+                        out,
+                        "  threads: cores, then per request user+kernel CPU µs, and per 1,000 requests \
+                         the times a thread slept and was preempted"
+                    );
+                    explained = true;
+                }
                 let _ = writeln!(
                     out,
-                    "  round {} gateway threads (cores): {}",
+                    "  round {} {whose} threads: {}",
                     round.round,
                     threads.join(", ")
                 );
