@@ -17,24 +17,10 @@ use super::rows::seq_to_db;
 use super::StoreError;
 use crate::clock::UnixMs;
 use crate::sale::{
-    Event, ItemSpec, LatePayment, OrderStatus, RefundReason, SaleAction, SaleSpec, SaleStatus,
+    Event, ItemSpec, LatePayment, OrderStatus, RefundReason, Reservation, SaleAction, SaleSpec,
+    SaleStatus,
 };
 use rust_decimal::Decimal;
-
-/// A reservation, as the `orders` row it creates.
-pub(crate) struct NewOrder<'a> {
-    pub order_id: &'a str,
-    /// The node whose journal holds it.
-    pub node_id: &'a str,
-    pub sale_id: &'a str,
-    pub sku_id: &'a str,
-    pub buyer: &'a str,
-    pub quantity: u32,
-    pub amount: Decimal,
-    pub idempotency_key: &'a str,
-    pub created_at_ms: UnixMs,
-    pub expires_at_ms: UnixMs,
-}
 
 /// An order's move to `status` at `at_ms`, with the payment columns its
 /// event sets; a `None` leaves its column as it is.
@@ -141,8 +127,8 @@ pub(crate) trait Tx {
     /// Adds to the node's returned units of the item (its row exists: a
     /// return never exceeds the grants).
     fn return_lease(&mut self, change: &LeaseChange<'_>) -> Result<(), StoreError>;
-    /// Inserts the order (status `reserved`) unless it exists.
-    fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError>;
+    /// Inserts the reserved order, journaled by `node_id`, unless it exists.
+    fn insert_order(&mut self, node_id: &str, order: &Reservation<'_>) -> Result<(), StoreError>;
     fn order_status(&mut self, order_id: &str) -> Result<Option<OrderStatus>, StoreError>;
     fn update_order(&mut self, change: &OrderChange<'_>) -> Result<(), StoreError>;
     /// Inserts the history row keyed `(order_id, seq)` unless it exists.
@@ -222,17 +208,17 @@ fn apply_event(tx: &mut impl Tx, node_id: &str, seq: u64, event: &Event) -> Resu
         } => reserve(
             tx,
             seq,
-            &NewOrder {
+            node_id,
+            &Reservation {
+                at: *at,
                 order_id,
-                node_id,
                 sale_id,
                 sku_id,
                 buyer,
                 quantity: *quantity,
                 amount: *amount,
                 idempotency_key,
-                created_at_ms: *at,
-                expires_at_ms: *expires_at,
+                expires_at: *expires_at,
             },
         ),
         Event::OrderTransitioned { .. }
@@ -415,15 +401,20 @@ fn lease(
     tx.return_lease(&change)
 }
 
-fn reserve(tx: &mut impl Tx, seq: u64, order: &NewOrder<'_>) -> Result<(), StoreError> {
+fn reserve(
+    tx: &mut impl Tx,
+    seq: u64,
+    node_id: &str,
+    order: &Reservation<'_>,
+) -> Result<(), StoreError> {
     check_money(seq, "amount", order.amount)?;
     if tx.order_status(order.order_id)?.is_some() {
         let reason = format!("order `{}` already exists", order.order_id);
         return Err(inconsistent(seq, reason));
     }
-    tx.insert_order(order)?;
+    tx.insert_order(node_id, order)?;
     let status = OrderStatus::Reserved;
-    tx.insert_order_event(order.order_id, seq_to_db(seq)?, status, order.created_at_ms)
+    tx.insert_order_event(order.order_id, seq_to_db(seq)?, status, order.at)
 }
 
 /// Moves an order through the engine's table, refusing what it refuses,

@@ -8,13 +8,13 @@
 //! Connections are plain TCP (`NoTls`); the database is expected on the
 //! gateway's host or private network.
 
-use super::apply::{self, LeaseChange, NewOrder, OrderChange, SharedStatus, Tx};
+use super::apply::{self, LeaseChange, OrderChange, SharedStatus, Tx};
 use super::rows::{
     self, ItemRow, LeaseRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund,
 };
 use super::{StoreError, CONNECT_TIMEOUT};
 use crate::clock::{now_ms, UnixMs};
-use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
+use crate::sale::{Event, ItemSpec, OrderStatus, Reservation, SaleSpec, SaleStatus};
 use postgres::config::Host;
 use postgres::{Client, Config, NoTls, Row, Statement, Transaction};
 
@@ -589,7 +589,7 @@ impl Tx for PgTx<'_> {
         Ok(changed == 1)
     }
 
-    fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError> {
+    fn insert_order(&mut self, node_id: &str, order: &Reservation<'_>) -> Result<(), StoreError> {
         let quantity = i64::from(order.quantity);
         let status = OrderStatus::Reserved.as_str();
         self.tx.execute(
@@ -603,9 +603,9 @@ impl Tx for PgTx<'_> {
                 &order.amount,
                 &order.idempotency_key,
                 &status,
-                &order.created_at_ms,
-                &order.expires_at_ms,
-                &order.node_id,
+                &order.at,
+                &order.expires_at,
+                &node_id,
             ],
         )?;
         Ok(())

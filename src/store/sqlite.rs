@@ -8,13 +8,13 @@
 //! the journal, not this file, is the durable source: a lost tail only moves
 //! the recorded position back with it, and the feeder resends from there.
 
-use super::apply::{self, LeaseChange, NewOrder, OrderChange, SharedStatus, Tx};
+use super::apply::{self, LeaseChange, OrderChange, SharedStatus, Tx};
 use super::rows::{
     self, ItemRow, LeaseRow, OrderEventRow, OrderRow, SaleRow, StoredPayment, StoredRefund,
 };
 use super::StoreError;
 use crate::clock::{now_ms, UnixMs};
-use crate::sale::{Event, ItemSpec, OrderStatus, SaleSpec, SaleStatus};
+use crate::sale::{Event, ItemSpec, OrderStatus, Reservation, SaleSpec, SaleStatus};
 use rusqlite::{params, Connection, OptionalExtension, Row, Transaction, TransactionBehavior};
 use std::path::Path;
 use std::time::Duration;
@@ -493,7 +493,7 @@ impl Tx for Transaction<'_> {
         Ok(changed == 1)
     }
 
-    fn insert_order(&mut self, order: &NewOrder<'_>) -> Result<(), StoreError> {
+    fn insert_order(&mut self, node_id: &str, order: &Reservation<'_>) -> Result<(), StoreError> {
         self.prepare_cached(
             "INSERT INTO orders (order_id, sale_id, sku_id, buyer, quantity, amount, \
              idempotency_key, status, created_at, expires_at, paid_at, updated_at, node_id) \
@@ -509,9 +509,9 @@ impl Tx for Transaction<'_> {
             rows::money_to_text(order.amount),
             order.idempotency_key,
             OrderStatus::Reserved.as_str(),
-            order.created_at_ms,
-            order.expires_at_ms,
-            order.node_id,
+            order.at,
+            order.expires_at,
+            node_id,
         ])?;
         Ok(())
     }
