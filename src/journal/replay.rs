@@ -2,10 +2,16 @@
 //!
 //! Every record is checked; what happens on damage depends on where it is.
 //! A crash can tear only the last group commit, so damage is a torn tail
-//! when it sits in the last segment, within one commit's bytes of the end,
-//! and no intact record follows it: the tail is truncated and logged.
-//! Anything else is damage inside the log: start-up stops with an error
-//! that names the segment and the offset. Nothing is skipped silently.
+//! when it sits in the last segment, within one commit's bytes of the end
+//! (`tail_window_bytes`), and either no intact record follows it or a
+//! whole zeroed sector lies between it and the next intact record: a page
+//! of the unfinished commit that never reached the disk while a later
+//! page of it did (the pages of one commit reach the disk in any order).
+//! Records after such a hole were never acknowledged: a commit is answered
+//! only once its sync has returned. The tail is truncated and logged.
+//! Anything else, a flipped bit before intact records say, is damage
+//! inside the log: start-up stops with an error that names the segment
+//! and the offset. Nothing is skipped silently.
 //!
 //! A segment may end in zeros: the unused room of a preallocated segment
 //! (see `segment.rs`). Zeros from a record boundary to the end are that
@@ -141,13 +147,34 @@ fn read_ahead(path: &Path) {
 }
 
 /// Damage at `offset` is a torn tail when it lies within the last commit's
-/// reach of where the written bytes end (`written`; zeros follow) and no
-/// intact record starts anywhere after it.
+/// reach of where the written bytes end (`written`; zeros follow) and
+/// either no intact record starts anywhere after it, or a sector of zeros
+/// lies between it and the first that does.
 fn is_torn_tail(data: &[u8], offset: usize, written: usize, tail_window_bytes: usize) -> bool {
     if written - offset > tail_window_bytes {
         return false;
     }
-    !(offset + 1..written).any(|start| matches!(decode(&data[start..]), Decoded::Record { .. }))
+    let next_intact = (offset + 1..written)
+        .find(|start| matches!(decode(&data[*start..]), Decoded::Record { .. }));
+    match next_intact {
+        None => true,
+        Some(next) => has_zeroed_sector(&data[..next], offset),
+    }
+}
+
+/// A file's unwritten page reads as zeros; a record never holds a whole
+/// sector of them (its header's sequence number is never 0, its payload is
+/// JSON text).
+const SECTOR_BYTES: usize = 512;
+
+/// Whether `data[from..]` holds a sector-aligned run of [`SECTOR_BYTES`]
+/// zeros (aligned to the file, as the pages a crash loses are).
+fn has_zeroed_sector(data: &[u8], from: usize) -> bool {
+    let first = from.div_ceil(SECTOR_BYTES) * SECTOR_BYTES;
+    (first..data.len())
+        .step_by(SECTOR_BYTES)
+        .filter_map(|start| data.get(start..start + SECTOR_BYTES))
+        .any(|sector| sector.iter().all(|byte| *byte == 0))
 }
 
 /// Removes the torn bytes `offset..written` of a segment `length` long: a

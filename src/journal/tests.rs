@@ -1,7 +1,7 @@
 //! Journal tests on real files: group commit, replay, rotation, torn tails
 //! and damage inside the log.
 
-use super::record::{encode, HEADER_BYTES};
+use super::record::{decode, encode, Decoded, HEADER_BYTES};
 use super::segment::list_segments;
 use super::*;
 use std::fs;
@@ -42,8 +42,16 @@ fn options(dir: &Path, segment_bytes_max: u64) -> JournalOptions {
 type Records = Vec<(u64, Vec<u8>)>;
 
 fn collect(dir: &Path) -> Result<(ReplayOutcome, Records), JournalError> {
+    collect_within(dir, 64 * 1024)
+}
+
+/// [`collect`], cutting a torn tail only within `tail_window_bytes` of the end.
+fn collect_within(
+    dir: &Path,
+    tail_window_bytes: usize,
+) -> Result<(ReplayOutcome, Records), JournalError> {
     let mut records = Vec::new();
-    let outcome = replay(dir, 0, 64 * 1024, |seq, payload| {
+    let outcome = replay(dir, 0, tail_window_bytes, |seq, payload| {
         records.push((seq, payload.to_vec()));
         Ok(())
     })?;
@@ -141,6 +149,45 @@ fn a_torn_tail_is_truncated_and_the_log_continues() {
     );
     write_records(&dir.0, 1 << 30, 1);
     assert_eq!(collect(&dir.0).unwrap().0.last_seq, 6);
+}
+
+#[test]
+fn a_lost_page_of_an_unfinished_commit_with_records_after_it_is_a_torn_tail() {
+    let dir = TempDir::new("torn-hole");
+    write_records(&dir.0, 1 << 30, 200);
+    let (_, path) = list_segments(&dir.0).unwrap().pop().unwrap();
+    let intact = fs::read(&path).unwrap();
+    // The crash kept a later page of the commits in flight but not this
+    // sector: records before it, a hole, intact records after it.
+    let mut bytes = intact.clone();
+    bytes[1024..1536].fill(0);
+    fs::write(&path, &bytes).unwrap();
+    // Where the record that reaches into the hole starts.
+    let (mut offset, mut seq) = (0, 0);
+    while let Decoded::Record { bytes: length, .. } = decode(&bytes[offset..]) {
+        offset += length;
+        seq += 1;
+    }
+    assert!(offset <= 1024 && seq > 0, "{offset} {seq}");
+
+    // Further from the end than the commits in flight reach: damage.
+    match collect_within(&dir.0, intact.len() - offset - 1).unwrap_err() {
+        JournalError::Corrupt {
+            segment,
+            offset: at,
+            ..
+        } => assert_eq!((&segment, at), (&path, offset as u64)),
+        other => panic!("expected Corrupt, got {other:?}"),
+    }
+    assert_eq!(fs::read(&path).unwrap(), bytes, "nothing was cut");
+
+    // Within their reach: a torn tail, cut where the damage begins.
+    let (outcome, records) = collect(&dir.0).unwrap();
+    assert_eq!((outcome.last_seq, records.len()), (seq, seq as usize));
+    assert_eq!(outcome.truncated_bytes, (intact.len() - offset) as u64);
+    assert_eq!(fs::read(&path).unwrap(), &intact[..offset]);
+    write_records(&dir.0, 1 << 30, 1);
+    assert_eq!(collect(&dir.0).unwrap().0.last_seq, seq + 1);
 }
 
 #[test]
@@ -434,6 +481,10 @@ fn wait_until(what: &str, condition: impl Fn() -> bool) {
 
 /// A sync that waits for a token each time (dropping the sender lets the
 /// rest through), with the count of syncs begun.
+/// How long a held sync waits for its release: bounded, so a failing test
+/// ends instead of waiting for a release its unwinding never sends.
+const RELEASE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
+
 fn gated_sync() -> (
     impl Fn(&fs::File) -> std::io::Result<()> + Send + Sync + 'static,
     std::sync::mpsc::Sender<()>,
@@ -447,7 +498,7 @@ fn gated_sync() -> (
         let syncs_started = Arc::clone(&syncs_started);
         move |file: &fs::File| {
             syncs_started.fetch_add(1, Ordering::SeqCst);
-            let _ = gate.lock().unwrap().recv();
+            let _ = gate.lock().unwrap().recv_timeout(RELEASE_WAIT_MAX);
             file.sync_data()
         }
     };
@@ -760,10 +811,11 @@ fn zeros_with_records_after_them_are_damage_not_room() {
     let (_, segments) = two_runs_onto_a_spare(&dir.0);
     let path = &segments[1].1;
     let mut bytes = fs::read(path).unwrap();
-    // A zeroed sector at the start of the segment, records after it.
+    // A zeroed sector at the start of the segment, records after it, and
+    // more bytes of them than a torn tail could hold.
     bytes[..512].fill(0);
     fs::write(path, &bytes).unwrap();
-    match collect(&dir.0).unwrap_err() {
+    match collect_within(&dir.0, 1024).unwrap_err() {
         JournalError::Corrupt {
             segment, offset, ..
         } => assert_eq!((&segment, offset), (path, 0)),
