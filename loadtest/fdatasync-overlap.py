@@ -3,11 +3,13 @@
 
 Threads each write 8 KiB at their own offset of one preallocated file and
 fdatasync it, over and over; prints syncs per second and the mean time per
-write + sync for 1, 2 and 3 threads, twice. If two threads reach about
-twice the syncs of one at the same latency, the disk serves flushes
-concurrently and a journal that keeps two commits in flight would halve
-the wait for a commit (docs/PERFORMANCE.md, run L). Python's os.pwrite
-and os.fdatasync release the GIL.
+write + sync for 1, 2 and 3 threads, twice. Only if two threads reach
+about twice the syncs of one at the same latency would a journal that
+keeps two commits in flight shorten the wait for a commit: a request
+waits for the time, not the rate. On the VMs measured (docs/PERFORMANCE.md,
+runs L and M) two threads got 1.4-1.9x the syncs at 1.1-1.5x the time
+each, and two journal writers lost. Python's os.pwrite and os.fdatasync
+release the GIL.
 
 Usage: loadtest/fdatasync-overlap.py [DIR]   (default: the system temp dir;
 use the gateway's data dir's file system)

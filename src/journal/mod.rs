@@ -26,6 +26,14 @@
 //!   gained (1 writer p50 0.23 -> 0.41 ms, 64 writers 98k -> 63k
 //!   records/s and p99 1.1 -> 3.8 ms; HTTP fsync/none within noise).
 //!   Worth measuring again on a machine with spare cores.
+//! - Two writer threads taking turns (each writes its batch under the
+//!   log's lock and syncs it outside it; batches answered in log order;
+//!   one open file description per writer, so no sync takes another's
+//!   writeback error). The disk serves two flushes at once, but each
+//!   takes 1.3x as long, and a closed loop waits for the time, not the
+//!   rate: `flash` fsync 64 connections 0.51-0.54 against 0.54-0.65 with
+//!   one writer, 512 connections 0.62-0.64 against 0.65-0.72 (run M in
+//!   docs/PERFORMANCE.md).
 //! - Waking a batch with one notification (a watch on `durable_seq`)
 //!   instead of one oneshot per record: tokio still wakes each waiting
 //!   task one by one from this foreign thread, and every waiter would
