@@ -8,12 +8,14 @@
 //! set-up, stats and read-back in [`admin`]; payments in [`pay`]) →
 //! [`verify`] (pure checks) → [`report`] (table or JSON). `--cluster N`:
 //! N more nodes ([`target::Cluster`]) take the same rounds, their Redis
-//! calls counted by [`redis_calls`].
+//! calls counted by [`redis_calls`]; a gateway round's journal commits are
+//! read from its `/metrics` by [`commits`].
 
 pub mod admin;
 pub mod ceiling;
 pub mod cli;
 pub mod client;
+pub mod commits;
 pub mod cpu;
 pub mod outcome;
 pub mod pay;

@@ -3,6 +3,7 @@
 
 use crate::admin::{ClusterView, ReadSummary, SaleStats};
 use crate::client::RoundResult;
+use crate::commits::JournalRound;
 use crate::cpu::CpuUse;
 use crate::outcome::Outcomes;
 use crate::pay::PayReport;
@@ -93,6 +94,9 @@ pub struct RoundReport {
     /// up with its journal, and what that cost.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub store_catch_up: Option<StoreCatchUp>,
+    /// Single-gateway rounds: the journal's commits over the round.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub journal: Option<JournalRound>,
 }
 
 /// The wait after a gateway round until the store has applied every
@@ -181,6 +185,7 @@ impl RoundReport {
             gateway_cpu: result.gateway_cpu.clone(),
             cluster: None,
             store_catch_up: None,
+            journal: None,
         }
     }
 }
@@ -460,6 +465,18 @@ impl Report {
                     "  round {} {whose} threads: {}",
                     round.round,
                     threads.join(", ")
+                );
+            }
+            if let Some(journal) = &round.journal {
+                let _ = writeln!(
+                    out,
+                    "  round {} journal: {} commits ({:.0}/s) of {:.1} records, {:.0} µs each on average, in a commit {:.0}% of the round",
+                    round.round,
+                    journal.commits,
+                    journal.commits_per_second,
+                    journal.records_per_commit,
+                    journal.mean_commit_us,
+                    journal.busy * 100.0
                 );
             }
             if let Some(catch_up) = &round.store_catch_up {

@@ -21,6 +21,7 @@ use crate::admin::{
 };
 use crate::ceiling::Ceiling;
 use crate::client::{run_round, Created, RoundResult, RoundSpec};
+use crate::commits::{parse_commit_totals, JournalRound};
 use crate::cpu;
 use crate::pay::pay_winners;
 use crate::plan::{Length, Plan, Scenario};
@@ -314,10 +315,13 @@ async fn gateway_round_run(
         gateway_pids: target.pid().into_iter().collect(),
         ..round_spec(plan, target.addr.clone(), gateway_round, true)
     };
+    let commits_before = parse_commit_totals(&admin.metrics().await?);
     let result = run_round(Arc::clone(&streams.timed), spec).await?;
     let rss_after = target.rss_kib();
+    let commits_after = parse_commit_totals(&admin.metrics().await?);
     let exhausted = exhausted(plan, &result, &streams.timed);
     let mut report = RoundReport::new(RoundKind::Flashgate, position, &result, exhausted);
+    report.journal = JournalRound::between(commits_before, commits_after, report.seconds);
     report.store_catch_up = Some(store_catch_up(&mut admin, target, &report).await?);
     let mut payments = None;
     if let Some(fraction) = plan.pay_fraction {

@@ -79,6 +79,16 @@ async fn a_small_flash_run_passes_its_verification_and_reports_the_ratio() {
         .as_ref()
         .expect("the wait for the store");
     assert!(catch_up.lag_records <= 200 + 2, "{catch_up:?}");
+    // The journal's histograms are the process's (other tests' gateways
+    // may commit meanwhile): at least this round's 200 records.
+    let journal = flash.journal.as_ref().expect("the round's journal commits");
+    let records = journal.records_per_commit * journal.commits as f64;
+    assert!(records.round() >= 200.0, "{journal:?}");
+    assert!(
+        journal.mean_commit_us > 0.0 && journal.busy > 0.0,
+        "{journal:?}"
+    );
+    assert!(report.render().contains("journal: "));
     for ceiling in [&report.rounds[0], &report.rounds[2]] {
         assert_eq!(ceiling.outcomes.reserved, 200);
     }
