@@ -157,7 +157,7 @@ fn a_lost_page_of_an_unfinished_commit_with_records_after_it_is_a_torn_tail() {
     write_records(&dir.0, 1 << 30, 200);
     let (_, path) = list_segments(&dir.0).unwrap().pop().unwrap();
     let intact = fs::read(&path).unwrap();
-    // The crash kept a later page of the commits in flight but not this
+    // The crash kept a later page of the unfinished commit but not this
     // sector: records before it, a hole, intact records after it.
     let mut bytes = intact.clone();
     bytes[1024..1536].fill(0);
@@ -170,7 +170,7 @@ fn a_lost_page_of_an_unfinished_commit_with_records_after_it_is_a_torn_tail() {
     }
     assert!(offset <= 1024 && seq > 0, "{offset} {seq}");
 
-    // Further from the end than the commits in flight reach: damage.
+    // Further from the end than one commit reaches: damage.
     match collect_within(&dir.0, intact.len() - offset - 1).unwrap_err() {
         JournalError::Corrupt {
             segment,
@@ -181,7 +181,7 @@ fn a_lost_page_of_an_unfinished_commit_with_records_after_it_is_a_torn_tail() {
     }
     assert_eq!(fs::read(&path).unwrap(), bytes, "nothing was cut");
 
-    // Within their reach: a torn tail, cut where the damage begins.
+    // Within its reach: a torn tail, cut where the damage begins.
     let (outcome, records) = collect(&dir.0).unwrap();
     assert_eq!((outcome.last_seq, records.len()), (seq, seq as usize));
     assert_eq!(outcome.truncated_bytes, (intact.len() - offset) as u64);
@@ -479,12 +479,12 @@ fn wait_until(what: &str, condition: impl Fn() -> bool) {
     }
 }
 
-/// A sync that waits for a token each time (dropping the sender lets the
-/// rest through), with the count of syncs begun.
 /// How long a held sync waits for its release: bounded, so a failing test
 /// ends instead of waiting for a release its unwinding never sends.
 const RELEASE_WAIT_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
+/// A sync that waits for a token each time (dropping the sender lets the
+/// rest through), with the count of syncs begun.
 fn gated_sync() -> (
     impl Fn(&fs::File) -> std::io::Result<()> + Send + Sync + 'static,
     std::sync::mpsc::Sender<()>,
