@@ -177,6 +177,15 @@ impl Admin {
     }
 }
 
+/// The value of the unlabelled series `name` in a Prometheus text
+/// exposition (a histogram's `_sum` or `_count` included), if present.
+pub fn metric_sample(text: &str, name: &str) -> Option<f64> {
+    text.lines().find_map(|line| {
+        let value = line.strip_prefix(name)?.strip_prefix(' ')?;
+        value.trim().parse().ok()
+    })
+}
+
 /// What a cluster node's stats say Redis holds for the sale, summed over
 /// its items.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]

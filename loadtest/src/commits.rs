@@ -5,10 +5,9 @@
 //! and after the round. How many commits, how full, how long: what a
 //! `fsync` round waits on.
 
+use crate::admin::metric_sample;
+use flashgate::metrics::{JOURNAL_COMMIT_SECONDS, JOURNAL_RECORDS_PER_COMMIT};
 use serde::Serialize;
-
-pub const COMMIT_SECONDS_METRIC: &str = "flashgate_journal_commit_seconds";
-pub const RECORDS_PER_COMMIT_METRIC: &str = "flashgate_journal_records_per_commit";
 
 /// The histograms' running totals in one scrape (0 before the first commit).
 #[derive(Clone, Copy, Debug, Default, PartialEq)]
@@ -20,25 +19,13 @@ pub struct CommitTotals {
 
 /// The totals in a Prometheus text exposition.
 pub fn parse_commit_totals(text: &str) -> CommitTotals {
-    let mut totals = CommitTotals::default();
-    for line in text.lines() {
-        let Some((name, value)) = line.split_once(' ') else {
-            continue;
-        };
-        let Ok(value) = value.trim().parse::<f64>() else {
-            continue;
-        };
-        let slot = match name.strip_prefix(COMMIT_SECONDS_METRIC) {
-            Some("_count") => &mut totals.commits,
-            Some("_sum") => &mut totals.seconds,
-            _ => match name.strip_prefix(RECORDS_PER_COMMIT_METRIC) {
-                Some("_sum") => &mut totals.records,
-                _ => continue,
-            },
-        };
-        *slot = value;
+    let total =
+        |name: &str, suffix: &str| metric_sample(text, &format!("{name}{suffix}")).unwrap_or(0.0);
+    CommitTotals {
+        commits: total(JOURNAL_COMMIT_SECONDS, "_count"),
+        seconds: total(JOURNAL_COMMIT_SECONDS, "_sum"),
+        records: total(JOURNAL_RECORDS_PER_COMMIT, "_sum"),
     }
-    totals
 }
 
 /// The journal's commits during one round.

@@ -17,7 +17,8 @@
 //! Redis's view and every order read back from the node that made it.
 
 use crate::admin::{
-    read_orders, read_orders_on_nodes, Admin, ClusterView, ReadSummary, SaleSpec, SaleStats,
+    metric_sample, read_orders, read_orders_on_nodes, Admin, ClusterView, ReadSummary, SaleSpec,
+    SaleStats,
 };
 use crate::ceiling::Ceiling;
 use crate::client::{run_round, Created, RoundResult, RoundSpec};
@@ -36,6 +37,7 @@ use crate::verify::{
     verify_ceiling, verify_cluster_round, verify_round, Check, ClusterEvidence, Evidence,
     Expectations, Verification,
 };
+use flashgate::metrics::STORE_LAG_RECORDS;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -409,12 +411,9 @@ async fn store_catch_up(
 
 /// `flashgate_store_lag_records` from a `/metrics` text.
 pub fn store_lag_records(metrics: &str) -> Result<u64, String> {
-    metrics
-        .lines()
-        .find_map(|line| line.strip_prefix("flashgate_store_lag_records "))
-        .and_then(|value| value.trim().parse::<f64>().ok())
+    metric_sample(metrics, STORE_LAG_RECORDS)
         .map(|value| value as u64)
-        .ok_or_else(|| "the gateway's /metrics has no flashgate_store_lag_records".to_owned())
+        .ok_or_else(|| format!("the gateway's /metrics has no {STORE_LAG_RECORDS}"))
 }
 
 /// A round on the cluster: see the module's doc.
