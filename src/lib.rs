@@ -25,3 +25,4 @@ pub mod sale;
 pub mod sched;
 pub mod shutdown;
 pub mod store;
+pub mod stripes;

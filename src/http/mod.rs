@@ -29,7 +29,7 @@ use crate::store::feeder::FeederStatus;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -50,7 +50,6 @@ pub struct AppState {
     pub sse_streams: AtomicUsize,
     /// A cluster node's side of the Redis protocol; `None` for a node alone.
     pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
-    request_ids: AtomicU64,
 }
 
 /// Who is calling: a buyer (from the session token) or an admin role.
@@ -82,7 +81,6 @@ impl AppState {
             in_flight: AtomicUsize::new(0),
             sse_streams: AtomicUsize::new(0),
             cluster: None,
-            request_ids: AtomicU64::new(1),
         })
     }
 
@@ -123,12 +121,28 @@ impl AppState {
         });
         match echoed {
             Some(value) => value.clone(),
-            None => {
-                let id = self.request_ids.fetch_add(1, Ordering::Relaxed);
-                HeaderValue::from_bytes(&generated_request_id(id)).expect("hex is a valid header")
-            }
+            None => HeaderValue::from_bytes(&generated_request_id(next_request_id()))
+                .expect("hex is a valid header"),
         }
     }
+}
+
+/// Bits of a generated request id below the thread's slot.
+const REQUEST_ID_SEQUENCE_BITS: u32 = 40;
+
+/// A request id unique in this process without a counter every thread
+/// writes (see [`crate::stripes`]): the thread's slot above its own
+/// sequence, 2^40 requests a thread.
+fn next_request_id() -> u64 {
+    thread_local! {
+        static SEQUENCE: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    }
+    let sequence = SEQUENCE.with(|sequence| {
+        let next = sequence.get().wrapping_add(1) & ((1 << REQUEST_ID_SEQUENCE_BITS) - 1);
+        sequence.set(next);
+        next
+    });
+    ((crate::stripes::thread_slot() as u64) << REQUEST_ID_SEQUENCE_BITS) | sequence
 }
 
 /// `fg-` and the id as 16 lowercase hex digits, without `format!`: this
@@ -265,11 +279,7 @@ fn status_label(status: u16) -> &'static str {
 /// Which stock shard this worker thread tries first: threads spread over
 /// the shards so concurrent reservations rarely touch the same cache line.
 pub fn shard_hint() -> usize {
-    static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-    thread_local! {
-        static HINT: usize = NEXT_THREAD.fetch_add(1, Ordering::Relaxed);
-    }
-    HINT.with(|hint| *hint)
+    crate::stripes::thread_slot()
 }
 
 #[cfg(test)]
@@ -284,5 +294,20 @@ mod request_id_tests {
                 format!("fg-{id:016x}")
             );
         }
+    }
+
+    #[test]
+    fn generated_request_ids_differ_within_and_across_threads() {
+        let here: Vec<u64> = (0..3).map(|_| next_request_id()).collect();
+        assert!(
+            here.windows(2).all(|pair| pair[1] == pair[0] + 1),
+            "{here:?}"
+        );
+        let there = std::thread::spawn(next_request_id).join().unwrap();
+        assert_ne!(
+            there >> REQUEST_ID_SEQUENCE_BITS,
+            here[0] >> REQUEST_ID_SEQUENCE_BITS
+        );
+        assert!(!here.contains(&there));
     }
 }

@@ -193,6 +193,7 @@ impl Engine {
                     self.limits.stock_from_leases,
                 );
                 vacant.insert(Arc::new(sale));
+                self.sales_changed();
                 Ok(commit)
             }
         }
@@ -227,7 +228,7 @@ impl Engine {
         self.keys.bind(&names, order_id);
         self.holds
             .schedule(reservation.expires_at, Arc::clone(order_id));
-        sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
+        sale.counters.orders_created.add(1);
         view
     }
 
@@ -282,7 +283,7 @@ impl Engine {
         }
         self.keys
             .bind_replayed(ids.names.clone(), Arc::clone(&ids.order_id));
-        sale.counters.orders_created.fetch_add(1, Ordering::Relaxed);
+        sale.counters.orders_created.add(1);
         vacant.insert(Box::new(OrderRecord::reserved(NewOrder {
             order_id: ids.order_id,
             sale: Arc::clone(sale),

@@ -25,7 +25,7 @@ use crate::sale::{
     Unjournaled,
 };
 use rust_decimal::Decimal;
-use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::Arc;
 
 /// The default of `sale.hold_seconds_min`.
@@ -107,6 +107,27 @@ pub struct Engine {
     pub(super) replayed_at_max: AtomicI64,
     /// A cluster node's mirror of the buyers' counts, attached after replay.
     pub(super) buyer_watch: std::sync::OnceLock<Arc<dyn BuyerCountWatch>>,
+    /// This engine among the process's (tests make many): the key of the
+    /// threads' cached sale ([`Engine::with_sale`]).
+    id: u64,
+    /// Bumped after every insert into `sales`: a thread's cached sale is
+    /// used only under the version it was looked up in.
+    sales_version: AtomicU64,
+}
+
+/// Each thread's last sale looked up on the order path: a flash sale's
+/// orders all name the same sale, and the map's read lock and the `Arc`'s
+/// count are words every HTTP thread would otherwise write on every order
+/// (see [`crate::stripes`]).
+struct CachedSale {
+    engine: u64,
+    version: u64,
+    sale: Arc<Sale>,
+}
+
+thread_local! {
+    static CACHED_SALE: std::cell::RefCell<Option<CachedSale>> =
+        const { std::cell::RefCell::new(None) };
 }
 
 impl Engine {
@@ -125,7 +146,47 @@ impl Engine {
             pending: PendingPayments::default(),
             order_ids: OrderIds::new(started_at),
             buyer_watch: std::sync::OnceLock::new(),
+            id: {
+                static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
+                NEXT_ENGINE.fetch_add(1, Ordering::Relaxed)
+            },
+            sales_version: AtomicU64::new(0),
         }
+    }
+
+    /// To be called after every insert into `sales`.
+    pub(super) fn sales_changed(&self) {
+        self.sales_version.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Runs `use_it` on the sale, found in the calling thread's cache when
+    /// it looked the same sale up last (under the same version of the
+    /// map), else in the map, and then cached. A lookup nested in `use_it`
+    /// works and does not replace the cached sale.
+    fn with_sale<R>(
+        &self,
+        sale_id: &str,
+        use_it: impl FnOnce(&Arc<Sale>) -> Result<R, SaleError>,
+    ) -> Result<R, SaleError> {
+        let version = self.sales_version.load(Ordering::Acquire);
+        CACHED_SALE.with(|cached| {
+            if let Ok(cached) = cached.try_borrow() {
+                if let Some(hit) = cached.as_ref().filter(|hit| {
+                    hit.engine == self.id && hit.version == version && hit.sale.id() == sale_id
+                }) {
+                    return use_it(&hit.sale);
+                }
+            }
+            let sale = self.sale(sale_id)?;
+            if let Ok(mut slot) = cached.try_borrow_mut() {
+                *slot = Some(CachedSale {
+                    engine: self.id,
+                    version,
+                    sale: Arc::clone(&sale),
+                });
+            }
+            use_it(&sale)
+        })
     }
 
     /// Tells `watch` of every later live change to a buyer's count (once).
@@ -321,7 +382,17 @@ impl Engine {
     // ---- the order path --------------------------------------------------
 
     pub fn place_order(&self, command: PlaceOrder<'_>, now: UnixMs) -> Result<Placed, SaleError> {
-        let sale = self.sale(&command.request.sale_id)?;
+        self.with_sale(&command.request.sale_id, |sale| {
+            self.place_order_in(sale, &command, now)
+        })
+    }
+
+    fn place_order_in(
+        &self,
+        sale: &Arc<Sale>,
+        command: &PlaceOrder<'_>,
+        now: UnixMs,
+    ) -> Result<Placed, SaleError> {
         let index = item_index(&sale, &command.request.sku_id)?;
         let limit = sale.spec.items[index].per_user_limit;
         let quantity = command.request.quantity;

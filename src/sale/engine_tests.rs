@@ -800,3 +800,23 @@ fn a_live_order_submits_its_reservation_as_the_event_replay_reads() {
         (2, placed.order.amount, "k-1")
     );
 }
+
+#[test]
+fn each_engine_orders_on_its_own_sale_though_a_thread_caches_the_last_one() {
+    // Two engines, one sale id, one thread: the thread's cached sale of the
+    // first engine must not take the second's orders.
+    let first = live_engine(5, 3);
+    let second = live_engine(2, 3);
+    let mut second_results = Vec::new();
+    for round in 0..3 {
+        order(&first, "alice", &format!("a-{round}"), 1, T0).unwrap();
+        second_results.push(order(&second, "bob", &format!("b-{round}"), 1, T0).err());
+    }
+    assert_eq!(second_results, vec![None, None, Some(SaleError::SoldOut)]);
+    assert_eq!(counts(&first).reserved, 3);
+    assert_eq!(counts(&first).remaining, 2);
+    assert_eq!(counts(&second).reserved, 2);
+    assert_eq!(counts(&second).remaining, 0);
+    assert_eq!(first.stats("s1", T0).unwrap().orders.created, 3);
+    assert_eq!(second.stats("s1", T0).unwrap().orders.created, 2);
+}

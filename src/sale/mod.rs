@@ -160,7 +160,8 @@ pub struct Item {
 /// Cumulative counts of what happened to the sale's orders.
 #[derive(Default)]
 pub struct SaleCounters {
-    pub orders_created: AtomicU64,
+    /// Striped: every order adds to it, from every HTTP thread.
+    pub orders_created: crate::stripes::StripedCounter,
     pub orders_cancelled: AtomicU64,
     pub orders_expired: AtomicU64,
     /// Orders that became paid, in time or reinstated by a late payment.

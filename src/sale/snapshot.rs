@@ -180,8 +180,8 @@ impl Engine {
             self.limits.stock_from_leases,
         );
         let counters = &sale.counters;
+        counters.orders_created.set(snapshot.orders_created);
         for (counter, value) in [
-            (&counters.orders_created, snapshot.orders_created),
             (&counters.orders_cancelled, snapshot.orders_cancelled),
             (&counters.orders_expired, snapshot.orders_expired),
             (&counters.orders_paid, snapshot.orders_paid),
@@ -193,6 +193,7 @@ impl Engine {
         }
         self.sales
             .insert(snapshot.spec.sale_id.as_str().into(), Arc::new(sale));
+        self.sales_changed();
         Ok(())
     }
 
@@ -249,7 +250,7 @@ fn sale_snapshot(sale: &Sale) -> SaleSnapshot {
         created_at: sale.created_at,
         status: sale.status(),
         items: sale.items.iter().map(|item| item.stock.counts()).collect(),
-        orders_created: sale.counters.orders_created.load(Ordering::Relaxed),
+        orders_created: sale.counters.orders_created.get(),
         orders_cancelled: sale.counters.orders_cancelled.load(Ordering::Relaxed),
         orders_expired: sale.counters.orders_expired.load(Ordering::Relaxed),
         orders_paid: sale.counters.orders_paid.load(Ordering::Relaxed),

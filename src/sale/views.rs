@@ -459,7 +459,7 @@ impl SaleStats {
                 })
                 .collect(),
             orders: OrderCounts {
-                created: counters.orders_created.load(Ordering::Relaxed),
+                created: counters.orders_created.get(),
                 cancelled: counters.orders_cancelled.load(Ordering::Relaxed),
                 expired: counters.orders_expired.load(Ordering::Relaxed),
                 paid: counters.orders_paid.load(Ordering::Relaxed),
