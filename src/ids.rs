@@ -66,9 +66,30 @@ const ORDER_ID_BYTES_ON_STACK: usize = 2 + 16 + 3 + 20;
 /// on a cluster node, whose prefix also holds its node tag (three base-36
 /// characters Redis gives each node id once), so two nodes starting in the
 /// same millisecond still make different ids.
+///
+/// The counter is a word every HTTP thread would write on every order (see
+/// [`crate::stripes`]), so with [`OrderIds::in_blocks_of`] a thread takes a
+/// block of numbers at once and numbers its orders from it: ids stay
+/// unique, but no longer follow the order orders were made in across
+/// threads, and a thread's unused numbers are skipped.
 pub struct OrderIds {
     prefix: String,
+    /// The first number no thread has taken.
     next: AtomicU64,
+    /// Numbers a thread takes at once; 1: each order takes its own.
+    block: u64,
+    /// This generator among the process's, for the threads' blocks.
+    generator: u64,
+}
+
+// The calling thread's block: its generator, the next number, the end.
+thread_local! {
+    static BLOCK: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
+}
+
+fn next_generator() -> u64 {
+    static NEXT: AtomicU64 = AtomicU64::new(1);
+    NEXT.fetch_add(1, Ordering::Relaxed)
 }
 
 impl OrderIds {
@@ -76,6 +97,8 @@ impl OrderIds {
         OrderIds {
             prefix: format!("FG{:011x}", started_at_ms.max(0)),
             next: AtomicU64::new(1),
+            block: 1,
+            generator: next_generator(),
         }
     }
 
@@ -88,12 +111,39 @@ impl OrderIds {
         OrderIds {
             prefix: format!("FG{:011x}{}", started_at_ms.max(0), base36_3(node_tag)),
             next: AtomicU64::new(1),
+            block: 1,
+            generator: next_generator(),
         }
     }
 
-    /// How many ids this process has issued.
+    /// The same ids, numbered from blocks of `block` numbers per thread.
+    pub fn in_blocks_of(self, block: u64) -> Self {
+        OrderIds {
+            block: block.max(1),
+            ..self
+        }
+    }
+
+    /// How many numbers threads have taken: the ids issued, and with
+    /// blocks the numbers threads hold for their next orders.
     pub fn issued(&self) -> u64 {
         self.next.load(Ordering::Relaxed) - 1
+    }
+
+    fn take(&self) -> u64 {
+        if self.block == 1 {
+            return self.next.fetch_add(1, Ordering::Relaxed);
+        }
+        BLOCK.with(|block| {
+            let (generator, next, end) = block.get();
+            if generator == self.generator && next < end {
+                block.set((generator, next + 1, end));
+                return next;
+            }
+            let first = self.next.fetch_add(self.block, Ordering::Relaxed);
+            block.set((self.generator, first + 1, first + self.block));
+            first
+        })
     }
 
     /// The prefix and the counter in at least 11 decimal digits, as
@@ -101,7 +151,7 @@ impl OrderIds {
     /// formatting machinery: this runs for every order. Made on the stack
     /// and copied once into the `Arc` the order's record, key and hold share.
     pub fn next_id(&self) -> Arc<str> {
-        let sequence = self.next.fetch_add(1, Ordering::Relaxed);
+        let sequence = self.take();
         let mut digits = [b'0'; 20];
         let start = decimal_digits(sequence, &mut digits).min(digits.len() - 11);
         let mut id = [0u8; ORDER_ID_BYTES_ON_STACK];
@@ -138,6 +188,43 @@ fn base36_3(value: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_taken_in_blocks_are_unique_across_threads_and_generators() {
+        let ids = std::sync::Arc::new(OrderIds::new(1_764_000_000_000).in_blocks_of(4));
+        let other = OrderIds::new(1_764_000_000_000).in_blocks_of(4);
+        // This thread alternates between two generators of the same prefix:
+        // a block of one is never used for the other's ids.
+        let mut here = Vec::new();
+        let mut others = Vec::new();
+        for _ in 0..10 {
+            here.push(ids.next_id());
+            others.push(other.next_id());
+        }
+        let there: Vec<Arc<str>> = (0..3)
+            .map(|_| {
+                let ids = std::sync::Arc::clone(&ids);
+                std::thread::spawn(move || (0..10).map(|_| ids.next_id()).collect::<Vec<_>>())
+            })
+            .flat_map(|thread| thread.join().unwrap())
+            .collect();
+        let all: std::collections::HashSet<&Arc<str>> = here.iter().chain(&there).collect();
+        assert_eq!(all.len(), 40, "{here:?} {there:?}");
+        let others: std::collections::HashSet<&Arc<str>> = others.iter().collect();
+        assert_eq!(others.len(), 10);
+        // Each switch of generator on this thread left a block (10 of 4
+        // numbers); each other thread took 3 blocks for its 10 ids.
+        assert!(
+            (40..=10 * 4 + 3 * 3 * 4).contains(&ids.issued()),
+            "{}",
+            ids.issued()
+        );
+        // One by one, the count is exact.
+        let single = OrderIds::new(1_764_000_000_000);
+        single.next_id();
+        single.next_id();
+        assert_eq!(single.issued(), 2);
+    }
 
     #[test]
     fn tagged_ids_differ_between_nodes_started_in_the_same_millisecond() {

@@ -200,20 +200,80 @@ fn describe() {
 /// route, and every order attempt counts its outcome. `counter!` with
 /// labels finds its series in the recorder's registry on each call (the
 /// name and labels hashed, a shard's lock taken, the handle cloned); the
-/// handles are the same every time, so each worker thread keeps those it
-/// has used, keyed by the addresses of the `'static` label values.
-mod hot {
+/// handles are the same every time, so each thread keeps those it has
+/// used, keyed by the addresses of the `'static` label values.
+///
+/// Nor does a thread add to the recorder's atomics on each request: they
+/// are words every HTTP thread writes, and each such write moves a cache
+/// line between the cores (three a request; docs/PERFORMANCE.md, run N).
+/// Each thread keeps a tally of its own, under a lock only it takes but
+/// for a scrape, and hands it to the recorder every
+/// [`hot::TALLY_EVENTS_MAX`] events; [`render`] first collects every
+/// thread's tally, so a scrape counts every request answered before it.
+pub(crate) mod hot {
     use ahash::RandomState;
     use metrics::{Counter, Histogram};
-    use std::cell::RefCell;
+    use parking_lot::Mutex;
     use std::collections::HashMap;
+    use std::sync::{Arc, OnceLock};
 
-    type Handles<T, const N: usize> = RefCell<HashMap<[usize; N], T, RandomState>>;
+    /// Events a thread keeps before handing them to the recorder.
+    pub const TALLY_EVENTS_MAX: usize = 64;
+
+    type Series<T, V, const N: usize> = HashMap<[usize; N], (T, V), RandomState>;
+
+    /// One thread's handles and what it has counted since it last handed
+    /// its counts over.
+    #[derive(Default)]
+    struct Tally {
+        requests: Series<Counter, u64, 2>,
+        durations: Series<Histogram, Vec<f64>, 1>,
+        reservations: Series<Counter, u64, 1>,
+        events: usize,
+    }
+
+    impl Tally {
+        fn hand_over(&mut self) {
+            for (counter, count) in self
+                .requests
+                .values_mut()
+                .chain(self.reservations.values_mut())
+            {
+                if *count > 0 {
+                    counter.increment(std::mem::take(count));
+                }
+            }
+            for (histogram, seconds) in self.durations.values_mut() {
+                for value in seconds.drain(..) {
+                    histogram.record(value);
+                }
+            }
+            self.events = 0;
+        }
+    }
+
+    /// Every thread's tally, for [`collect`]; a tally whose thread has
+    /// ended is dropped once collected.
+    fn tallies() -> &'static Mutex<Vec<Arc<Mutex<Tally>>>> {
+        static TALLIES: OnceLock<Mutex<Vec<Arc<Mutex<Tally>>>>> = OnceLock::new();
+        TALLIES.get_or_init(Mutex::default)
+    }
 
     thread_local! {
-        static REQUESTS: Handles<Counter, 2> = RefCell::default();
-        static DURATIONS: Handles<Histogram, 1> = RefCell::default();
-        static RESERVATIONS: Handles<Counter, 1> = RefCell::default();
+        static TALLY: Arc<Mutex<Tally>> = {
+            let tally = Arc::new(Mutex::new(Tally::default()));
+            tallies().lock().push(Arc::clone(&tally));
+            tally
+        };
+    }
+
+    /// Hands every thread's tally to the recorder.
+    pub fn collect() {
+        tallies().lock().retain(|tally| {
+            tally.lock().hand_over();
+            // Only the list holds it: its thread has ended.
+            Arc::strong_count(tally) > 1
+        });
     }
 
     /// The address of a `'static` string: two pointers to equal text may
@@ -222,51 +282,77 @@ mod hot {
         text.as_ptr() as usize
     }
 
-    fn cached<T, const N: usize>(
-        handles: &'static std::thread::LocalKey<Handles<T, N>>,
-        key: [usize; N],
-        use_it: impl FnOnce(&T),
-        make: impl FnOnce() -> T,
-    ) {
-        handles.with(|handles| {
-            let mut handles = handles.borrow_mut();
-            let handle = handles.entry(key).or_insert_with(|| {
-                // The recorder first: a handle made before it would count
-                // nowhere, forever.
-                super::handle();
-                make()
-            });
-            use_it(handle);
+    fn tally(count: impl Fn(&mut Tally)) {
+        // A thread being torn down counts straight into the recorder's
+        // registry (`try_with` fails), which is what its tally would do.
+        let counted = TALLY.try_with(|tally| {
+            let mut tally = tally.lock();
+            count(&mut tally);
+            tally.events += 1;
+            if tally.events >= TALLY_EVENTS_MAX {
+                tally.hand_over();
+            }
         });
+        if counted.is_err() {
+            let mut alone = Tally::default();
+            count(&mut alone);
+            alone.hand_over();
+        }
+    }
+
+    /// The series' handle, made once per thread: the recorder first, or
+    /// a handle made before it would count nowhere, forever.
+    fn series<'a, T, V: Default, const N: usize>(
+        series: &'a mut Series<T, V, N>,
+        key: [usize; N],
+        make: impl FnOnce() -> T,
+    ) -> &'a mut V {
+        &mut series
+            .entry(key)
+            .or_insert_with(|| {
+                super::handle();
+                (make(), V::default())
+            })
+            .1
     }
 
     pub fn count_request(route: &'static str, status: &'static str) {
-        let key = [at(route), at(status)];
-        cached(
-            &REQUESTS,
-            key,
-            |counter| counter.increment(1),
-            || metrics::counter!(super::HTTP_REQUESTS_TOTAL, "route" => route, "status" => status),
-        );
+        tally(|tally| {
+            *series(
+                &mut tally.requests,
+                [at(route), at(status)],
+                || metrics::counter!(super::HTTP_REQUESTS_TOTAL, "route" => route, "status" => status),
+            ) += 1;
+        });
     }
 
     pub fn time_request(route: &'static str, seconds: f64) {
-        cached(
-            &DURATIONS,
-            [at(route)],
-            |histogram| histogram.record(seconds),
-            || metrics::histogram!(super::HTTP_REQUEST_DURATION_SECONDS, "route" => route),
-        );
+        tally(|tally| {
+            series(
+                &mut tally.durations,
+                [at(route)],
+                || metrics::histogram!(super::HTTP_REQUEST_DURATION_SECONDS, "route" => route),
+            )
+            .push(seconds);
+        });
     }
 
     pub fn count_reservation(outcome: &'static str) {
-        cached(
-            &RESERVATIONS,
-            [at(outcome)],
-            |counter| counter.increment(1),
-            || metrics::counter!(super::RESERVATIONS_TOTAL, "outcome" => outcome),
-        );
+        tally(|tally| {
+            *series(
+                &mut tally.reservations,
+                [at(outcome)],
+                || metrics::counter!(super::RESERVATIONS_TOTAL, "outcome" => outcome),
+            ) += 1;
+        });
     }
+}
+
+/// The Prometheus text of every metric, every thread's counts of requests
+/// and reservations included.
+pub fn render() -> String {
+    hot::collect();
+    handle().render()
 }
 
 pub use hot::{count_request, count_reservation, time_request};

@@ -10,7 +10,7 @@ fn kept_handles_count_into_the_same_series_from_every_thread() {
     let same_route: &'static str = String::from(route).leak();
     super::count_request(same_route, "201");
     super::count_request(route, "409");
-    let text = super::handle().render();
+    let text = super::render();
     let value = |status: &str| {
         text.lines()
             .find(|line| {
@@ -23,4 +23,64 @@ fn kept_handles_count_into_the_same_series_from_every_thread() {
     };
     assert_eq!(value("201").as_deref(), Some("4"), "{text}");
     assert_eq!(value("409").as_deref(), Some("1"), "{text}");
+}
+
+/// The value of the one sample line starting `prefix` and containing `label`.
+fn sample(text: &str, prefix: &str, label: &str) -> Option<String> {
+    text.lines()
+        .find(|line| line.starts_with(prefix) && line.contains(label))
+        .and_then(|line| line.rsplit(' ').next())
+        .map(str::to_owned)
+}
+
+#[test]
+fn a_scrape_counts_every_event_before_it_however_few_or_many() {
+    let route: &'static str = "/test/tallies";
+    let outcome: &'static str = "test_tallied";
+    // Fewer than a thread keeps before handing its tally over, then more.
+    for _ in 0..3 {
+        super::time_request(route, 0.002);
+    }
+    let label = format!("route=\"{route}\"");
+    let text = super::render();
+    assert_eq!(
+        sample(
+            &text,
+            "flashgate_http_request_duration_seconds_count{",
+            &label
+        )
+        .as_deref(),
+        Some("3"),
+        "{text}"
+    );
+    let many = 2 * super::hot::TALLY_EVENTS_MAX + 5;
+    for _ in 0..many {
+        super::count_reservation(outcome);
+    }
+    std::thread::spawn(move || super::count_reservation(outcome))
+        .join()
+        .unwrap();
+    let text = super::render();
+    assert_eq!(
+        sample(
+            &text,
+            "flashgate_reservations_total{",
+            &format!("outcome=\"{outcome}\"")
+        ),
+        Some((many + 1).to_string()),
+        "{text}"
+    );
+    // Handed over once: a second scrape counts nothing twice.
+    super::time_request(route, 0.002);
+    let text = super::render();
+    assert_eq!(
+        sample(
+            &text,
+            "flashgate_http_request_duration_seconds_count{",
+            &label
+        )
+        .as_deref(),
+        Some("4"),
+        "{text}"
+    );
 }

@@ -4,6 +4,7 @@
 //! 503 beyond), routing, the one error-to-response mapping, and metrics.
 
 pub mod admin;
+pub mod admission;
 pub mod auth;
 pub mod body;
 pub mod console;
@@ -29,7 +30,7 @@ use crate::store::feeder::FeederStatus;
 use http::{header, HeaderMap, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use std::convert::Infallible;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -46,7 +47,8 @@ pub struct AppState {
     pub admins: AdminTokens,
     pub shutdown: Shutdown,
     pub draining: AtomicBool,
-    pub in_flight: AtomicUsize,
+    /// Requests handled at once, up to `server.requests_in_flight_max`.
+    pub admission: admission::Admission,
     pub sse_streams: AtomicUsize,
     /// A cluster node's side of the Redis protocol; `None` for a node alone.
     pub cluster: Option<Arc<crate::cluster::ClusterNode>>,
@@ -68,6 +70,7 @@ impl AppState {
         shutdown: Shutdown,
     ) -> Result<AppState, String> {
         let admins = AdminTokens::parse(&config.auth.admin_tokens)?;
+        let admission = admission::Admission::new(config.server.requests_in_flight_max);
         Ok(AppState {
             engine,
             journal,
@@ -78,7 +81,7 @@ impl AppState {
             config,
             shutdown,
             draining: AtomicBool::new(false),
-            in_flight: AtomicUsize::new(0),
+            admission,
             sse_streams: AtomicUsize::new(0),
             cluster: None,
         })
@@ -156,26 +159,6 @@ fn generated_request_id(id: u64) -> [u8; 19] {
     text
 }
 
-/// Counts a request in flight until it is dropped.
-struct InFlight<'a> {
-    counter: &'a AtomicUsize,
-    /// The count including this request.
-    count: usize,
-}
-
-impl<'a> InFlight<'a> {
-    fn enter(counter: &'a AtomicUsize) -> InFlight<'a> {
-        let count = counter.fetch_add(1, Ordering::AcqRel) + 1;
-        InFlight { counter, count }
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.counter.fetch_sub(1, Ordering::AcqRel);
-    }
-}
-
 /// The service function: one call per request.
 pub async fn handle(
     state: Arc<AppState>,
@@ -188,10 +171,9 @@ pub async fn handle(
     // Probes and scrapes bypass admission: a node at capacity is still alive,
     // and shedding its health checks would get it restarted mid-sale.
     let exempt = matches!(route, Route::Metrics | Route::Healthz | Route::Readyz);
-    let in_flight = (!exempt).then(|| InFlight::enter(&state.in_flight));
-    let admitted = in_flight
-        .as_ref()
-        .is_none_or(|entered| entered.count <= state.config.server.requests_in_flight_max);
+    // Held until the answer is made.
+    let permit = (!exempt).then(|| state.admission.enter());
+    let admitted = permit.as_ref().is_none_or(Option::is_some);
     let label = route.label();
     let outcome = if admitted {
         dispatch(&state, route, &parts, body).await

@@ -20,7 +20,7 @@ pub fn metrics(state: &AppState) -> Response<ResponseBody> {
         }
     }
     // Scrapes are not counted in flight (they bypass admission).
-    let in_flight = state.in_flight.load(Ordering::Acquire);
+    let in_flight = state.admission.in_flight();
     metrics::gauge!(names::HTTP_REQUESTS_IN_FLIGHT).set(in_flight as f64);
     metrics::gauge!(names::SSE_STREAMS).set(state.sse_streams.load(Ordering::Acquire) as f64);
     metrics::gauge!(names::HOLDS_PENDING).set(state.engine.holds_pending() as f64);
@@ -31,7 +31,7 @@ pub fn metrics(state: &AppState) -> Response<ResponseBody> {
     metrics::gauge!(names::STORE_LAG_RECORDS).set(lag_records as f64);
     metrics::gauge!(names::STORE_LAG_SECONDS).set(lag_seconds);
     readiness(state);
-    let text = crate::metrics::handle().render();
+    let text = crate::metrics::render();
     bytes_response(StatusCode::OK, "text/plain; version=0.0.4", text.into())
 }
 

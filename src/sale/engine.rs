@@ -130,11 +130,20 @@ thread_local! {
         const { std::cell::RefCell::new(None) };
 }
 
+/// Order numbers a thread takes at once: up to 1,024, and few enough that
+/// what threads hold but have not used (at most a block each) is a small
+/// part of `sale.orders_max`, which counts numbers taken; one by one for a
+/// small bound, which is then exact.
+fn order_id_block(orders_max: u64) -> u64 {
+    (orders_max / 32_768).clamp(1, 1024)
+}
+
 impl Engine {
     /// An engine whose events go nowhere until [`Engine::attach_sink`]:
     /// replay runs first, then the journal is attached.
     pub fn new(limits: EngineLimits, started_at: UnixMs) -> Engine {
         assert!(limits.shard_count > 0);
+        let id_block = order_id_block(limits.orders_max);
         Engine {
             sink: Arc::new(Unjournaled),
             replayed_at_max: AtomicI64::new(0),
@@ -144,7 +153,7 @@ impl Engine {
             keys: IdempotencyKeys::default(),
             holds: HoldTimers::default(),
             pending: PendingPayments::default(),
-            order_ids: OrderIds::new(started_at),
+            order_ids: OrderIds::new(started_at).in_blocks_of(id_block),
             buyer_watch: std::sync::OnceLock::new(),
             id: {
                 static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
@@ -226,7 +235,8 @@ impl Engine {
     /// replayed event, even if the clock stepped back across the restart.
     pub fn finish_replay(&mut self, now: UnixMs) {
         let replayed_at_max = self.replayed_at_max.load(Ordering::Acquire);
-        self.order_ids = OrderIds::new(now.max(replayed_at_max + 1));
+        self.order_ids = OrderIds::new(now.max(replayed_at_max + 1))
+            .in_blocks_of(order_id_block(self.limits.orders_max));
     }
 
     /// A cluster node's order ids carry its node tag (see [`OrderIds`]).
@@ -234,7 +244,8 @@ impl Engine {
     pub fn tag_order_ids(&mut self, node_tag: u64, now: UnixMs) {
         assert_eq!(self.order_ids.issued(), 0, "tag order ids before any order");
         let replayed_at_max = self.replayed_at_max.load(Ordering::Acquire);
-        self.order_ids = OrderIds::tagged(now.max(replayed_at_max + 1), node_tag);
+        self.order_ids = OrderIds::tagged(now.max(replayed_at_max + 1), node_tag)
+            .in_blocks_of(order_id_block(self.limits.orders_max));
     }
 
     // ---- host actions ----------------------------------------------------
