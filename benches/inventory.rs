@@ -8,11 +8,20 @@
 //! - `reserve/hot_2_threads/*`: one hot item, two threads each doing the
 //!   iteration count (wall time; one iteration = one unit per thread);
 //! - `reserve/many_items_1_thread/*`: 1024 items taken in turn, one thread.
+//!
+//! And what a word that two cores both write costs (`flashgate::stripes`):
+//! - `count_2_threads/*`: two threads, each adding 1 to a count between
+//!   bits of work of its own (`WORK_BETWEEN` rounds of arithmetic, about
+//!   what separates two such writes on the order path), to one shared
+//!   `AtomicU64` against a `StripedCounter` (a cache line per thread);
+//!   `no_count` is the work alone.
 
 use criterion::{criterion_group, criterion_main, Criterion, Throughput};
 use flashgate::inventory::ItemStock;
+use flashgate::stripes::StripedCounter;
 use std::collections::HashMap;
 use std::hint::black_box;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier, Mutex};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -135,5 +144,45 @@ fn reserve(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, reserve);
+/// Rounds of arithmetic between two counts in `count_2_threads`.
+const WORK_BETWEEN: u64 = 64;
+
+fn work() -> bool {
+    let mut sum = 0u64;
+    for round in 0..WORK_BETWEEN {
+        sum = black_box(sum.wrapping_mul(31).wrapping_add(round));
+    }
+    sum != 1
+}
+
+fn count(c: &mut Criterion) {
+    let mut group = c.benchmark_group("count_2_threads");
+    group.throughput(Throughput::Elements(2));
+    group.bench_function("no_count", |b| {
+        b.iter_custom(|iters| two_threads(iters, |_| work()))
+    });
+    let shared = Arc::new(AtomicU64::new(0));
+    group.bench_function("shared_atomic", |b| {
+        b.iter_custom(|iters| {
+            let shared = shared.clone();
+            two_threads(iters, move |_| {
+                shared.fetch_add(1, Ordering::Relaxed);
+                work()
+            })
+        })
+    });
+    let striped = Arc::new(StripedCounter::default());
+    group.bench_function("striped", |b| {
+        b.iter_custom(|iters| {
+            let striped = striped.clone();
+            two_threads(iters, move |_| {
+                striped.add(1);
+                work()
+            })
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, reserve, count);
 criterion_main!(benches);

@@ -302,11 +302,11 @@ pub(crate) mod hot {
 
     /// The series' handle, made once per thread: the recorder first, or
     /// a handle made before it would count nowhere, forever.
-    fn series<'a, T, V: Default, const N: usize>(
-        series: &'a mut Series<T, V, N>,
+    fn series<T, V: Default, const N: usize>(
+        series: &mut Series<T, V, N>,
         key: [usize; N],
         make: impl FnOnce() -> T,
-    ) -> &'a mut V {
+    ) -> &mut V {
         &mut series
             .entry(key)
             .or_insert_with(|| {

@@ -404,7 +404,7 @@ impl Engine {
         command: &PlaceOrder<'_>,
         now: UnixMs,
     ) -> Result<Placed, SaleError> {
-        let index = item_index(&sale, &command.request.sku_id)?;
+        let index = item_index(sale, &command.request.sku_id)?;
         let limit = sale.spec.items[index].per_user_limit;
         let quantity = command.request.quantity;
         if quantity == 0 || quantity > limit {
@@ -418,7 +418,7 @@ impl Engine {
         // without claiming it (an insert and a removal). A known key goes
         // on to its claim, which answers a retry with its order. Checked
         // once: a change after this check is a change after the request.
-        let refusal = self.refusal_before_any_claim(&sale, index, now);
+        let refusal = self.refusal_before_any_claim(sale, index, now);
         if let Some(refusal) = refusal.clone() {
             if !self.keys.contains(buyer, key) {
                 if let Some(reason) = RejectReason::of(&refusal) {
@@ -455,7 +455,7 @@ impl Engine {
         };
         let reserved = match refusal {
             Some(refusal) => Err(refusal),
-            None => self.reserve(&sale, index, &command, names, now),
+            None => self.reserve(sale, index, command, names, now),
         };
         match reserved {
             // insert_order has bound the key to the new order.
