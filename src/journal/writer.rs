@@ -33,6 +33,8 @@ struct Pending {
 
 struct Shared {
     inbox: SegQueue<Pending>,
+    /// Records waiting for the writer, counted with `durability = "none"`
+    /// only (see `enqueue`).
     queued: AtomicUsize,
     durable_seq: AtomicU64,
     /// `durable_seq` with where its bytes end, for the store writer's tail;
@@ -161,11 +163,12 @@ impl Journal {
             let error = JournalError::Unavailable("the journal is shutting down".into());
             return Commit::Ready(Err(error));
         }
-        let queued = shared.queued.fetch_add(1, Ordering::AcqRel);
         // With "none" nobody waits, unless the writer falls this far behind:
-        // then submitters wait for it, which bounds the queue.
-        let wait =
-            shared.options.durability == Durability::Fsync || queued >= UNSYNCED_QUEUE_RECORDS_MAX;
+        // then submitters wait for it, which bounds the queue. Only "none"
+        // counts what is queued: with "fsync" every submitter waits anyway,
+        // and the count is a word every HTTP thread and the writer write.
+        let wait = shared.options.durability == Durability::Fsync
+            || shared.queued.fetch_add(1, Ordering::AcqRel) >= UNSYNCED_QUEUE_RECORDS_MAX;
         let (done, commit) = if wait {
             let (sender, receiver) = oneshot::channel();
             let relay = relay::current();
@@ -188,11 +191,6 @@ impl Journal {
             );
         }
         commit
-    }
-
-    /// Records waiting for the writer.
-    pub fn queued(&self) -> usize {
-        self.shared.queued.load(Ordering::Acquire)
     }
 
     /// The last sequence number known to be on disk.
@@ -564,11 +562,12 @@ fn take_queued(
     waiting: &mut Vec<(u64, Done)>,
     next_seq: &mut u64,
 ) {
+    let mut taken = 0;
     while buffer.len() < shared.options.commit_batch_bytes_max {
         let Some(pending) = shared.inbox.pop() else {
             break;
         };
-        shared.queued.fetch_sub(1, Ordering::AcqRel);
+        taken += 1;
         let seq = match &pending.payload {
             Some(payload) => {
                 encode(*next_seq, payload, buffer);
@@ -581,6 +580,7 @@ fn take_queued(
             waiting.push((seq, done));
         }
     }
+    uncount(shared, taken);
 }
 
 /// Whether a batch of `records` waits for more before its commit: only
@@ -660,10 +660,18 @@ fn fail(shared: &Shared, waiting: &mut Vec<(u64, Done)>, error: JournalError) {
 fn fail_queued(shared: &Shared, error: &JournalError) {
     let mut failed = Vec::new();
     while let Some(pending) = shared.inbox.pop() {
-        shared.queued.fetch_sub(1, Ordering::AcqRel);
+        uncount(shared, 1);
         if let Some(done) = pending.done {
             failed.push((done, Err(error.clone())));
         }
     }
     answer_all(failed);
+}
+
+/// Takes `records` taken off the inbox off the queued count, which only
+/// "none" keeps.
+fn uncount(shared: &Shared, records: usize) {
+    if records > 0 && shared.options.durability == Durability::None {
+        shared.queued.fetch_sub(records, Ordering::AcqRel);
+    }
 }
