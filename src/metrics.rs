@@ -316,18 +316,14 @@ pub(crate) mod hot {
             .1
     }
 
-    pub fn count_request(route: &'static str, status: &'static str) {
+    /// A request answered: counted by route and status, timed by route.
+    pub fn record_request(route: &'static str, status: &'static str, seconds: f64) {
         tally(|tally| {
             *series(
                 &mut tally.requests,
                 [at(route), at(status)],
                 || metrics::counter!(super::HTTP_REQUESTS_TOTAL, "route" => route, "status" => status),
             ) += 1;
-        });
-    }
-
-    pub fn time_request(route: &'static str, seconds: f64) {
-        tally(|tally| {
             series(
                 &mut tally.durations,
                 [at(route)],
@@ -355,7 +351,7 @@ pub fn render() -> String {
     handle().render()
 }
 
-pub use hot::{count_request, count_reservation, time_request};
+pub use hot::{count_reservation, record_request};
 
 #[cfg(test)]
 #[path = "metrics_tests.rs"]

@@ -1,15 +1,15 @@
 #[test]
 fn kept_handles_count_into_the_same_series_from_every_thread() {
     let route: &'static str = "/test/kept-handles";
-    super::count_request(route, "201");
-    super::count_request(route, "201");
-    std::thread::spawn(move || super::count_request(route, "201"))
+    super::record_request(route, "201", 0.001);
+    super::record_request(route, "201", 0.001);
+    std::thread::spawn(move || super::record_request(route, "201", 0.001))
         .join()
         .unwrap();
     // Equal text at another address: the same series.
     let same_route: &'static str = String::from(route).leak();
-    super::count_request(same_route, "201");
-    super::count_request(route, "409");
+    super::record_request(same_route, "201", 0.001);
+    super::record_request(route, "409", 0.001);
     let text = super::render();
     let value = |status: &str| {
         text.lines()
@@ -39,20 +39,20 @@ fn a_scrape_counts_every_event_before_it_however_few_or_many() {
     let outcome: &'static str = "test_tallied";
     // Fewer than a thread keeps before handing its tally over, then more.
     for _ in 0..3 {
-        super::time_request(route, 0.002);
+        super::record_request(route, "201", 0.002);
     }
     let label = format!("route=\"{route}\"");
-    let text = super::render();
-    assert_eq!(
-        sample(
+    let timed = || {
+        let text = super::render();
+        let count = sample(
             &text,
             "flashgate_http_request_duration_seconds_count{",
-            &label
-        )
-        .as_deref(),
-        Some("3"),
-        "{text}"
-    );
+            &label,
+        );
+        (count, text)
+    };
+    let (count, text) = timed();
+    assert_eq!(count.as_deref(), Some("3"), "{text}");
     let many = 2 * super::hot::TALLY_EVENTS_MAX + 5;
     for _ in 0..many {
         super::count_reservation(outcome);
@@ -71,16 +71,7 @@ fn a_scrape_counts_every_event_before_it_however_few_or_many() {
         "{text}"
     );
     // Handed over once: a second scrape counts nothing twice.
-    super::time_request(route, 0.002);
-    let text = super::render();
-    assert_eq!(
-        sample(
-            &text,
-            "flashgate_http_request_duration_seconds_count{",
-            &label
-        )
-        .as_deref(),
-        Some("4"),
-        "{text}"
-    );
+    super::record_request(route, "201", 0.002);
+    let (count, text) = timed();
+    assert_eq!(count.as_deref(), Some("4"), "{text}");
 }

@@ -189,8 +189,7 @@ pub async fn handle(
         .unwrap_or_else(|error| error_response(&error, request_id.to_str().unwrap_or_default()));
     response.headers_mut().insert(REQUEST_ID_HEADER, request_id);
     let status = response.status().as_u16();
-    crate::metrics::count_request(label, status_label(status));
-    crate::metrics::time_request(label, started.elapsed().as_secs_f64());
+    crate::metrics::record_request(label, status_label(status), started.elapsed().as_secs_f64());
     Ok(response)
 }
 
