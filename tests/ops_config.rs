@@ -481,6 +481,22 @@ async fn shed_one_request(gateway: &TestGateway, client: &mut Client) {
         raw_write(&mut stream, first_half).await;
         held.push(stream);
     }
+    // Scrapes bypass admission: wait until every held order is in flight,
+    // or a request below could take a place first and a held one be shed
+    // instead (then fewer are held and nothing below is refused).
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    let all_held = format!("\nflashgate_http_requests_in_flight {HELD}\n");
+    loop {
+        let metrics = client.get_anonymous("/metrics").await.text();
+        if metrics.contains(&all_held) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the {HELD} held orders never all showed in flight:\n{metrics}"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         let reply = client.get("/v1/sales/ops-shed", OPS_TOKEN).await;
