@@ -87,18 +87,13 @@ thread_local! {
     static BLOCK: std::cell::Cell<(u64, u64, u64)> = const { std::cell::Cell::new((0, 0, 0)) };
 }
 
-fn next_generator() -> u64 {
-    static NEXT: AtomicU64 = AtomicU64::new(1);
-    NEXT.fetch_add(1, Ordering::Relaxed)
-}
-
 impl OrderIds {
     pub fn new(started_at_ms: i64) -> Self {
         OrderIds {
             prefix: format!("FG{:011x}", started_at_ms.max(0)),
             next: AtomicU64::new(1),
             block: 1,
-            generator: next_generator(),
+            generator: crate::stripes::unique_owner(),
         }
     }
 
@@ -112,7 +107,7 @@ impl OrderIds {
             prefix: format!("FG{:011x}{}", started_at_ms.max(0), base36_3(node_tag)),
             next: AtomicU64::new(1),
             block: 1,
-            generator: next_generator(),
+            generator: crate::stripes::unique_owner(),
         }
     }
 

@@ -27,6 +27,14 @@ pub fn thread_slot() -> usize {
     SLOT.with(|slot| *slot)
 }
 
+/// A number no other caller in this process gets: the key under which a
+/// thread-local cache keeps what belongs to one engine or one id generator
+/// (tests make many in one process; an address could be reused).
+pub fn unique_owner() -> u64 {
+    static NEXT_OWNER: AtomicU64 = AtomicU64::new(1);
+    NEXT_OWNER.fetch_add(1, Ordering::Relaxed)
+}
+
 /// The calling thread's stripe, below [`STRIPES`].
 pub fn stripe() -> usize {
     thread_slot() % STRIPES
@@ -59,12 +67,6 @@ impl StripedCounter {
         for (index, stripe) in self.stripes.iter().enumerate() {
             stripe.store(if index == 0 { value } else { 0 }, Ordering::Relaxed);
         }
-    }
-}
-
-impl std::fmt::Debug for StripedCounter {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_tuple("StripedCounter").field(&self.get()).finish()
     }
 }
 

@@ -49,19 +49,19 @@ impl Admission {
     /// A permit, or `None` when `max` requests hold one.
     pub fn enter(&self) -> Option<Permit<'_>> {
         let spare = &self.spare[stripe()];
-        let admitted = take_one(spare)
-            || self
-                .grant(self.batch)
-                .then(|| {
-                    spare.fetch_add(self.batch - 1, Ordering::AcqRel);
-                })
-                .is_some()
-            || (self.batch > 1 && self.grant(1))
-            || {
-                // At the bound: what the stripes keep in reserve first.
-                self.reclaim();
-                self.grant(1)
-            };
+        let admitted = if take_one(spare) {
+            true
+        } else if self.grant(self.batch) {
+            // One for this request, the rest kept in reserve.
+            spare.fetch_add(self.batch - 1, Ordering::AcqRel);
+            true
+        } else if self.batch > 1 && self.grant(1) {
+            true
+        } else {
+            // At the bound: what the stripes keep in reserve first.
+            self.reclaim();
+            self.grant(1)
+        };
         // Made only when admitted: a permit dropped gives a place back.
         admitted.then(|| Permit { admission: self })
     }

@@ -155,10 +155,7 @@ impl Engine {
             pending: PendingPayments::default(),
             order_ids: OrderIds::new(started_at).in_blocks_of(id_block),
             buyer_watch: std::sync::OnceLock::new(),
-            id: {
-                static NEXT_ENGINE: AtomicU64 = AtomicU64::new(1);
-                NEXT_ENGINE.fetch_add(1, Ordering::Relaxed)
-            },
+            id: crate::stripes::unique_owner(),
             sales_version: AtomicU64::new(0),
         }
     }
