@@ -15,6 +15,7 @@ use hyper::header::{HeaderName, HeaderValue, CONTENT_TYPE};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::net::SocketAddr;
 use tokio::net::TcpListener;
 use tokio::runtime::Runtime;
@@ -25,49 +26,89 @@ const ORDER_BODY: &[u8] = br#"{"order_id":"FG19ab0000000000000000001","sale_id":
 
 static REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
-pub struct Ceiling {
+/// An HTTP/1.1 endpoint in this process: the ceiling, or the conventional
+/// design ([`crate::conventional`]).
+pub struct Endpoint {
     pub addr: SocketAddr,
-    runtime: Runtime,
+    /// Taken when the endpoint stops (or is dropped).
+    runtime: Option<Runtime>,
     stop: watch::Sender<bool>,
 }
 
-impl Ceiling {
-    /// Binds 127.0.0.1:0 and serves on `threads` worker threads.
-    pub fn start(threads: usize) -> Result<Ceiling, String> {
+impl Endpoint {
+    /// The ceiling: binds 127.0.0.1:0 and serves on `threads` worker threads.
+    pub fn ceiling(threads: usize) -> Result<Endpoint, String> {
+        Endpoint::serve(threads, "ceiling", answer)
+    }
+
+    /// Binds 127.0.0.1:0 and answers every request with `handler`, on
+    /// `threads` worker threads named `name` (the CPU breakdown's name).
+    pub(crate) fn serve<H, F>(threads: usize, name: &str, handler: H) -> Result<Endpoint, String>
+    where
+        H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+        F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+    {
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(threads.max(1))
-            .thread_name("ceiling")
+            .thread_name(name)
             .enable_all()
             .build()
-            .map_err(|error| format!("the ceiling's runtime: {error}"))?;
+            .map_err(|error| format!("the {name}'s runtime: {error}"))?;
         let listener = std::net::TcpListener::bind("127.0.0.1:0")
             .and_then(|listener| listener.set_nonblocking(true).map(|()| listener))
-            .map_err(|error| format!("the ceiling cannot listen: {error}"))?;
+            .map_err(|error| format!("the {name} cannot listen: {error}"))?;
         let addr = listener
             .local_addr()
-            .map_err(|error| format!("the ceiling's address: {error}"))?;
+            .map_err(|error| format!("the {name}'s address: {error}"))?;
         let (stop, stopped) = watch::channel(false);
         let listener = {
             let _entered = runtime.enter();
-            TcpListener::from_std(listener).map_err(|error| format!("the ceiling: {error}"))?
+            TcpListener::from_std(listener).map_err(|error| format!("the {name}: {error}"))?
         };
-        runtime.spawn(accept_loop(listener, stopped));
-        Ok(Ceiling {
+        runtime.spawn(accept_loop(listener, stopped, handler));
+        Ok(Endpoint {
             addr,
-            runtime,
+            runtime: Some(runtime),
             stop,
         })
+    }
+
+    /// Runs `task` on this endpoint's runtime (a connection made there
+    /// keeps its driver there).
+    pub(crate) async fn on_runtime<T: Send + 'static>(
+        &self,
+        task: impl Future<Output = T> + Send + 'static,
+    ) -> Result<T, String> {
+        let runtime = self.runtime.as_ref().ok_or("the endpoint has stopped")?;
+        runtime
+            .spawn(task)
+            .await
+            .map_err(|error| format!("a task on the endpoint's runtime failed: {error}"))
     }
 
     /// Stops accepting and drops the runtime without blocking the caller's
     /// (possibly async) thread.
     pub fn stop(self) {
-        let _ = self.stop.send(true);
-        self.runtime.shutdown_background();
+        drop(self);
     }
 }
 
-async fn accept_loop(listener: TcpListener, mut stopped: watch::Receiver<bool>) {
+impl Drop for Endpoint {
+    /// Also on a run that fails half-way: a runtime dropped in the tool's
+    /// async context would panic, so it is shut down in the background.
+    fn drop(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+async fn accept_loop<H, F>(listener: TcpListener, mut stopped: watch::Receiver<bool>, handler: H)
+where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send + 'static,
+{
     loop {
         let accepted = tokio::select! {
             accepted = listener.accept() => accepted,
@@ -75,8 +116,9 @@ async fn accept_loop(listener: TcpListener, mut stopped: watch::Receiver<bool>) 
         };
         let Ok((stream, _)) = accepted else { continue };
         let _ = stream.set_nodelay(true);
+        let handler = handler.clone();
         tokio::spawn(async move {
-            let service = hyper::service::service_fn(answer);
+            let service = hyper::service::service_fn(handler);
             let _ = hyper::server::conn::http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)
                 .await;
@@ -86,11 +128,18 @@ async fn accept_loop(listener: TcpListener, mut stopped: watch::Receiver<bool>) 
 
 async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
     let read = request.into_body().collect().await;
-    let mut response = Response::new(Full::new(Bytes::from_static(ORDER_BODY)));
     if read.is_err() {
+        let mut response = Response::new(Full::new(Bytes::from_static(ORDER_BODY)));
         *response.status_mut() = StatusCode::BAD_REQUEST;
         return Ok(response);
     }
+    Ok(order_created())
+}
+
+/// The ceiling's 201: the bytes a client reads for an order made (the
+/// conventional endpoint answers its orders with it too).
+pub(crate) fn order_created() -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from_static(ORDER_BODY)));
     *response.status_mut() = StatusCode::CREATED;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -98,5 +147,5 @@ async fn answer(request: Request<Incoming>) -> Result<Response<Full<Bytes>>, Inf
         REQUEST_ID.clone(),
         HeaderValue::from_static("fg-0000000000000001"),
     );
-    Ok(response)
+    response
 }

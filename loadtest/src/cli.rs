@@ -189,7 +189,13 @@ pub struct TargetArgs {
     /// connections spread round-robin over the nodes (flash and spread only).
     #[arg(long, value_name = "N", conflicts_with = "url", value_parser = clap::value_parser!(u64).range(1..=CLUSTER_NODES_MAX as u64).map(|n| n as usize))]
     pub cluster: Option<usize>,
-    /// The Redis of the --cluster nodes [default: redis://127.0.0.1:6379/].
+    /// Also run each round against the conventional design, in this
+    /// process beside the ceiling: hyper and one Redis Lua reservation per
+    /// order, no token check, no durable write (flash and spread only; its
+    /// keys under one prefix of the run, deleted at the end).
+    #[arg(long, conflicts_with = "cluster")]
+    pub conventional: bool,
+    /// The Redis of the --cluster nodes or of --conventional [default: redis://127.0.0.1:6379/].
     #[arg(long, value_name = "URL")]
     pub redis_url: Option<String>,
     /// The WeChat Pay simulator of a --url gateway (pay scenario).

@@ -16,6 +16,7 @@ pub mod ceiling;
 pub mod cli;
 pub mod client;
 pub mod commits;
+pub mod conventional;
 pub mod cpu;
 pub mod outcome;
 pub mod pay;

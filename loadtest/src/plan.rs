@@ -73,6 +73,12 @@ pub struct ClusterPlan {
     pub redis_url: String,
 }
 
+/// `--conventional`: the conventional design beside the gateway, on this Redis.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConventionalPlan {
+    pub redis_url: String,
+}
+
 /// `[cluster]` keys the tool sets on every cluster node itself (the nodes
 /// share one Redis: `redis_mode = "single"`; the tool's clean-up reads one).
 pub const CLUSTER_KEYS_SET_BY_THE_TOOL: [&str; 4] = [
@@ -89,6 +95,8 @@ pub struct Plan {
     pub target: Option<TargetPlan>,
     /// `--cluster N`: the rounds also run on N cluster nodes.
     pub cluster: Option<ClusterPlan>,
+    /// `--conventional`: the rounds also run against the conventional design.
+    pub conventional: Option<ConventionalPlan>,
     #[serde(skip)]
     pub admin_token: String,
     #[serde(skip)]
@@ -141,6 +149,7 @@ impl Plan {
             plan.admin_token = target.admin_token.clone();
             plan.session_secret = target.session_secret.clone();
             plan.cluster = resolve_cluster(scenario, &target)?;
+            plan.conventional = resolve_conventional(scenario, &target)?;
             plan.target = Some(resolve_target(target)?);
         }
         Ok(plan)
@@ -183,6 +192,7 @@ impl Plan {
             scenario,
             target: None,
             cluster: None,
+            conventional: None,
             admin_token: String::new(),
             session_secret: flashgate::config::DEV_SESSION_SECRET.into(),
             connections: load.connections,
@@ -263,8 +273,8 @@ enum Extras {
 
 fn resolve_cluster(scenario: Scenario, target: &TargetArgs) -> Result<Option<ClusterPlan>, String> {
     let Some(nodes) = target.cluster else {
-        if target.redis_url.is_some() {
-            return Err("--redis-url is for the nodes of --cluster N".into());
+        if target.redis_url.is_some() && !target.conventional {
+            return Err("--redis-url is for the nodes of --cluster N or for --conventional".into());
         }
         return Ok(None);
     };
@@ -274,6 +284,38 @@ fn resolve_cluster(scenario: Scenario, target: &TargetArgs) -> Result<Option<Clu
             scenario.name()
         ));
     }
+    let redis_url = redis_url(target, "--cluster")?;
+    if let Some((key, _)) = target
+        .gateway_env
+        .iter()
+        .find(|(key, _)| CLUSTER_KEYS_SET_BY_THE_TOOL.contains(&key.as_str()))
+    {
+        return Err(format!(
+            "--gateway-env {key}: --cluster sets it on each node (use --redis-url for the Redis)"
+        ));
+    }
+    Ok(Some(ClusterPlan { nodes, redis_url }))
+}
+
+fn resolve_conventional(
+    scenario: Scenario,
+    target: &TargetArgs,
+) -> Result<Option<ConventionalPlan>, String> {
+    if !target.conventional {
+        return Ok(None);
+    }
+    if !matches!(scenario, Scenario::Flash | Scenario::Spread) {
+        return Err(format!(
+            "--conventional runs the flash and spread scenarios, not {}",
+            scenario.name()
+        ));
+    }
+    let redis_url = redis_url(target, "--conventional")?;
+    Ok(Some(ConventionalPlan { redis_url }))
+}
+
+/// `--redis-url`, or the default: one Redis, by a `redis://` URL.
+fn redis_url(target: &TargetArgs, flag: &str) -> Result<String, String> {
     let redis_url = target
         .redis_url
         .clone()
@@ -285,19 +327,10 @@ fn resolve_cluster(scenario: Scenario, target: &TargetArgs) -> Result<Option<Clu
     }
     if redis_url.contains(',') {
         return Err(format!(
-            "--redis-url {redis_url}: one Redis (--cluster does not run on a Redis Cluster)"
+            "--redis-url {redis_url}: one Redis ({flag} does not run on a Redis Cluster)"
         ));
     }
-    if let Some((key, _)) = target
-        .gateway_env
-        .iter()
-        .find(|(key, _)| CLUSTER_KEYS_SET_BY_THE_TOOL.contains(&key.as_str()))
-    {
-        return Err(format!(
-            "--gateway-env {key}: --cluster sets it on each node (use --redis-url for the Redis)"
-        ));
-    }
-    Ok(Some(ClusterPlan { nodes, redis_url }))
+    Ok(redis_url)
 }
 
 fn resolve_target(target: TargetArgs) -> Result<TargetPlan, String> {

@@ -46,6 +46,8 @@ pub enum RoundKind {
     Flashgate,
     /// The `--cluster` nodes.
     Cluster,
+    /// The `--conventional` design.
+    Conventional,
 }
 
 impl RoundKind {
@@ -54,6 +56,7 @@ impl RoundKind {
             RoundKind::Ceiling => "ceiling",
             RoundKind::Flashgate => "flashgate",
             RoundKind::Cluster => "cluster",
+            RoundKind::Conventional => "conventional",
         }
     }
 }
@@ -97,6 +100,39 @@ pub struct RoundReport {
     /// Single-gateway rounds: the journal's commits over the round.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub journal: Option<JournalRound>,
+    /// Conventional rounds: what Redis holds and spent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conventional: Option<ConventionalRound>,
+}
+
+/// What a conventional round left in Redis and what Redis spent on it.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct ConventionalRound {
+    /// Units taken from the stock.
+    pub units_sold: u64,
+    /// Units the buyers' counts add up to.
+    pub buyer_units: u64,
+    /// Redis's CPU over the round, user and system (`INFO cpu`).
+    pub redis_cpu_seconds: f64,
+    pub redis_us_per_request: f64,
+}
+
+/// `--conventional`: the conventional design beside flashgate and the
+/// ceiling of the same run (means over the rounds of each kind).
+#[derive(Clone, Debug, Serialize)]
+pub struct ConventionalSummary {
+    pub redis_url: String,
+    /// The run's key prefix, every key under it deleted at the end.
+    pub key_prefix: String,
+    /// Keys deleted (None when the clean-up failed: see the verification).
+    pub keys_deleted: Option<u64>,
+    pub requests_per_second: Option<f64>,
+    pub flashgate_requests_per_second: Option<f64>,
+    pub ceiling_requests_per_second: Option<f64>,
+    /// Conventional req/s ÷ ceiling req/s.
+    pub conventional_to_ceiling: Option<f64>,
+    /// flashgate req/s ÷ conventional req/s.
+    pub flashgate_to_conventional: Option<f64>,
 }
 
 /// The wait after a gateway round until the store has applied every
@@ -186,6 +222,7 @@ impl RoundReport {
             cluster: None,
             store_catch_up: None,
             journal: None,
+            conventional: None,
         }
     }
 }
@@ -314,6 +351,9 @@ pub struct Report {
     /// `--cluster`: the cluster beside the single node.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster: Option<ClusterSummary>,
+    /// `--conventional`: the conventional design beside flashgate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conventional: Option<ConventionalSummary>,
     pub rss: Option<Rss>,
     pub verification: Verification,
 }
@@ -556,6 +596,46 @@ impl Report {
         }
     }
 
+    fn render_conventional(&self, conventional: &ConventionalSummary, out: &mut String) {
+        let rate = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.0}"));
+        let ratio = |value: Option<f64>| value.map_or("-".into(), |v| format!("{v:.3}"));
+        for round in &self.rounds {
+            let Some(detail) = &round.conventional else {
+                continue;
+            };
+            let _ = writeln!(
+                out,
+                "\nconventional round {}: Redis sold {} units, buyers hold {}; Redis CPU {:.2} s, {:.1} µs per request",
+                round.round,
+                detail.units_sold,
+                detail.buyer_units,
+                detail.redis_cpu_seconds,
+                detail.redis_us_per_request
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\nceiling / flashgate / conventional = {} / {} / {} req/s; conventional / ceiling = {}, flashgate / conventional = {}",
+            rate(conventional.ceiling_requests_per_second),
+            rate(conventional.flashgate_requests_per_second),
+            rate(conventional.requests_per_second),
+            ratio(conventional.conventional_to_ceiling),
+            ratio(conventional.flashgate_to_conventional)
+        );
+        match conventional.keys_deleted {
+            Some(count) => {
+                let _ = writeln!(
+                    out,
+                    "conventional endpoint stopped; {count} Redis keys under {} deleted",
+                    conventional.key_prefix
+                );
+            }
+            None => {
+                let _ = writeln!(out, "conventional clean-up FAILED (see the verification)");
+            }
+        }
+    }
+
     fn render_details(&self, out: &mut String) {
         for round in self.rounds.iter().filter(|r| r.not_sent > 0) {
             let _ = writeln!(
@@ -598,6 +678,9 @@ impl Report {
         }
         if let Some(cluster) = &self.cluster {
             self.render_cluster(cluster, out);
+        }
+        if let Some(conventional) = &self.conventional {
+            self.render_conventional(conventional, out);
         }
         if let Some(rss) = &self.rss {
             let _ = write!(

@@ -20,22 +20,23 @@ use crate::admin::{
     metric_sample, read_orders, read_orders_on_nodes, Admin, ClusterView, ReadSummary, SaleSpec,
     SaleStats,
 };
-use crate::ceiling::Ceiling;
+use crate::ceiling::Endpoint;
 use crate::client::{run_round, Created, RoundResult, RoundSpec};
 use crate::commits::{parse_commit_totals, JournalRound};
+use crate::conventional::Conventional;
 use crate::cpu;
 use crate::pay::pay_winners;
 use crate::plan::{Length, Plan, Scenario};
 use crate::redis_calls::{parse_redis_calls, CallsByOp, RedisCalls};
 use crate::report::{
-    target_for, ClusterRound, ClusterSummary, GatewayInfo, Machine, NodeRound, Ratio, Report,
-    RoundKind, RoundReport, Rss, StoreCatchUp,
+    target_for, ClusterRound, ClusterSummary, ConventionalRound, ConventionalSummary, GatewayInfo,
+    Machine, NodeRound, Ratio, Report, RoundKind, RoundReport, Rss, StoreCatchUp,
 };
 use crate::stream::{run_id, RequestStream, StreamSpec};
 use crate::target::{Cluster, Target};
 use crate::verify::{
-    verify_ceiling, verify_cluster_round, verify_round, Check, ClusterEvidence, Evidence,
-    Expectations, Verification,
+    verify_ceiling, verify_cluster_round, verify_conventional, verify_round, Check,
+    ClusterEvidence, Evidence, Expectations, Verification,
 };
 use flashgate::metrics::STORE_LAG_RECORDS;
 use std::sync::Arc;
@@ -64,6 +65,18 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
         }
         _ => None,
     };
+    // The conventional design's Redis, checked before any gateway starts too.
+    let mut conventional = match &plan.conventional {
+        Some(conventional_plan) => Some(
+            Conventional::start(
+                plan.ceiling_threads,
+                &conventional_plan.redis_url,
+                plan.per_user_limit,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let target = match (&plan.target, &plan.cluster) {
         (Some(target_plan), None) => Some(Target::open(target_plan).await?),
         (Some(target_plan), Some(_)) => {
@@ -85,7 +98,14 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
             .map(|s| s.data_dir.display().to_string()),
     });
     let rss_before = target.as_ref().and_then(Target::rss_kib);
-    let outcome = run_rounds(&plan, &streams, target.as_ref(), cluster.as_ref()).await;
+    let outcome = run_rounds(
+        &plan,
+        &streams,
+        target.as_ref(),
+        cluster.as_ref(),
+        conventional.as_mut(),
+    )
+    .await;
     let rss_after = target.as_ref().and_then(Target::rss_kib);
     let closed = target.map_or(Ok(()), Target::close);
     let cluster_info = cluster.as_ref().map(|cluster| {
@@ -96,6 +116,13 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
         )
     });
     let cluster_closed = cluster.map(Cluster::close);
+    let conventional_info = conventional.as_ref().map(|conventional| {
+        (
+            conventional.redis_url.clone(),
+            conventional.key_prefix.clone(),
+        )
+    });
+    let conventional_closed = conventional.map(Conventional::close);
     let (rounds, mut verification, holds_rss) = outcome?;
     if let Err(problem) = closed {
         verification.push([Check {
@@ -116,6 +143,21 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
         }
         None => None,
     };
+    let conventional_deleted = match conventional_closed {
+        Some(Ok(deleted)) => Some(deleted),
+        Some(Err(problem)) => {
+            verification.push([Check {
+                name: "conventional endpoint stopped and its Redis keys deleted".into(),
+                passed: false,
+                detail: problem,
+            }]);
+            None
+        }
+        None => None,
+    };
+    let conventional = conventional_info.map(|(redis_url, key_prefix)| {
+        conventional_summary(&rounds, redis_url, key_prefix, conventional_deleted)
+    });
     let cluster = cluster_info.map(|(node_addrs, redis_url, key_prefix)| {
         cluster_summary(&rounds, node_addrs, redis_url, key_prefix, keys_deleted)
     });
@@ -135,6 +177,7 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
         scenario: plan.scenario,
         ratio: ratio(&plan, &rounds),
         cluster,
+        conventional,
         config: plan,
         machine,
         gateway,
@@ -174,11 +217,13 @@ fn build_streams(plan: &Plan) -> Streams {
 }
 
 /// The order of rounds: ceiling rounds around and between the gateway's;
-/// with a cluster, each single-node round followed by a cluster round.
+/// with a cluster, each single-node round followed by a cluster round, with
+/// `--conventional` by a round against the conventional design.
 pub fn sequence(plan: &Plan) -> Vec<RoundKind> {
-    let gateway: &[RoundKind] = match plan.cluster {
-        Some(_) => &[RoundKind::Flashgate, RoundKind::Cluster],
-        None => &[RoundKind::Flashgate],
+    let gateway: &[RoundKind] = match (&plan.cluster, &plan.conventional) {
+        (Some(_), _) => &[RoundKind::Flashgate, RoundKind::Cluster],
+        (None, Some(_)) => &[RoundKind::Flashgate, RoundKind::Conventional],
+        (None, None) => &[RoundKind::Flashgate],
     };
     match (plan.scenario, plan.compare_ceiling) {
         (Scenario::Ceiling, _) => vec![RoundKind::Ceiling; plan.rounds],
@@ -203,16 +248,17 @@ async fn run_rounds(
     streams: &Streams,
     target: Option<&Target>,
     cluster: Option<&Cluster>,
+    mut conventional: Option<&mut Conventional>,
 ) -> Result<RoundsOutcome, String> {
     let kinds = sequence(plan);
     let ceiling = match kinds.contains(&RoundKind::Ceiling) {
-        true => Some(Ceiling::start(plan.ceiling_threads)?),
+        true => Some(Endpoint::ceiling(plan.ceiling_threads)?),
         false => None,
     };
     let mut reports = Vec::with_capacity(kinds.len());
     let mut verification = Verification::default();
     let mut holds_rss = None;
-    let mut gateway_round = 0;
+    let mut gateway_round: usize = 0;
     let mut cluster_round = 0;
     for (position, kind) in kinds.iter().enumerate() {
         let label = format!("round {} {}", position + 1, kind.name());
@@ -226,6 +272,25 @@ async fn run_rounds(
             verification.push(checks);
             reports.push(report);
             cluster_round += 1;
+            continue;
+        }
+        if *kind == RoundKind::Conventional {
+            let conventional = conventional
+                .as_deref_mut()
+                .ok_or("internal: a conventional round without its endpoint")?;
+            // The stream of the gateway round just run.
+            let stream_round = gateway_round.saturating_sub(1);
+            let (report, checks) = conventional_round_run(
+                plan,
+                streams,
+                conventional,
+                stream_round,
+                position + 1,
+                &label,
+            )
+            .await?;
+            verification.push(checks);
+            reports.push(report);
             continue;
         }
         match (kind, &ceiling, target) {
@@ -257,6 +322,42 @@ async fn run_rounds(
         ceiling.stop();
     }
     Ok((reports, verification, holds_rss))
+}
+
+/// One round against the conventional design: the round's sale set up in
+/// Redis, the stream of the gateway round before it, then Redis's counts
+/// against the 201s and Redis's CPU over the round.
+async fn conventional_round_run(
+    plan: &Plan,
+    streams: &Streams,
+    conventional: &mut Conventional,
+    stream_round: usize,
+    position: usize,
+    label: &str,
+) -> Result<(RoundReport, Vec<Check>), String> {
+    let sale_id = streams.timed.sale_id(stream_round).to_owned();
+    let sku_ids = &streams.timed.sku_ids;
+    conventional.prepare(&sale_id, sku_ids, plan.stock)?;
+    let cpu_before = conventional.redis_cpu_seconds()?;
+    let spec = round_spec(plan, conventional.addr.to_string(), stream_round, false);
+    let result = run_round(Arc::clone(&streams.timed), spec).await?;
+    let redis_cpu_seconds = (conventional.redis_cpu_seconds()? - cpu_before).max(0.0);
+    let sold = conventional.sold(&sale_id, sku_ids, plan.stock)?;
+    let stock = plan.stock * sku_ids.len() as u64;
+    let checks = verify_conventional(label, &result.outcomes, sold, stock, expectations(plan));
+    let mut report = RoundReport::new(
+        RoundKind::Conventional,
+        position,
+        &result,
+        exhausted(plan, &result, &streams.timed),
+    );
+    report.conventional = Some(ConventionalRound {
+        units_sold: sold.units,
+        buyer_units: sold.buyer_units,
+        redis_cpu_seconds,
+        redis_us_per_request: redis_cpu_seconds * 1e6 / result.sent.max(1) as f64,
+    });
+    Ok((report, checks))
 }
 
 fn round_spec(plan: &Plan, addr: String, stream_round: usize, keep_created: bool) -> RoundSpec {
@@ -658,6 +759,28 @@ fn cluster_summary(
                 .iter()
                 .filter_map(|r| r.cluster.as_ref().map(|c| &c.redis_calls)),
         ),
+    }
+}
+
+fn conventional_summary(
+    rounds: &[RoundReport],
+    redis_url: String,
+    key_prefix: String,
+    keys_deleted: Option<u64>,
+) -> ConventionalSummary {
+    let conventional = mean_rate(rounds, RoundKind::Conventional);
+    let flashgate = mean_rate(rounds, RoundKind::Flashgate);
+    let ceiling = mean_rate(rounds, RoundKind::Ceiling);
+    let divide = |a: Option<f64>, b: Option<f64>| Some(a? / b?).filter(|r| r.is_finite());
+    ConventionalSummary {
+        redis_url,
+        key_prefix,
+        keys_deleted,
+        requests_per_second: conventional,
+        flashgate_requests_per_second: flashgate,
+        ceiling_requests_per_second: ceiling,
+        conventional_to_ceiling: divide(conventional, ceiling),
+        flashgate_to_conventional: divide(flashgate, conventional),
     }
 }
 

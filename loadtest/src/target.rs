@@ -156,7 +156,7 @@ impl Cluster {
             crate::stream::run_id(),
             std::process::id()
         );
-        let keys = RedisKeys::connect(&cluster.redis_url, &key_prefix)?;
+        let keys = RedisKeys::connect(&cluster.redis_url, &key_prefix, "--cluster")?;
         let mut opened = Cluster {
             nodes: Vec::with_capacity(cluster.nodes),
             node_ids: Vec::with_capacity(cluster.nodes),
@@ -236,17 +236,20 @@ impl Cluster {
 }
 
 /// Every key under one prefix, deleted on [`RedisKeys::delete`] or on drop.
-struct RedisKeys {
-    connection: redis::Connection,
+pub(crate) struct RedisKeys {
+    /// A connection of this tool's own, with timeouts, for setting up and
+    /// reading back a round's keys.
+    pub(crate) connection: redis::Connection,
     prefix: String,
     done: bool,
 }
 
 impl RedisKeys {
-    fn connect(url: &str, prefix: &str) -> Result<RedisKeys, String> {
+    /// `flag`: the option that needs Redis, named in the error.
+    pub(crate) fn connect(url: &str, prefix: &str, flag: &str) -> Result<RedisKeys, String> {
         let unreachable = |error: redis::RedisError| {
             format!(
-                "--cluster needs Redis at {url} and cannot reach it ({error}); start it \
+                "{flag} needs Redis at {url} and cannot reach it ({error}); start it \
                  (e.g. `redis-server --daemonize yes`) or name another with --redis-url"
             )
         };
@@ -269,7 +272,7 @@ impl RedisKeys {
     }
 
     /// SCAN for `<prefix>:*`, DEL what it finds.
-    fn delete(&mut self) -> Result<u64, String> {
+    pub(crate) fn delete(&mut self) -> Result<u64, String> {
         self.done = true;
         let pattern = format!("{}:*", self.prefix);
         let failed = |error: redis::RedisError| {

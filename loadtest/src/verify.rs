@@ -5,6 +5,7 @@
 
 use crate::admin::{ClusterView, ReadSummary, SaleStats};
 use crate::cli::READ_SAMPLE_MIN;
+use crate::conventional::Sold;
 use crate::outcome::Outcomes;
 use serde::Serialize;
 
@@ -271,6 +272,35 @@ fn outcomes_check(name: &str, outcomes: &Outcomes, expected: Expectations) -> Ch
 }
 
 /// A ceiling round must answer every request 201, or its rate means nothing.
+/// The checks of one round against the conventional design: Redis's
+/// counts against the 201s (every request of the stream asks for one unit).
+pub fn verify_conventional(
+    label: &str,
+    outcomes: &Outcomes,
+    sold: Sold,
+    stock: u64,
+    expected: Expectations,
+) -> Vec<Check> {
+    let named = |what: &str| format!("{label}: {what}");
+    vec![
+        check(
+            &named("stock not oversold"),
+            sold.units <= stock,
+            format!("Redis sold {} <= stock {stock}", sold.units),
+        ),
+        check(
+            &named("Redis matches the 201s"),
+            sold.units == outcomes.reserved && sold.buyer_units == outcomes.reserved,
+            format!(
+                "units sold {}, buyers hold {}; 201s answered = {}",
+                sold.units, sold.buyer_units, outcomes.reserved
+            ),
+        ),
+        errors_check(&named("no errors"), outcomes),
+        outcomes_check(&named("only expected outcomes"), outcomes, expected),
+    ]
+}
+
 pub fn verify_ceiling(label: &str, outcomes: &Outcomes) -> Check {
     let clean = outcomes.errors == 0 && outcomes.reserved == outcomes.total();
     check(
@@ -299,6 +329,34 @@ mod tests {
             sold_out,
             ..Outcomes::default()
         }
+    }
+
+    fn failed_names(checks: &[Check]) -> Vec<&str> {
+        checks
+            .iter()
+            .filter(|check| !check.passed)
+            .map(|check| check.name.as_str())
+            .collect()
+    }
+
+    #[test]
+    fn a_conventional_round_passes_only_when_redis_counts_every_201_once() {
+        let sold = |units, buyer_units| Sold { units, buyer_units };
+        let clean = verify_conventional("c", &outcomes(90, 10), sold(90, 90), 90, FLASH);
+        assert!(failed_names(&clean).is_empty(), "{clean:#?}");
+        // Units sold the tool never heard of, a buyer's count lost, an oversell.
+        let extra = verify_conventional("c", &outcomes(90, 10), sold(91, 91), 100, FLASH);
+        assert_eq!(failed_names(&extra), ["c: Redis matches the 201s"]);
+        let lost = verify_conventional("c", &outcomes(90, 10), sold(90, 89), 100, FLASH);
+        assert_eq!(failed_names(&lost), ["c: Redis matches the 201s"]);
+        let oversold = verify_conventional("c", &outcomes(91, 0), sold(91, 91), 90, FLASH);
+        assert_eq!(failed_names(&oversold), ["c: stock not oversold"]);
+        let errors = Outcomes {
+            errors: 1,
+            ..outcomes(90, 0)
+        };
+        let failed = verify_conventional("c", &errors, sold(90, 90), 100, FLASH);
+        assert_eq!(failed_names(&failed), ["c: no errors"]);
     }
 
     fn stats(stock: u64, reserved: u64, paid: u64) -> SaleStats {

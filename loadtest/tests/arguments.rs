@@ -1,7 +1,7 @@
 //! The command line: every scenario parses with its defaults, and bad or
 //! conflicting arguments are refused with a message naming them.
 
-use flashgate_loadtest::plan::{ClusterPlan, Length, Plan, Scenario, TargetPlan};
+use flashgate_loadtest::plan::{ClusterPlan, ConventionalPlan, Length, Plan, Scenario, TargetPlan};
 use flashgate_loadtest::report::RoundKind;
 use flashgate_loadtest::scenario::sequence;
 
@@ -212,6 +212,73 @@ fn cluster_starts_n_nodes_on_the_local_redis_beside_the_single_node() {
 }
 
 #[test]
+fn conventional_runs_after_each_gateway_round_on_the_local_redis() {
+    assert_eq!(plan(&["flash"]).unwrap().conventional, None);
+    let conventional = plan(&["flash", "--conventional"]).unwrap();
+    assert_eq!(
+        conventional.conventional,
+        Some(ConventionalPlan {
+            redis_url: "redis://127.0.0.1:6379/".into()
+        })
+    );
+    assert_eq!(
+        sequence(&conventional),
+        [
+            RoundKind::Ceiling,
+            RoundKind::Flashgate,
+            RoundKind::Conventional,
+            RoundKind::Ceiling
+        ],
+        "ceiling / flashgate / conventional / ceiling"
+    );
+    let two = plan(&[
+        "spread",
+        "--conventional",
+        "--redis-url",
+        "redis://10.0.0.5:6380/2",
+        "--rounds",
+        "2",
+    ])
+    .unwrap();
+    assert_eq!(
+        two.conventional,
+        Some(ConventionalPlan {
+            redis_url: "redis://10.0.0.5:6380/2".into()
+        })
+    );
+    assert_eq!(
+        sequence(&two),
+        [
+            RoundKind::Ceiling,
+            RoundKind::Flashgate,
+            RoundKind::Conventional,
+            RoundKind::Ceiling,
+            RoundKind::Flashgate,
+            RoundKind::Conventional,
+            RoundKind::Ceiling
+        ]
+    );
+    let json = serde_json::to_value(&two).unwrap();
+    assert_eq!(json["conventional"]["redis_url"], "redis://10.0.0.5:6380/2");
+}
+
+#[test]
+fn conventional_arguments_that_cannot_work_are_refused() {
+    refused(
+        &["flash", "--conventional", "--cluster", "3"],
+        "cannot be used with",
+    );
+    for scenario in ["soldout", "pay", "holds"] {
+        refused(&[scenario, "--conventional"], "flash and spread");
+    }
+    refused(&["ceiling", "--conventional"], "--conventional");
+    refused(
+        &["flash", "--conventional", "--redis-url", "127.0.0.1:6379"],
+        "redis://",
+    );
+}
+
+#[test]
 fn cluster_arguments_that_cannot_work_are_refused() {
     refused(&["flash", "--cluster", "0"], "--cluster");
     refused(&["flash", "--cluster", "17"], "--cluster");
@@ -332,6 +399,31 @@ fn the_binary_exits_2_on_bad_arguments_and_on_a_gateway_that_is_not_there() {
     assert_eq!(missing.status.code(), Some(2));
     assert!(
         String::from_utf8_lossy(&missing.stderr).contains("cannot start /nonexistent/flashgate")
+    );
+}
+
+#[test]
+fn the_binary_exits_2_when_the_conventional_redis_is_not_there() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("a free port")
+        .port();
+    let redis_url = format!("redis://127.0.0.1:{port}/");
+    let absent = binary(&[
+        "flash",
+        "--conventional",
+        "--redis-url",
+        &redis_url,
+        "--spawn",
+        "/nonexistent/flashgate",
+        "--requests",
+        "10",
+    ]);
+    assert_eq!(absent.status.code(), Some(2));
+    let message = String::from_utf8_lossy(&absent.stderr);
+    assert!(
+        message.contains(&format!("--conventional needs Redis at {redis_url}")),
+        "{message}"
     );
 }
 

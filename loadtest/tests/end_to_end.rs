@@ -102,6 +102,62 @@ async fn a_small_flash_run_passes_its_verification_and_reports_the_ratio() {
     gateway.shutdown().await;
 }
 
+/// Needs the Redis at 127.0.0.1:6379 (as the cluster tests do); its keys
+/// are the run's own and are gone afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_conventional_design_runs_the_same_stream_and_sells_exactly_its_stock() {
+    let (gateway, _scratch, sim_url) = gateway("conventional").await;
+    let url = format!("http://{}", gateway.local_addr);
+    // 300 requests of 200 buyers for 150 units: 201s, SOLD_OUT and
+    // LIMIT_EXCEEDED all come.
+    let report = run(args(&format!(
+        "flash --url {url} --sim-url {sim_url} --conventional --requests 300 --buyers 200 \
+         --stock 150 --connections 4 --ceiling-threads 1"
+    )))
+    .await;
+    let failures: Vec<_> = report.verification.failures().collect();
+    assert!(report.verification.passed, "{failures:#?}");
+    let kinds: Vec<RoundKind> = report.rounds.iter().map(|round| round.kind).collect();
+    assert_eq!(
+        kinds,
+        [
+            RoundKind::Ceiling,
+            RoundKind::Flashgate,
+            RoundKind::Conventional,
+            RoundKind::Ceiling
+        ]
+    );
+    let round = &report.rounds[2];
+    let o = &round.outcomes;
+    assert_eq!((o.reserved, o.errors, o.shed), (150, 0, 0), "{o:?}");
+    assert_eq!(o.reserved + o.sold_out + o.limit, 300, "{o:?}");
+    assert!(o.limit > 0, "repeated buyers meet their limit: {o:?}");
+    let detail = round.conventional.as_ref().expect("Redis's counts");
+    assert_eq!((detail.units_sold, detail.buyer_units), (150, 150));
+    assert_eq!(
+        report.rounds[1].outcomes.reserved, 150,
+        "flashgate sold the same"
+    );
+    let summary = report.conventional.as_ref().expect("the comparison");
+    assert_eq!(
+        summary.keys_deleted,
+        Some(2),
+        "the SKU's stock and its buyers"
+    );
+    assert!(summary.conventional_to_ceiling.unwrap() > 0.0);
+    assert!(summary.flashgate_to_conventional.unwrap() > 0.0);
+    let mut redis = redis::Client::open(summary.redis_url.as_str())
+        .and_then(|client| client.get_connection())
+        .expect("the Redis the run used");
+    let left: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("{}:*", summary.key_prefix))
+        .query(&mut redis)
+        .unwrap();
+    assert!(left.is_empty(), "keys left behind: {left:?}");
+    assert!(report.render().contains("flashgate / conventional = "));
+    gateway.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn winners_pay_through_the_simulator_and_the_stats_show_it() {
     let (gateway, _scratch, sim_url) = gateway("pay").await;
