@@ -44,6 +44,15 @@ for durability in fsync none; do
     run "flash-cluster3-64-$durability" flash --cluster 3 --connections 64 --durability "$durability" \
         --rounds 2 --seconds 5
 done
+# The conventional design (hyper + one Redis Lua reservation per order, no
+# token check, no durable write) on the same stream, beside flashgate and
+# the ceiling (needs the Redis of --redis-url, default 127.0.0.1:6379).
+for durability in fsync none; do
+    for connections in 64 512; do
+        run "flash-conventional-$connections-$durability" flash --conventional \
+            --connections "$connections" --durability "$durability" --rounds 2 --seconds 5
+    done
+done
 # Open loop at a fixed rate: latency from each request's due time.
 run "flash-64-fsync-rate5000" flash --connections 64 --durability fsync --rate 5000
 run "holds-1m-fsync" holds --requests 1000000 --connections 64 --durability fsync
