@@ -732,7 +732,6 @@ fn cluster_summary(
     let cluster = mean_rate(rounds, RoundKind::Cluster);
     let single = mean_rate(rounds, RoundKind::Flashgate);
     let ceiling = mean_rate(rounds, RoundKind::Ceiling);
-    let divide = |a: Option<f64>, b: Option<f64>| Some(a? / b?).filter(|r| r.is_finite());
     let mean_reserved = |kind: RoundKind| {
         let rates: Vec<f64> = rounds
             .iter()
@@ -762,6 +761,12 @@ fn cluster_summary(
     }
 }
 
+/// `a / b` when both are known and the quotient is a number.
+fn divide(a: Option<f64>, b: Option<f64>) -> Option<f64> {
+    Some(a? / b?).filter(|r| r.is_finite())
+}
+
+/// The conventional design beside flashgate and the ceiling of the same run.
 fn conventional_summary(
     rounds: &[RoundReport],
     redis_url: String,
@@ -771,7 +776,6 @@ fn conventional_summary(
     let conventional = mean_rate(rounds, RoundKind::Conventional);
     let flashgate = mean_rate(rounds, RoundKind::Flashgate);
     let ceiling = mean_rate(rounds, RoundKind::Ceiling);
-    let divide = |a: Option<f64>, b: Option<f64>| Some(a? / b?).filter(|r| r.is_finite());
     ConventionalSummary {
         redis_url,
         key_prefix,

@@ -403,52 +403,27 @@ fn the_binary_exits_2_on_bad_arguments_and_on_a_gateway_that_is_not_there() {
 }
 
 #[test]
-fn the_binary_exits_2_when_the_conventional_redis_is_not_there() {
+fn the_binary_exits_2_when_the_redis_of_cluster_or_conventional_is_not_there() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|listener| listener.local_addr())
         .expect("a free port")
         .port();
     let redis_url = format!("redis://127.0.0.1:{port}/");
-    let absent = binary(&[
-        "flash",
-        "--conventional",
-        "--redis-url",
-        &redis_url,
-        "--spawn",
-        "/nonexistent/flashgate",
-        "--requests",
-        "10",
-    ]);
-    assert_eq!(absent.status.code(), Some(2));
-    let message = String::from_utf8_lossy(&absent.stderr);
-    assert!(
-        message.contains(&format!("--conventional needs Redis at {redis_url}")),
-        "{message}"
-    );
-}
-
-#[test]
-fn the_binary_exits_2_when_the_clusters_redis_is_not_there() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port();
-    let redis_url = format!("redis://127.0.0.1:{port}/");
-    let absent = binary(&[
-        "flash",
-        "--cluster",
-        "3",
-        "--redis-url",
-        &redis_url,
-        "--spawn",
-        "/nonexistent/flashgate",
-        "--requests",
-        "10",
-    ]);
-    assert_eq!(absent.status.code(), Some(2));
-    let message = String::from_utf8_lossy(&absent.stderr);
-    assert!(
-        message.contains(&format!("--cluster needs Redis at {redis_url}")),
-        "{message}"
-    );
+    for needs_redis in [&["--cluster", "3"][..], &["--conventional"][..]] {
+        let mut args = vec!["flash"];
+        args.extend_from_slice(needs_redis);
+        args.extend_from_slice(&[
+            "--redis-url",
+            &redis_url,
+            "--spawn",
+            "/nonexistent/flashgate",
+            "--requests",
+            "10",
+        ]);
+        let absent = binary(&args);
+        assert_eq!(absent.status.code(), Some(2), "{args:?}");
+        let message = String::from_utf8_lossy(&absent.stderr);
+        let expected = format!("{} needs Redis at {redis_url}", needs_redis[0]);
+        assert!(message.contains(&expected), "{message}");
+    }
 }

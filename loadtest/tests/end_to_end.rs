@@ -48,6 +48,13 @@ async fn run(args: Vec<String>) -> Report {
         .expect("the run completes")
 }
 
+/// The kinds of the run's rounds, once its verification passed.
+fn kinds_of_a_verified_run(report: &Report) -> Vec<RoundKind> {
+    let failures: Vec<_> = report.verification.failures().collect();
+    assert!(report.verification.passed, "{failures:#?}");
+    report.rounds.iter().map(|round| round.kind).collect()
+}
+
 fn args(text: &str) -> Vec<String> {
     text.split_whitespace().map(str::to_owned).collect()
 }
@@ -60,11 +67,8 @@ async fn a_small_flash_run_passes_its_verification_and_reports_the_ratio() {
         "flash --url {url} --sim-url {sim_url} --requests 200 --connections 4 --ceiling-threads 1"
     )))
     .await;
-    let failures: Vec<_> = report.verification.failures().collect();
-    assert!(report.verification.passed, "{failures:#?}");
-    let kinds: Vec<RoundKind> = report.rounds.iter().map(|round| round.kind).collect();
     assert_eq!(
-        kinds,
+        kinds_of_a_verified_run(&report),
         [RoundKind::Ceiling, RoundKind::Flashgate, RoundKind::Ceiling]
     );
     let flash = &report.rounds[1];
@@ -115,11 +119,8 @@ async fn the_conventional_design_runs_the_same_stream_and_sells_exactly_its_stoc
          --stock 150 --connections 4 --ceiling-threads 1"
     )))
     .await;
-    let failures: Vec<_> = report.verification.failures().collect();
-    assert!(report.verification.passed, "{failures:#?}");
-    let kinds: Vec<RoundKind> = report.rounds.iter().map(|round| round.kind).collect();
     assert_eq!(
-        kinds,
+        kinds_of_a_verified_run(&report),
         [
             RoundKind::Ceiling,
             RoundKind::Flashgate,
