@@ -111,7 +111,7 @@ impl Conventional {
             let cell = Arc::clone(&cell);
             async move {
                 match cell.get() {
-                    Some(shop) => answer(Arc::clone(shop), request).await,
+                    Some(shop) => answer(shop, request).await,
                     None => Ok(error(StatusCode::SERVICE_UNAVAILABLE, "NOT_READY")),
                 }
             }
@@ -125,12 +125,12 @@ impl Conventional {
             })
             .await?
             .map_err(|error| format!("--conventional: Redis at {redis_url}: {error}"))?;
-        let shop = Arc::new(Shop {
+        let shop = Shop {
             connection,
             reserve: Script::new(RESERVE),
             key_prefix: prefix,
             per_user_limit,
-        });
+        };
         waiting
             .set(shop)
             .map_err(|_| "internal: the conventional endpoint was set up twice".to_owned())?;
@@ -214,7 +214,7 @@ pub fn parse_cpu_seconds(info: &str) -> Option<f64> {
 }
 
 async fn answer(
-    shop: Arc<Shop>,
+    shop: &Shop,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     // The buyer: the token's payload as sent, not verified.
