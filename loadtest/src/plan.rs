@@ -278,13 +278,7 @@ fn resolve_cluster(scenario: Scenario, target: &TargetArgs) -> Result<Option<Clu
         }
         return Ok(None);
     };
-    if !matches!(scenario, Scenario::Flash | Scenario::Spread) {
-        return Err(format!(
-            "--cluster runs the flash and spread scenarios, not {}",
-            scenario.name()
-        ));
-    }
-    let redis_url = redis_url(target, "--cluster")?;
+    let redis_url = redis_url(scenario, target, "--cluster")?;
     if let Some((key, _)) = target
         .gateway_env
         .iter()
@@ -304,18 +298,20 @@ fn resolve_conventional(
     if !target.conventional {
         return Ok(None);
     }
-    if !matches!(scenario, Scenario::Flash | Scenario::Spread) {
-        return Err(format!(
-            "--conventional runs the flash and spread scenarios, not {}",
-            scenario.name()
-        ));
-    }
-    let redis_url = redis_url(target, "--conventional")?;
+    let redis_url = redis_url(scenario, target, "--conventional")?;
     Ok(Some(ConventionalPlan { redis_url }))
 }
 
-/// `--redis-url`, or the default: one Redis, by a `redis://` URL.
-fn redis_url(target: &TargetArgs, flag: &str) -> Result<String, String> {
+/// The Redis of `flag` (`--cluster`, `--conventional`): `--redis-url`, or
+/// the default; one Redis, by a `redis://` URL. Both run the flash and
+/// spread scenarios only.
+fn redis_url(scenario: Scenario, target: &TargetArgs, flag: &str) -> Result<String, String> {
+    if !matches!(scenario, Scenario::Flash | Scenario::Spread) {
+        return Err(format!(
+            "{flag} runs the flash and spread scenarios, not {}",
+            scenario.name()
+        ));
+    }
     let redis_url = target
         .redis_url
         .clone()

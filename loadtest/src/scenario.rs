@@ -131,30 +131,16 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
             detail: problem,
         }]);
     }
-    let keys_deleted = match cluster_closed {
-        Some(Ok(deleted)) => Some(deleted),
-        Some(Err(problem)) => {
-            verification.push([Check {
-                name: "cluster nodes stopped and their Redis keys deleted".into(),
-                passed: false,
-                detail: problem,
-            }]);
-            None
-        }
-        None => None,
-    };
-    let conventional_deleted = match conventional_closed {
-        Some(Ok(deleted)) => Some(deleted),
-        Some(Err(problem)) => {
-            verification.push([Check {
-                name: "conventional endpoint stopped and its Redis keys deleted".into(),
-                passed: false,
-                detail: problem,
-            }]);
-            None
-        }
-        None => None,
-    };
+    let keys_deleted = deleted_keys(
+        cluster_closed,
+        "cluster nodes stopped and their Redis keys deleted",
+        &mut verification,
+    );
+    let conventional_deleted = deleted_keys(
+        conventional_closed,
+        "conventional endpoint stopped and its Redis keys deleted",
+        &mut verification,
+    );
     let conventional = conventional_info.map(|(redis_url, key_prefix)| {
         conventional_summary(&rounds, redis_url, key_prefix, conventional_deleted)
     });
@@ -187,6 +173,25 @@ pub async fn run(plan: Plan) -> Result<Report, String> {
         rss,
         verification,
     })
+}
+
+/// The keys a clean-up deleted; a failed clean-up is a failed check.
+fn deleted_keys(
+    closed: Option<Result<u64, String>>,
+    check_name: &str,
+    verification: &mut Verification,
+) -> Option<u64> {
+    match closed? {
+        Ok(deleted) => Some(deleted),
+        Err(problem) => {
+            verification.push([Check {
+                name: check_name.into(),
+                passed: false,
+                detail: problem,
+            }]);
+            None
+        }
+    }
 }
 
 fn build_streams(plan: &Plan) -> Streams {
